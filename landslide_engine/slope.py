@@ -1,0 +1,135 @@
+"""Slope in degrees from a DEM, with Horn's (1981) 3x3 finite differences.
+
+Landslide4Sense band B13 is slope in degrees derived from the ALOS PALSAR DEM.
+Analysts often have only the DEM, so the engine derives slope itself. Horn's
+method is what GDAL, QGIS and ArcGIS use, so our slope matches theirs.
+
+DEMs in geographic coordinates (degrees) are common (SRTM, Copernicus GLO-30).
+There the pixel size in metres differs between x and y and shrinks with latitude,
+so the step sizes are computed per row on the WGS84 ellipsoid instead of using a
+single scale factor, which would be wrong by tens of percent away from the equator.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+# WGS84 ellipsoid
+_A = 6378137.0
+_E2 = 6.69437999014e-3
+
+
+def metres_per_degree(lat_deg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Length of one degree of longitude and of latitude, in metres, at ``lat_deg``."""
+    lat = np.radians(lat_deg)
+    sin2 = np.sin(lat) ** 2
+    denom = np.sqrt(1.0 - _E2 * sin2)
+    per_lon = (math.pi / 180.0) * _A * np.cos(lat) / denom
+    per_lat = (math.pi / 180.0) * _A * (1.0 - _E2) / denom**3
+    return per_lon, per_lat
+
+
+def horn_slope(
+    dem: np.ndarray,
+    xres: float | np.ndarray,
+    yres: float | np.ndarray,
+    nodata_mask: np.ndarray | None = None,
+) -> np.ndarray:
+    """Slope in degrees of ``dem`` (2-D, metres) with pixel sizes in metres.
+
+    ``xres``/``yres`` may be scalars or per-row column vectors (geographic DEMs).
+    Neighbours outside the raster or on nodata take the centre value; nodata
+    pixels themselves are NaN.
+    """
+    z = np.asarray(dem, dtype=np.float64)
+    invalid = ~np.isfinite(z)
+    if nodata_mask is not None:
+        invalid |= nodata_mask
+    zc = np.where(invalid, np.nan, z)
+    zp = np.pad(zc, 1, mode="constant", constant_values=np.nan)
+
+    def neighbour(dr: int, dc: int) -> np.ndarray:
+        # A neighbour outside the raster or on nodata takes the centre's value, so edges
+        # and pixels next to nodata get a slope instead of a one-pixel hole. Inside the
+        # raster the result is identical to gdaldem/QGIS slope.
+        n = zp[1 + dr : zp.shape[0] - 1 + dr, 1 + dc : zp.shape[1] - 1 + dc]
+        return np.where(np.isnan(n), zc, n)
+
+    a, b, c = neighbour(-1, -1), neighbour(-1, 0), neighbour(-1, 1)
+    d, f = neighbour(0, -1), neighbour(0, 1)
+    g, h, i = neighbour(1, -1), neighbour(1, 0), neighbour(1, 1)
+    dzdx = ((c + 2 * f + i) - (a + 2 * d + g)) / (8.0 * np.asarray(xres))
+    dzdy = ((g + 2 * h + i) - (a + 2 * b + c)) / (8.0 * np.asarray(yres))
+    slope = np.degrees(np.arctan(np.hypot(dzdx, dzdy)))
+    slope[invalid] = np.nan
+    return slope.astype(np.float32)
+
+
+def slope_for_grid(
+    dem: np.ndarray,
+    transform,
+    is_geographic: bool,
+    row_offset: int = 0,
+    nodata_mask: np.ndarray | None = None,
+) -> np.ndarray:
+    """Slope of a DEM block whose first row is ``row_offset`` rows into ``transform``.
+
+    For projected CRSs the pixel size comes straight from the affine transform;
+    for geographic ones it is converted to metres at each row's latitude.
+    """
+    if transform.b != 0 or transform.d != 0:
+        raise ValueError("rotated DEM grids are not supported; warp the DEM to a north-up grid first")
+    xres, yres = abs(transform.a), abs(transform.e)
+    if is_geographic:
+        rows = np.arange(dem.shape[0]) + row_offset + 0.5
+        lat = transform.f + rows * transform.e
+        per_lon, per_lat = metres_per_degree(lat)
+        return horn_slope(dem, (xres * per_lon)[:, None], (yres * per_lat)[:, None], nodata_mask)
+    return horn_slope(dem, xres, yres, nodata_mask)
+
+
+def write_slope(dem_path: str | Path, out_path: str | Path, block_rows: int = 1024, progress=None) -> Path:
+    """Write the slope of ``dem_path`` (degrees, float32 GeoTIFF, same grid) to ``out_path``.
+
+    Processes the DEM in row blocks with a one-row halo, so memory stays bounded
+    for DEMs of any size, and writes atomically.
+    """
+    import rasterio
+    from rasterio.windows import Window
+
+    from landslide_engine.rasterio_io import atomic_output, open_raster
+
+    out_nodata = -9999.0
+    with open_raster(dem_path, what="DEM") as src:
+        profile = src.profile.copy()
+        profile.update(
+            driver="GTiff",
+            count=1,
+            dtype="float32",
+            nodata=out_nodata,
+            compress="deflate",
+            tiled=True,
+            blockxsize=256,
+            blockysize=256,
+        )
+        profile.pop("photometric", None)
+        geographic = bool(src.crs and src.crs.is_geographic)
+        h = src.height
+        with atomic_output(out_path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+            dst.set_band_description(1, "slope_deg")
+            for r0 in range(0, h, block_rows):
+                r1 = min(h, r0 + block_rows)
+                h0, h1 = max(0, r0 - 1), min(h, r1 + 1)
+                win = Window(0, h0, src.width, h1 - h0)
+                block = src.read(1, window=win, masked=True)
+                dem = block.filled(np.nan).astype(np.float64)
+                slope = slope_for_grid(dem, src.transform, geographic, row_offset=h0)
+                slope = slope[r0 - h0 : r0 - h0 + (r1 - r0)]
+                slope = np.where(np.isfinite(slope), slope, out_nodata).astype(np.float32)
+                dst.write(slope, 1, window=Window(0, r0, src.width, r1 - r0))
+                if progress is not None:
+                    progress(100.0 * r1 / h)
+    return Path(out_path)

@@ -1,0 +1,46 @@
+"""The provider registers inside QGIS (pytest-qgis) and its algorithms run via processing.run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.crs import CRS
+from rasterio.transform import from_origin
+
+
+@pytest.fixture(scope="module")
+def provider(qgis_app, qgis_processing):
+    from qgis.core import QgsApplication
+
+    from landslide_qgis.processing.provider import LandslideProvider
+
+    prov = LandslideProvider()
+    assert QgsApplication.processingRegistry().addProvider(prov)
+    yield prov
+    QgsApplication.processingRegistry().removeProvider(prov)
+
+
+def test_provider_lists_slope(provider):
+    ids = {alg.id() for alg in provider.algorithms()}
+    assert "landslide:slope" in ids
+
+
+def test_slope_via_processing_run(provider, tmp_path):
+    import processing
+
+    dem = (np.arange(20)[:, None].repeat(25, 1) * 5.0).astype(np.float32)  # 5 m per 10 m row
+    t = from_origin(10.0, 50.0, 1 / 3600, 1 / 3600)  # geographic grid
+    src = tmp_path / "dem.tif"
+    with rasterio.open(
+        src, "w", driver="GTiff", width=25, height=20, count=1, dtype="float32", crs=CRS.from_epsg(4326), transform=t
+    ) as dst:
+        dst.write(dem, 1)
+    out = tmp_path / "slope.tif"
+    res = processing.run("landslide:slope", {"DEM": str(src), "OUTPUT": str(out)})
+    assert res["OUTPUT"] == str(out)
+    with rasterio.open(out) as s:
+        assert s.crs == CRS.from_epsg(4326)
+        centre = s.read(1)[10, 12]
+    # one arc-second of latitude is ~30.9 m, so the slope is atan(5/30.9) ~ 9.2 deg, not atan(5/1/3600)
+    assert 8.5 < centre < 10.0

@@ -1,0 +1,62 @@
+"""The packaged plugin zip loads in qgis_process.bin and its algorithms run there."""
+
+from __future__ import annotations
+
+import zipfile
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.crs import CRS
+from rasterio.transform import from_origin
+
+from tests.qgis_helpers import QGIS_PROCESS, build_plugin_zip, qgis_process_env, run_json, run_qgis_process
+
+pytestmark = pytest.mark.skipif(not __import__("os").path.exists(QGIS_PROCESS), reason="qgis_process.bin not installed")
+
+
+@pytest.fixture(scope="module")
+def installed_plugin(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("qgis_process")
+    zip_path = build_plugin_zip(tmp)
+    plugins = tmp / "plugins"
+    with zipfile.ZipFile(zip_path) as zf:
+        names = zf.namelist()
+        zf.extractall(plugins)
+    env = qgis_process_env(plugins, tmp / "profile")
+    proc = run_qgis_process(["plugins", "enable", "landslide_qgis"], env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return env, names
+
+
+def test_zip_has_qgis_layout(installed_plugin):
+    _, names = installed_plugin
+    assert "landslide_qgis/metadata.txt" in names
+    assert "landslide_qgis/__init__.py" in names
+    assert "landslide_qgis/landslide_engine/slope.py" in names
+    assert not any("__pycache__" in n for n in names)
+
+
+def test_provider_and_slope_listed(installed_plugin):
+    env, _ = installed_plugin
+    proc = run_qgis_process(["list"], env)
+    assert proc.returncode == 0
+    assert "landslide:slope" in proc.stdout
+
+
+def test_slope_runs_through_qgis_process(installed_plugin, tmp_path):
+    env, _ = installed_plugin
+    xx = np.arange(40)[None, :].repeat(30, 0).astype(np.float32)
+    dem = xx * 10.0  # 10 m pixels rising 10 m per pixel: 45 degrees
+    t = from_origin(300000, 5000000, 10, 10)
+    src = tmp_path / "dem.tif"
+    with rasterio.open(
+        src, "w", driver="GTiff", width=40, height=30, count=1, dtype="float32", crs=CRS.from_epsg(32633), transform=t
+    ) as dst:
+        dst.write(dem, 1)
+    out = tmp_path / "slope.tif"
+    result = run_json(["run", "landslide:slope", "--", f"DEM={src}", f"OUTPUT={out}"], env)
+    assert result["results"]["OUTPUT"] == str(out)
+    with rasterio.open(out) as s:
+        assert s.crs == CRS.from_epsg(32633) and s.transform == t and s.shape == (30, 40)
+        assert np.allclose(s.read(1)[1:-1, 1:-1], 45.0, atol=1e-3)

@@ -1,0 +1,108 @@
+"""Slope (Horn) against hand-computed values, GDAL, and geographic grids."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.crs import CRS
+from rasterio.transform import from_origin
+
+from landslide_engine.errors import InputError
+from landslide_engine.slope import horn_slope, metres_per_degree, slope_for_grid, write_slope
+
+
+def test_horn_center_pixel_matches_hand_computation():
+    # Window a..i = 50 45 50 / 30 30 30 / 8 10 10, cell 5 m (ESRI's worked example).
+    dem = np.array([[50, 45, 50], [30, 30, 30], [8, 10, 10]], dtype=float)
+    # dz/dx = ((50 + 60 + 10) - (50 + 60 + 8)) / (8*5) = 2/40 = 0.05
+    # dz/dy = ((8 + 20 + 10) - (50 + 90 + 50)) / (8*5) = -152/40 = -3.8
+    expected = math.degrees(math.atan(math.hypot(0.05, -3.8)))
+    assert horn_slope(dem, 5.0, 5.0)[1, 1] == pytest.approx(expected, abs=1e-4)
+
+
+def test_plane_gives_constant_slope_everywhere_including_edges():
+    yy, xx = np.mgrid[0:20, 0:30].astype(float)
+    dem = 0.3 * xx * 10 + 0.4 * yy * 10  # 10 m pixels, gradient 0.5
+    s = horn_slope(dem, 10.0, 10.0)
+    assert np.allclose(s[1:-1, 1:-1], math.degrees(math.atan(0.5)), atol=1e-4)
+    # edges replicate, so they see half the gradient across the border but never NaN
+    assert np.isfinite(s).all()
+
+
+def test_nodata_stays_nodata_and_neighbours_use_centre_value():
+    dem = np.full((7, 7), 100.0)
+    dem[3, 3] = -9999.0
+    mask = dem == -9999.0
+    s = horn_slope(dem, 10, 10, mask)
+    assert np.isnan(s[3, 3]) and np.count_nonzero(np.isnan(s)) == 1
+    # the -9999 never leaks into the neighbours' gradient
+    assert np.allclose(s[~np.isnan(s)], 0.0)
+
+
+@pytest.mark.parametrize("lat", [0.0, 45.0, 60.0])
+def test_geographic_grid_uses_metres_per_row(lat):
+    res = 1 / 3600  # one arc-second
+    per_lon, _ = metres_per_degree(np.array([lat]))
+    h, w = 9, 9
+    cols = np.arange(w)[None, :].repeat(h, 0)
+    dem = 0.2 * cols * res * per_lon[0]  # rises 0.2 m per metre eastwards
+    t = from_origin(10.0, lat + h / 2 * res, res, res)
+    s = slope_for_grid(dem, t, is_geographic=True)
+    assert s[4, 4] == pytest.approx(math.degrees(math.atan(0.2)), rel=2e-3)
+    # Treating degrees as metres would give a near-vertical slope; make sure we did not.
+    assert s[4, 4] < 20
+
+
+def test_metres_per_degree_matches_known_values():
+    per_lon, per_lat = metres_per_degree(np.array([0.0, 60.0]))
+    assert per_lon[0] == pytest.approx(111319.5, rel=1e-4)
+    assert per_lon[1] == pytest.approx(55800.0, rel=2e-3)
+    assert per_lat[0] == pytest.approx(110574.3, rel=1e-4)
+
+
+def _write(path, arr, crs, transform, nodata=None):
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        height=arr.shape[0],
+        width=arr.shape[1],
+        count=1,
+        dtype=arr.dtype,
+        crs=crs,
+        transform=transform,
+        nodata=nodata,
+    ) as dst:
+        dst.write(arr, 1)
+
+
+def test_write_slope_matches_gdaldem_and_keeps_grid(tmp_path):
+    from osgeo import gdal
+
+    rng = np.random.default_rng(0)
+    dem = (rng.normal(size=(300, 200)).cumsum(0).cumsum(1) * 0.5 + 500).astype(np.float32)
+    dem[100, 50] = -32768
+    t = from_origin(500000, 4200000, 12.5, 12.5)
+    src = tmp_path / "dem.tif"
+    _write(src, dem, CRS.from_epsg(32645), t, nodata=-32768)
+    out = write_slope(src, tmp_path / "slope.tif", block_rows=64)  # several blocks: halos must line up
+    gd = tmp_path / "gdal.tif"
+    gdal.DEMProcessing(str(gd), str(src), "slope", computeEdges=True, alg="Horn")
+    with rasterio.open(out) as a, rasterio.open(gd) as b:
+        assert a.crs == CRS.from_epsg(32645) and a.transform == t and a.shape == dem.shape
+        ours, ref = a.read(1, masked=True), b.read(1, masked=True)
+        interior = np.zeros(dem.shape, bool)
+        interior[1:-1, 1:-1] = True
+        interior[99:102, 49:52] = False  # edges and nodata neighbours use their own fill rule
+        assert np.abs(ours[interior] - ref[interior]).max() < 1e-3
+        assert ours.mask[100, 50] and not ours.mask[0, 0]
+        assert ours.mask.sum() == 1
+
+
+def test_missing_dem_names_the_file(tmp_path):
+    with pytest.raises(InputError, match=r"nope\.tif"):
+        write_slope(tmp_path / "nope.tif", tmp_path / "s.tif")
+    assert not (tmp_path / "s.tif").exists()
