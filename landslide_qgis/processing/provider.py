@@ -7,12 +7,18 @@ import os
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
+from landslide_qgis import settings
+from landslide_qgis.processing.detect_algorithm import DetectAlgorithm
+from landslide_qgis.processing.predict_h5_algorithm import PredictH5Algorithm
 from landslide_qgis.processing.slope_algorithm import SlopeAlgorithm
+from landslide_qgis.processing.stack_algorithm import StackAlgorithm
 
 _ICON = os.path.join(os.path.dirname(os.path.dirname(__file__)), "icon.svg")
 
 
 class LandslideProvider(QgsProcessingProvider):
+    """Registers the algorithms and the plugin's Processing -> Options settings."""
+
     def id(self) -> str:
         return "landslide"
 
@@ -25,6 +31,15 @@ class LandslideProvider(QgsProcessingProvider):
     def icon(self) -> QIcon:
         return QIcon(_ICON)
 
+    def load(self) -> bool:
+        # settings first: the algorithms read their defaults (device, batch size, models folder) from them
+        settings.register(self.name())
+        self.refreshAlgorithms()
+        return True
+
+    def unload(self) -> None:
+        settings.unregister()
+
     def loadAlgorithms(self) -> None:
-        for alg in (SlopeAlgorithm(),):
+        for alg in (DetectAlgorithm(), SlopeAlgorithm(), StackAlgorithm(), PredictH5Algorithm()):
             self.addAlgorithm(alg)

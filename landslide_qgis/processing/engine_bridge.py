@@ -1,0 +1,83 @@
+"""How algorithms talk to the engine: callbacks, errors and model choices.
+
+The engine reports progress as ``progress(percent, message)`` and polls
+``cancelled()``; QGIS offers a ``QgsProcessingFeedback``. The engine raises
+``InputError`` with one actionable line, ``Cancelled`` when asked to stop, and
+``ImportError`` when QGIS's Python lacks a package; Processing expects a
+``QgsProcessingException``. This module is the only place these are translated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from qgis.core import QgsProcessingException, QgsProcessingFeedback
+
+from landslide_engine.errors import Cancelled, InputError
+from landslide_qgis import dependencies, settings
+
+CANCELLED_MESSAGE = "Cancelled: nothing was written."
+
+
+def engine_callbacks(feedback: QgsProcessingFeedback) -> tuple[Callable[[float, str], None], Callable[[], bool]]:
+    """``(progress, cancelled)`` callbacks for the engine that drive ``feedback``."""
+    last_message = [""]
+
+    def progress(percent: float, message: str = "") -> None:
+        feedback.setProgress(float(percent))
+        if message and message != last_message[0]:  # the engine repeats its stage name for every batch
+            last_message[0] = message
+            feedback.pushInfo(message)
+
+    return progress, feedback.isCanceled
+
+
+@contextlib.contextmanager
+def engine_errors() -> Iterator[None]:
+    """Re-raise the engine's errors as ``QgsProcessingException`` carrying their one-line message."""
+    try:
+        yield
+    except InputError as exc:
+        raise QgsProcessingException(str(exc)) from exc
+    except Cancelled as exc:
+        raise QgsProcessingException(CANCELLED_MESSAGE) from exc
+    except ImportError as exc:
+        missing = dependencies.missing_for_inference() or [
+            dependencies.Requirement(exc.name or str(exc), exc.name or str(exc), "this algorithm")
+        ]
+        raise QgsProcessingException(dependencies.missing_message(missing)) from exc
+
+
+def available_model_names() -> list[str]:
+    """Names of the built-in model and of the packages in the configured models folder.
+
+    Empty when the catalog cannot be read (missing packages, unreadable folder), so that
+    the Toolbox still lists the algorithms and the file parameter remains usable.
+    """
+    try:
+        from landslide_engine.models.catalog import list_models
+
+        return [info.name for info in list_models(extra_dirs=settings.models_folders())]
+    except (ImportError, InputError, OSError):
+        return []
+
+
+def resolve_model_path(name_or_path: str | None) -> Path:
+    """The package file for a catalog name, a file path, or None (the built-in model)."""
+    from landslide_engine.models.catalog import resolve_model
+
+    with engine_errors():
+        return resolve_model(name_or_path or None, extra_dirs=settings.models_folders())
+
+
+def all_model_paths() -> list[Path]:
+    """Every model the catalog lists, built-in first, for "run all models" modes."""
+    from landslide_engine.models.catalog import list_models
+
+    with engine_errors():
+        infos = list_models(extra_dirs=settings.models_folders())
+    if not infos:
+        raise QgsProcessingException("no models found: neither a built-in model nor packages in the models folder")
+    return [Path(info.path) for info in infos]

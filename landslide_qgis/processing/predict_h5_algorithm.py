@@ -1,0 +1,127 @@
+"""``landslide:predict_h5``: Landslide4Sense ``.h5`` patches through one model or all of them.
+
+For checking a model on the benchmark's own patches and comparing models side by side:
+per patch and model the engine's ``predict_h5`` writes the probabilities (.npy) and a
+three-panel PNG (true colour, probability, overlay).
+"""
+
+from __future__ import annotations
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingAlgorithm,
+    QgsProcessingException,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
+)
+
+from landslide_qgis import settings
+from landslide_qgis.processing.detect_algorithm import MODEL_FILE_FILTER
+from landslide_qgis.processing.engine_bridge import (
+    all_model_paths,
+    available_model_names,
+    engine_callbacks,
+    engine_errors,
+    resolve_model_path,
+)
+
+
+class PredictH5Algorithm(QgsProcessingAlgorithm):
+    FILES = "FILES"
+    MODEL = "MODEL"
+    MODEL_FILE = "MODEL_FILE"
+    ALL_MODELS = "ALL_MODELS"
+    DEVICE = "DEVICE"
+    BATCH_SIZE = "BATCH_SIZE"
+    OUTPUT_FOLDER = "OUTPUT_FOLDER"
+    N_FILES = "N_FILES"
+
+    def name(self) -> str:
+        return "predict_h5"
+
+    def displayName(self) -> str:
+        return "Predict Landslide4Sense .h5 patches"
+
+    def group(self) -> str:
+        return "Detection"
+
+    def groupId(self) -> str:
+        return "detection"
+
+    def shortHelpString(self) -> str:
+        return (
+            "Runs Landslide4Sense .h5 image patches (128×128×14, already scaled) through one model, or through "
+            "every available model to compare them side by side. For each patch and model it writes the "
+            "probabilities as .npy and a PNG with true colour, probability and overlay panels."
+        )
+
+    def createInstance(self) -> PredictH5Algorithm:
+        return PredictH5Algorithm()
+
+    def initAlgorithm(self, config=None) -> None:
+        self.addParameter(
+            QgsProcessingParameterMultipleLayers(self.FILES, "Landslide4Sense .h5 patches", QgsProcessing.TypeFile)
+        )
+        names = available_model_names()
+        model = QgsProcessingParameterEnum(
+            self.MODEL, "Model", options=names, defaultValue=names[0] if names else None, optional=True
+        )
+        model.setUsesStaticStrings(True)
+        self.addParameter(model)
+        self.addParameter(
+            QgsProcessingParameterFile(
+                self.MODEL_FILE, "Model package file (overrides Model)", fileFilter=MODEL_FILE_FILTER, optional=True
+            )
+        )
+        all_models = QgsProcessingParameterBoolean(self.ALL_MODELS, "Run every available model", False)
+        all_models.setHelp("The built-in model and every package in the models folder; Model is ignored.")
+        self.addParameter(all_models)
+        device = QgsProcessingParameterEnum(
+            self.DEVICE, "Device", options=list(settings.DEVICES), defaultValue=settings.default_device()
+        )
+        device.setUsesStaticStrings(True)
+        self.addParameter(device)
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                self.BATCH_SIZE, "Batch size", QgsProcessingParameterNumber.Integer, settings.batch_size(), minValue=1
+            )
+        )
+        self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, "Output folder"))
+        self.addOutput(QgsProcessingOutputNumber(self.N_FILES, "Files written"))
+
+    def processAlgorithm(self, parameters, context, feedback):
+        from pathlib import Path
+
+        from landslide_engine.h5predict import predict_h5
+
+        files = [Path(p) for p in self.parameterAsFileList(parameters, self.FILES, context)]
+        if not files:
+            raise QgsProcessingException("FILES: select at least one .h5 patch")
+        if self.parameterAsBool(parameters, self.ALL_MODELS, context):
+            models = all_model_paths()
+        else:
+            models = [
+                resolve_model_path(
+                    self.parameterAsFile(parameters, self.MODEL_FILE, context)
+                    or self.parameterAsEnumString(parameters, self.MODEL, context)
+                )
+            ]
+        out_dir = self.parameterAsString(parameters, self.OUTPUT_FOLDER, context)
+        progress, cancelled = engine_callbacks(feedback)
+        with engine_errors():
+            written = predict_h5(
+                files,
+                [str(m) for m in models],
+                Path(out_dir),
+                device=self.parameterAsEnumString(parameters, self.DEVICE, context) or settings.default_device(),
+                batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
+                progress=progress,
+                cancelled=cancelled,
+            )
+        feedback.pushInfo(f"{len(written)} files written for {len(files)} patches and {len(models)} model(s)")
+        return {self.OUTPUT_FOLDER: out_dir, self.N_FILES: len(written)}
