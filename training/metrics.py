@@ -121,8 +121,8 @@ class PrecisionRecallCurve:
         return cls(np.arange(bins) / bins, precision, recall, f1)
 
     def best_threshold(self) -> tuple[float, float]:
-        """(threshold, F1) maximising global F1; ties go to the threshold nearest 0.5."""
-        best = self.f1.max()
-        candidates = np.flatnonzero(self.f1 == best)
+        """(threshold, F1) maximising global F1 over thresholds in (0, 1); ties go to the one nearest 0.5."""
+        best = self.f1[1:].max()
+        candidates = 1 + np.flatnonzero(self.f1[1:] == best)
         index = candidates[np.argmin(np.abs(self.thresholds[candidates] - 0.5))]
         return float(self.thresholds[index]), float(best)
