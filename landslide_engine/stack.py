@@ -1,0 +1,136 @@
+"""The 14 Landslide4Sense bands of any window of the reference grid.
+
+:class:`SceneStack` keeps the inputs open and, for one window, warps every
+needed band onto the grid, converts it to L4S units and stacks the bands in the
+order asked for. Slope is computed from the DEM on the grid when no slope
+raster is given, with a one-pixel halo so the slope at window edges equals the
+slope of the whole scene. Slope and DEM are rounded to whole degrees and
+metres, as in the L4S training data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from rasterio.enums import Resampling
+from rasterio.windows import Window
+
+from landslide_engine.bands import DEM_BAND, SLOPE_BAND, divisor
+from landslide_engine.errors import InputError
+from landslide_engine.grid import Grid
+from landslide_engine.rasterio_io import open_raster
+from landslide_engine.scaling import ReflectanceScaling
+from landslide_engine.slope import slope_for_grid
+from landslide_engine.sources import S2Inputs
+from landslide_engine.warp import choose_resampling, read_window
+
+# Sentinel-2 products mark missing pixels with DN 0 even when the file declares no nodata.
+S2_IMPLICIT_NODATA = 0.0
+
+
+class SceneStack:
+    """Open Sentinel-2, DEM and optional slope rasters, read as L4S bands on ``grid``.
+
+    ``fill_values`` gives the constant (in L4S units) for bands that no input
+    provides; the caller decides which bands may be filled. Use as a context
+    manager so the datasets are closed.
+    """
+
+    def __init__(
+        self,
+        s2: S2Inputs,
+        dem: str,
+        grid: Grid,
+        scaling: ReflectanceScaling,
+        slope: str | None = None,
+        fill_values: Mapping[str, float] | None = None,
+    ) -> None:
+        self.grid = grid
+        self.scaling = scaling
+        self.fill_values = dict(fill_values or {})
+        self._s2 = s2
+        self._files = contextlib.ExitStack()
+        self._open: dict[str, object] = {}
+        self._resamplings: dict[str, Resampling] = {}
+        self._dem = self._dataset(dem, "DEM")
+        self._slope = self._dataset(slope, "slope") if slope else None
+
+    def __enter__(self) -> SceneStack:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._files.close()
+
+    def _dataset(self, path: str, what: str):
+        if path not in self._open:
+            self._open[path] = self._files.enter_context(open_raster(path, what=what))
+        return self._open[path]
+
+    def stack_bands(self, window: Window, bands: Sequence[str]) -> np.ndarray:
+        """``bands`` of ``window`` as float32 (C, h, w) in L4S units; NaN where any input has no data."""
+        height, width = int(window.height), int(window.width)
+        out = np.empty((len(bands), height, width), dtype=np.float32)
+        dem = None
+        for i, band in enumerate(bands):
+            if band == DEM_BAND:
+                dem = dem if dem is not None else self._dem_with_halo(window)
+                out[i] = np.round(dem[1:-1, 1:-1]) / divisor(band)
+            elif band == SLOPE_BAND:
+                if self._slope is not None:
+                    resampling = self._resampling(self._slope.name, self._slope)
+                    slope = read_window(self._slope, 1, self.grid, window, resampling)
+                else:
+                    dem = dem if dem is not None else self._dem_with_halo(window)
+                    halo = Window(window.col_off - 1, window.row_off - 1, width + 2, height + 2)
+                    geographic = bool(self.grid.crs.is_geographic)
+                    slope = slope_for_grid(dem, self.grid.window_transform(halo), geographic)[1:-1, 1:-1]
+                out[i] = np.round(slope) / divisor(band)
+            elif band in self._s2.bands:
+                out[i] = self.scaling.to_l4s(self._read_s2(band, window), band)
+            elif band in self.fill_values:
+                out[i] = self.fill_values[band]
+            else:
+                raise InputError(self._s2.describe_missing([band]))
+        return out
+
+    def _dem_with_halo(self, window: Window) -> np.ndarray:
+        halo = Window(window.col_off - 1, window.row_off - 1, int(window.width) + 2, int(window.height) + 2)
+        resampling = self._resampling(self._dem.name, self._dem)
+        return read_window(self._dem, 1, self.grid, halo, resampling).astype(np.float64)
+
+    def _read_s2(self, band: str, window: Window) -> np.ndarray:
+        source = self._s2.bands[band]
+        src = self._dataset(source.path, f"Sentinel-2 band {band}")
+        nodata = src.nodatavals[source.index - 1]
+        if nodata is None:
+            nodata = self._implicit_nodata(src, source.index)
+        return read_window(src, source.index, self.grid, window, self._resampling(source.path, src), nodata)
+
+    @staticmethod
+    def _implicit_nodata(src, index: int) -> float | None:
+        """DN 0 for integer S2 bands that declare no nodata (ESA's convention), else None."""
+        undeclared = src.nodatavals[index - 1] is None
+        return S2_IMPLICIT_NODATA if undeclared and np.issubdtype(np.dtype(src.dtypes[index - 1]), np.integer) else None
+
+    def _resampling(self, path: str, src) -> Resampling:
+        if path not in self._resamplings:
+            self._resamplings[path] = choose_resampling(src, self.grid)
+        return self._resamplings[path]
+
+    def sample_reflectance(self, bands: Sequence[str], size: int = 256) -> np.ndarray:
+        """Native values of ``bands`` on a decimated view of their files, for a plausibility check."""
+        samples = []
+        for band in bands:
+            source = self._s2.bands[band]
+            src = self._dataset(source.path, f"Sentinel-2 band {band}")
+            shape = (min(size, src.height), min(size, src.width))
+            data = src.read(source.index, out_shape=shape, masked=True).astype(np.float64).filled(np.nan)
+            if self._implicit_nodata(src, source.index) is not None:
+                data[data == S2_IMPLICIT_NODATA] = np.nan
+            samples.append(data.ravel())
+        return np.concatenate(samples) if samples else np.empty(0)
