@@ -20,6 +20,7 @@ import io
 import json
 import math
 import pickle
+import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -275,16 +276,19 @@ def export_onnx(
     model = copy.deepcopy(model).cpu().float().eval()
     example = torch.randn(2, metadata.in_channels, metadata.tile_size, metadata.tile_size, generator=_seeded(0))
     buffer = io.BytesIO()
-    torch.onnx.export(
-        model,
-        (example,),
-        buffer,
-        dynamo=False,
-        opset_version=opset,
-        input_names=[ONNX_INPUT_NAME],
-        output_names=[ONNX_OUTPUT_NAME],
-        dynamic_axes={ONNX_INPUT_NAME: {0: "batch"}, ONNX_OUTPUT_NAME: {0: "batch"}},
-    )
+    with warnings.catch_warnings():
+        # The legacy exporter is a deliberate choice (see above); its deprecation notice is not news to the user.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            model,
+            (example,),
+            buffer,
+            dynamo=False,
+            opset_version=opset,
+            input_names=[ONNX_INPUT_NAME],
+            output_names=[ONNX_OUTPUT_NAME],
+            dynamic_axes={ONNX_INPUT_NAME: {0: "batch"}, ONNX_OUTPUT_NAME: {0: "batch"}},
+        )
     proto = onnx.load_from_string(buffer.getvalue())
     entry = proto.metadata_props.add()
     entry.key = ONNX_METADATA_KEY
