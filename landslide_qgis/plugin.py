@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from qgis.core import QgsApplication
+import os
 
+from qgis.core import QgsApplication
+from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtGui import QIcon
+from qgis.PyQt.QtWidgets import QAction
+
+from landslide_qgis import dependencies
 from landslide_qgis.processing.provider import LandslideProvider
+
+_ICON = os.path.join(os.path.dirname(__file__), "icon.svg")
+MENU = "Landslide Mapper"
 
 
 class LandslidePlugin:
@@ -13,6 +22,8 @@ class LandslidePlugin:
     def __init__(self, iface) -> None:
         self.iface = iface
         self.provider: LandslideProvider | None = None
+        self.dock = None
+        self.action: QAction | None = None
 
     def initProcessing(self) -> None:
         """Register the provider; qgis_process calls this without initGui."""
@@ -22,8 +33,35 @@ class LandslidePlugin:
 
     def initGui(self) -> None:
         self.initProcessing()
+        from landslide_qgis.gui.dock import LandslideDock
+
+        self.dock = LandslideDock(self.iface, self.iface.mainWindow())
+        self.iface.addDockWidget(Qt.RightDockWidgetArea, self.dock)
+        self.dock.hide()
+        self.action = QAction(QIcon(_ICON), "Landslide detection", self.iface.mainWindow())
+        self.action.setCheckable(True)
+        self.action.toggled.connect(self.dock.setUserVisible)
+        self.dock.visibilityChanged.connect(self.action.setChecked)
+        self.iface.addPluginToRasterMenu(MENU, self.action)
+        self.iface.addRasterToolBarIcon(self.action)
+        self.warn_missing_dependencies()
+
+    def warn_missing_dependencies(self) -> None:
+        """One message-bar line saying what to install; slope and the UI keep working without it."""
+        missing = dependencies.missing_for_inference()
+        if missing:
+            self.iface.messageBar().pushWarning("Landslide Mapper", dependencies.missing_message(missing))
 
     def unload(self) -> None:
+        if self.action is not None:
+            self.iface.removePluginRasterMenu(MENU, self.action)
+            self.iface.removeRasterToolBarIcon(self.action)
+            self.action = None
+        if self.dock is not None:
+            self.dock.teardown()
+            self.iface.removeDockWidget(self.dock)
+            self.dock.deleteLater()
+            self.dock = None
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None

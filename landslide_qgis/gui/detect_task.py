@@ -1,0 +1,85 @@
+"""One background detection run of the dock: one or several models over the same inputs.
+
+Following the QgsTask pattern (as Deepness does), ``run()`` works in a worker thread
+and touches no QGIS layer or widget; it only calls the engine. The results, or the
+one-line error, are handed to the dock through signals emitted from ``finished()``,
+which QGIS calls on the main thread.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from qgis.core import Qgis, QgsMessageLog, QgsTask
+from qgis.PyQt.QtCore import pyqtSignal
+
+from landslide_engine.errors import Cancelled, InputError
+from landslide_qgis import dependencies
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    """One model's run: a label for the layer group and where its files go."""
+
+    label: str
+    model_path: Path
+    out_dir: Path
+
+
+class DetectTask(QgsTask):
+    """Runs ``predict_scene`` once per :class:`ModelRun`, sequentially (one GPU, bounded memory)."""
+
+    stage = pyqtSignal(str)  # engine stage messages, for the dock's status line
+    succeeded = pyqtSignal(list)  # list[tuple[ModelRun, PredictResult]]
+    failed = pyqtSignal(str)  # one line; empty when cancelled
+
+    def __init__(self, request, runs: list[ModelRun]) -> None:
+        """``request`` is a ``PredictRequest`` whose ``model``/``out_dir`` each run replaces."""
+        super().__init__("Landslide detection", QgsTask.CanCancel)
+        self._request = request
+        self._runs = runs
+        self._results: list = []
+        self._error = ""
+
+    def run(self) -> bool:
+        try:
+            from landslide_engine.pipeline import predict_scene
+
+            for index, model_run in enumerate(self._runs):
+                request = replace(self._request, model=str(model_run.model_path), out_dir=str(model_run.out_dir))
+                result = predict_scene(
+                    request, progress=self._progress_for(index, model_run.label), cancelled=self.isCanceled
+                )
+                self._results.append((model_run, result))
+        except Cancelled:
+            return False
+        except InputError as exc:
+            self._error = str(exc)
+            return False
+        except ImportError:
+            self._error = dependencies.missing_message(dependencies.missing_for_inference())
+            return False
+        except Exception as exc:  # a bug must reach the analyst as a message, not kill the task silently
+            QgsMessageLog.logMessage(traceback.format_exc(), "Landslide Mapper", Qgis.Critical)
+            self._error = f"unexpected error: {exc} (details in the Log Messages panel)"
+            return False
+        return not self.isCanceled()
+
+    def finished(self, ok: bool) -> None:
+        if ok:
+            self.succeeded.emit(self._results)
+        else:
+            self.failed.emit("" if self.isCanceled() else self._error or "detection failed; see the QGIS log")
+
+    def _progress_for(self, index: int, label: str):
+        share = 100.0 / len(self._runs)
+        prefix = f"{label}: " if len(self._runs) > 1 else ""
+
+        def progress(percent: float, message: str = "") -> None:
+            self.setProgress(index * share + float(percent) * share / 100.0)
+            if message:
+                self.stage.emit(prefix + message)
+
+        return progress
