@@ -54,4 +54,87 @@ def run_json(args: list[str], env: dict[str, str], timeout: float = 600) -> dict
     return json.loads(proc.stdout[start:])
 
 
-__all__ = ["QGIS_PROCESS", "build_plugin_zip", "qgis_process_env", "run_json", "run_qgis_process", "sys"]
+# Sentinel-2 bands of a Landslide4Sense stack, as a 12-band L1C file would describe them
+S2_DESCRIPTIONS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09", "B10", "B11", "B12")
+# a tiny model without B1/B9/B10 also runs on L2A or ARCSI products that lack them
+TINY_MODEL_BANDS = ["B2", "B3", "B4", "B5", "B6", "B7", "B8", "B11", "B12", "B13", "B14"]
+
+
+def write_raster(path: Path, data, crs: str, transform, descriptions=(), nodata=None) -> Path:
+    """A GeoTIFF from a (bands, rows, cols) array, with optional band descriptions."""
+    import rasterio
+
+    count, height, width = data.shape
+    profile = dict(driver="GTiff", width=width, height=height, count=count, dtype=data.dtype, crs=crs)
+    with rasterio.open(path, "w", transform=transform, nodata=nodata, **profile) as dst:
+        dst.write(data)
+        for index, text in enumerate(descriptions, start=1):
+            dst.set_band_description(index, text)
+    return path
+
+
+def synthetic_scene(folder: Path, width: int = 200, height: int = 160) -> tuple[Path, Path]:
+    """A 12-band L1C-like scene (UTM 33N, 10 m) with bright bare-soil scars, and a DEM of a valley side.
+
+    The DEM is on a coarser 30 m grid offset from the image, so every run warps it.
+    """
+    import numpy as np
+    from rasterio.transform import from_origin
+
+    rng = np.random.default_rng(7)
+    yy, xx = np.mgrid[0:height, 0:width]
+    scars = np.zeros((height, width))
+    for cy, cx, r in ((40, 50, 9), (100, 140, 14), (130, 40, 5)):
+        scars += ((yy - cy) ** 2 + (xx - cx) ** 2 < r**2).astype(float)
+    base = rng.uniform(800, 1500, size=(12, 1, 1)) + rng.normal(0, 60, size=(12, height, width))
+    s2 = (base + 1500 * scars[None]).clip(1, 10000).astype(np.uint16)
+    s2_path = write_raster(
+        folder / "S2A_MSIL1C_20200101_scene.tif",
+        s2,
+        "EPSG:32633",
+        from_origin(500000, 5200000, 10, 10),
+        S2_DESCRIPTIONS,
+    )
+    dem_rows, dem_cols = height // 3 + 4, width // 3 + 4
+    dem = (400 + 12.0 * np.arange(dem_cols)[None, :] + 3 * np.arange(dem_rows)[:, None]).astype(np.float32)
+    dem_path = write_raster(
+        folder / "srtm_dem.tif", dem[None].repeat(1, 0), "EPSG:32633", from_origin(499950, 5200060, 30, 30)
+    )
+    return s2_path, dem_path
+
+
+def tiny_model_package(path: Path, threshold: float = 0.5, seed: int = 0) -> Path:
+    """A small untrained plain U-Net as a model package (.onnx or .pt by suffix); fast on CPU."""
+    import torch
+
+    from landslide_engine.models.package import ModelMetadata, export_onnx, save_torch_package
+    from landslide_engine.models.registry import create_model
+
+    torch.manual_seed(seed)
+    bands = TINY_MODEL_BANDS
+    model = create_model("unet_plain_w16", in_channels=len(bands)).eval()
+    metadata = ModelMetadata.from_spec(
+        "unet_plain_w16",
+        name=path.stem,
+        bands=bands,
+        mean=[1.0] * len(bands),
+        std=[0.5] * len(bands),
+        threshold=threshold,
+    )
+    if path.suffix == ".onnx":
+        return export_onnx(model, metadata, path)
+    return save_torch_package(model, metadata, path)
+
+
+__all__ = [
+    "QGIS_PROCESS",
+    "S2_DESCRIPTIONS",
+    "build_plugin_zip",
+    "qgis_process_env",
+    "run_json",
+    "run_qgis_process",
+    "synthetic_scene",
+    "sys",
+    "tiny_model_package",
+    "write_raster",
+]

@@ -40,6 +40,8 @@ from landslide_qgis.processing.engine_bridge import (
 from landslide_qgis.processing.outputs import place_raster, place_vector
 
 MODEL_FILE_FILTER = "Model packages (*.onnx *.pt);;All files (*.*)"
+# how the Sentinel-2 files store reflectance: ESA DN (x 10000), x 1000 (ARCSI and others), or 0-1 floats
+REFLECTANCE_SCALES = ("l1c", "x1000", "0-1")
 
 
 class DetectAlgorithm(QgsProcessingAlgorithm):
@@ -54,6 +56,7 @@ class DetectAlgorithm(QgsProcessingAlgorithm):
     THRESHOLD = "THRESHOLD"
     TTA = "TTA"
     MIN_AREA = "MIN_AREA"
+    REFLECTANCE_SCALE = "REFLECTANCE_SCALE"
     EXTENT = "EXTENT"
     OUTPUT_PROBABILITY = "OUTPUT_PROBABILITY"
     OUTPUT_MASK = "OUTPUT_MASK"
@@ -157,7 +160,18 @@ class DetectAlgorithm(QgsProcessingAlgorithm):
             self.MIN_AREA, "Minimum polygon area (m²)", QgsProcessingParameterNumber.Double, 0.0, minValue=0.0
         )
         min_area.setHelp("Polygons smaller than this are dropped (the mask keeps them).")
-        for advanced in (tta, min_area):
+        scale = QgsProcessingParameterEnum(
+            self.REFLECTANCE_SCALE,
+            "Sentinel-2 reflectance scale",
+            options=list(REFLECTANCE_SCALES),
+            defaultValue=REFLECTANCE_SCALES[0],
+        )
+        scale.setUsesStaticStrings(True)
+        scale.setHelp(
+            "l1c: ESA digital numbers (reflectance × 10000, the Landslide4Sense convention); x1000: reflectance × 1000 "
+            "(ARCSI and others); 0-1: reflectance as floats. A wrong scale ruins every prediction."
+        )
+        for advanced in (tta, min_area, scale):
             advanced.setFlags(advanced.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
             self.addParameter(advanced)
 
@@ -207,6 +221,8 @@ class DetectAlgorithm(QgsProcessingAlgorithm):
             extent=extent,
             extent_crs=extent_crs,
             min_area_m2=self.parameterAsDouble(parameters, self.MIN_AREA, context),
+            reflectance_scale=self.parameterAsEnumString(parameters, self.REFLECTANCE_SCALE, context)
+            or REFLECTANCE_SCALES[0],
         )
         feedback.pushInfo(f"Model: {model_path}")
         progress, cancelled = engine_callbacks(feedback)
