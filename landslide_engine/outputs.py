@@ -1,0 +1,157 @@
+"""Writing the results: probability and mask GeoTIFFs, landslide polygons, run report.
+
+The rasters are written block by block as the scene is processed. Polygons are
+traced by GDAL straight from the mask file (``rasterio.features.shapes`` on a
+dataset band), so even a huge mask is never loaded whole; each polygon's area
+and probability statistics come from a window around it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.features import geometry_mask, shapes
+from rasterio.windows import Window
+
+from landslide_engine.errors import Cancelled
+from landslide_engine.grid import Grid
+
+PROBABILITY_NODATA = -9999.0
+MASK_NODATA = 255
+POLYGON_LAYER = "landslides"
+_BLOCK = 256
+
+
+def raster_profile(grid: Grid, dtype: str, nodata: float, count: int = 1) -> dict[str, Any]:
+    """A tiled, compressed GeoTIFF profile on ``grid``."""
+    profile: dict[str, Any] = {
+        "driver": "GTiff",
+        "width": grid.width,
+        "height": grid.height,
+        "count": count,
+        "dtype": dtype,
+        "crs": grid.crs,
+        "transform": grid.transform,
+        "nodata": nodata,
+        "compress": "deflate",
+        "BIGTIFF": "IF_SAFER",
+    }
+    if grid.width >= _BLOCK and grid.height >= _BLOCK:
+        profile.update(tiled=True, blockxsize=_BLOCK, blockysize=_BLOCK)
+    return profile
+
+
+class ResultRasters:
+    """The probability (float32 0-1) and mask (uint8 0/1) GeoTIFFs, written in row blocks."""
+
+    def __init__(self, probability_path: str, mask_path: str, grid: Grid, threshold: float) -> None:
+        self.threshold = threshold
+        self.landslide_pixels = 0
+        self._probability = rasterio.open(probability_path, "w", **raster_profile(grid, "float32", PROBABILITY_NODATA))
+        self._mask = rasterio.open(mask_path, "w", **raster_profile(grid, "uint8", MASK_NODATA))
+        self._probability.set_band_description(1, "landslide probability")
+        self._mask.set_band_description(1, f"landslide (probability >= {threshold:g})")
+
+    def write_rows(self, row: int, probability: np.ndarray, valid: np.ndarray) -> None:
+        """Write rows starting at ``row``; pixels where ``valid`` is False become nodata."""
+        valid = valid & np.isfinite(probability)
+        landslide = valid & (probability >= self.threshold)
+        self.landslide_pixels += int(np.count_nonzero(landslide))
+        window = Window(0, row, probability.shape[1], probability.shape[0])
+        self._probability.write(np.where(valid, probability, PROBABILITY_NODATA).astype(np.float32), 1, window=window)
+        self._mask.write(np.where(valid, landslide, MASK_NODATA).astype(np.uint8), 1, window=window)
+
+    def close(self) -> None:
+        self._probability.close()
+        self._mask.close()
+
+
+def write_polygons(
+    mask_path: str,
+    probability_path: str,
+    out_path: str,
+    grid: Grid,
+    min_area_m2: float = 0.0,
+    cancelled: Callable[[], bool] | None = None,
+) -> tuple[int, float]:
+    """One polygon per 4-connected landslide of the mask, with area_m2, mean_prob and max_prob.
+
+    Landslides smaller than ``min_area_m2`` are left out. Returns the number of
+    polygons written and their total area in square metres.
+    """
+    from osgeo import ogr, osr
+
+    driver = ogr.GetDriverByName("GPKG")
+    datasource = driver.CreateDataSource(out_path)
+    srs = osr.SpatialReference()
+    srs.ImportFromWkt(grid.crs.to_wkt())
+    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    layer = datasource.CreateLayer(POLYGON_LAYER, srs, ogr.wkbPolygon)
+    for name in ("area_m2", "mean_prob", "max_prob"):
+        layer.CreateField(ogr.FieldDefn(name, ogr.OFTReal))
+    defn = layer.GetLayerDefn()
+    count, total_area = 0, 0.0
+    layer.StartTransaction()
+    with rasterio.open(mask_path) as mask_ds, rasterio.open(probability_path) as prob_ds:
+        band = rasterio.band(mask_ds, 1)
+        # Used as its own mask: 0 (no landslide) is skipped, 1 and nodata (255) are traced.
+        for geometry, value in shapes(band, mask=band, connectivity=4, transform=grid.transform):
+            if cancelled is not None and cancelled():
+                raise Cancelled("cancelled while writing polygons")
+            if value != 1:
+                continue
+            area, mean_prob, max_prob = _polygon_stats(geometry, prob_ds, grid)
+            if area < min_area_m2:
+                continue
+            feature = ogr.Feature(defn)
+            feature.SetField("area_m2", area)
+            feature.SetField("mean_prob", mean_prob)
+            feature.SetField("max_prob", max_prob)
+            feature.SetGeometry(ogr.CreateGeometryFromJson(json.dumps(geometry)))
+            layer.CreateFeature(feature)
+            count += 1
+            total_area += area
+    layer.CommitTransaction()
+    datasource.FlushCache()
+    datasource = None  # closes the GeoPackage before the caller renames it
+    return count, total_area
+
+
+def _polygon_stats(geometry: dict, prob_ds, grid: Grid) -> tuple[float, float, float]:
+    """Area in m2 and mean/max probability of the pixels inside ``geometry``."""
+    ring = np.asarray(geometry["coordinates"][0], dtype=np.float64)
+    inverse = ~grid.transform
+    cols, rows = inverse * (ring[:, 0], ring[:, 1])
+    c0, c1 = int(np.floor(cols.min() + 1e-6)), int(np.ceil(cols.max() - 1e-6))
+    r0, r1 = int(np.floor(rows.min() + 1e-6)), int(np.ceil(rows.max() - 1e-6))
+    window = Window(c0, r0, c1 - c0, r1 - r0)
+    probs = prob_ds.read(1, window=window)
+    inside = geometry_mask([geometry], out_shape=probs.shape, transform=grid.window_transform(window), invert=True)
+    if grid.crs.is_geographic:
+        row_area = np.array([grid.pixel_area_m2(r) for r in range(r0, r1)])
+        area = float((inside.sum(axis=1) * row_area).sum())
+    else:
+        area = float(inside.sum()) * grid.pixel_area_m2(r0)
+    values = probs[inside]
+    return area, float(values.mean()), float(values.max())
+
+
+def peak_memory_mb() -> float | None:
+    """Peak resident memory of this process in MiB (None where the OS does not say)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def write_report(path: str, report: dict[str, Any]) -> None:
+    """The run report as indented JSON."""
+    Path(path).write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
