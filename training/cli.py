@@ -106,7 +106,8 @@ def _train_config(args: argparse.Namespace, model: str, default_recipe: str) -> 
 def _print_scores(title: str, scores: dict) -> None:
     print(
         f"{title}: F1 {scores['f1']:.4f}  precision {scores['precision']:.4f}  recall {scores['recall']:.4f}  "
-        f"IoU {scores['iou']:.4f}  (per-batch mean F1 {scores['batch_mean_f1']:.4f}, threshold {scores['threshold']:.3f})"
+        f"IoU {scores['iou']:.4f}  (per-batch mean F1 {scores['batch_mean_f1']:.4f}, "
+        f"threshold {scores['threshold']:.3f})"
     )
 
 
