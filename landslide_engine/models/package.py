@@ -263,15 +263,27 @@ def export_onnx(
 ) -> Path:
     """Export ``model`` to a self-contained ``.onnx`` package with ``metadata`` embedded; returns the path.
 
-    Uses the legacy TorchScript exporter (``dynamo=False``), which handles every zoo architecture without
-    onnxscript, with a dynamic batch axis. With ``check`` the graph is validated by ``onnx.checker`` and run in
-    ONNX Runtime against PyTorch on random input; a probability difference above 1e-3 raises RuntimeError.
+    See :func:`onnx_package_bytes` for what is exported and checked. The file is written atomically.
     """
-    import onnx
-
     path = Path(path)
     if path.suffix.lower() != ".onnx":
         raise ValueError(f"an ONNX model package must end in .onnx, got {path}")
+    serialized = onnx_package_bytes(model, metadata, opset=opset, check=check)
+    with atomic_output(path) as tmp:
+        Path(tmp).write_bytes(serialized)
+    return path
+
+
+def onnx_package_bytes(model: nn.Module, metadata: ModelMetadata, opset: int = 17, check: bool = True) -> bytes:
+    """Serialise ``model`` as an ONNX package in memory (what :func:`export_onnx` writes).
+
+    Uses the legacy TorchScript exporter (``dynamo=False``), which handles every zoo architecture without
+    onnxscript, with a dynamic batch axis and fixed ``tile_size`` height and width. With ``check`` the graph is
+    validated by ``onnx.checker`` and run in ONNX Runtime against PyTorch on random input; a probability difference
+    above 1e-3 raises RuntimeError.
+    """
+    import onnx
+
     _check_model_fits(model, metadata)
     model = copy.deepcopy(model).cpu().float().eval()
     example = torch.randn(2, metadata.in_channels, metadata.tile_size, metadata.tile_size, generator=_seeded(0))
@@ -298,9 +310,7 @@ def export_onnx(
     if check:
         onnx.checker.check_model(proto)
         _check_onnx_parity(model, serialized, metadata)
-    with atomic_output(path) as tmp:
-        Path(tmp).write_bytes(serialized)
-    return path
+    return serialized
 
 
 def _describe(metadata: ModelMetadata) -> str:

@@ -1,0 +1,240 @@
+"""Inference backends: run a model package on batches of patches with ONNX Runtime or PyTorch.
+
+Both backends share :class:`Runner`: it checks the input against the model's bands, applies the model's own
+normalisation ``(x - mean) / std`` to l4s-unit input, feeds the network in batches, and turns logits into
+probabilities. On GPU out-of-memory it halves the batch and carries on, so a batch size that suits an H200 does
+not fail on a laptop GPU. ``device`` reports what actually ran, e.g. ``cpu`` or ``cuda:0 (NVIDIA H200)``:
+ONNX Runtime silently falls back to the CPU when its CUDA libraries are missing, and the analyst should know.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+
+from landslide_engine.errors import InputError
+from landslide_engine.models.package import ModelMetadata, ModelPackage, load_package
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "onnx", "torch")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+_OOM_MESSAGES = ("out of memory", "failed to allocate memory")
+
+
+class Runner(ABC):
+    """Normalises, batches and runs patches through one model; subclasses run one batch of normalised input."""
+
+    backend: str
+    device: str
+
+    def __init__(self, metadata: ModelMetadata, batch_size: int) -> None:
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise InputError(f"batch size must be a positive integer, got {batch_size!r}")
+        self.metadata = metadata
+        self.batch_size = batch_size
+        self._mean = np.asarray(metadata.mean, dtype=np.float32).reshape(1, -1, 1, 1)
+        self._std = np.asarray(metadata.std, dtype=np.float32).reshape(1, -1, 1, 1)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Landslide probabilities (N, H, W) float32 for patches ``x`` (N, C, H, W) in l4s units.
+
+        The channels must be ``metadata.bands`` in that order and finite, and H = W = ``metadata.tile_size``.
+        """
+        x = np.asarray(x, dtype=np.float32)
+        tile = self.metadata.tile_size
+        if x.ndim != 4 or x.shape[1] != self.metadata.in_channels or x.shape[2:] != (tile, tile):
+            raise ValueError(
+                f"model {self.metadata.name} takes patches (N, {self.metadata.in_channels}, {tile}, {tile}), "
+                f"got {x.shape}"
+            )
+        probabilities = np.empty((x.shape[0], tile, tile), dtype=np.float32)
+        start = 0
+        while start < x.shape[0]:
+            stop = min(start + self.batch_size, x.shape[0])
+            batch = np.ascontiguousarray((x[start:stop] - self._mean) / self._std)
+            try:
+                logits = self._run_batch(batch)
+            except Exception as exc:
+                if stop - start == 1 or not is_out_of_memory(exc):
+                    raise
+                self.batch_size = max(1, (stop - start) // 2)
+                self._release_memory()
+                log.warning("%s ran out of memory; batch size halved to %d", self.device, self.batch_size)
+                continue
+            probabilities[start:stop] = _sigmoid(np.asarray(logits, dtype=np.float32).reshape(stop - start, tile, tile))
+            start = stop
+        return probabilities
+
+    @abstractmethod
+    def _run_batch(self, batch: np.ndarray) -> np.ndarray:
+        """Logits (n, 1, H, W) for one batch of normalised input (n, C, H, W)."""
+
+    def _release_memory(self) -> None:
+        """Give cached accelerator memory back after an out-of-memory error; nothing to do by default."""
+        return None
+
+
+class TorchRunner(Runner):
+    """Runs a ``.pt`` package with PyTorch on cuda, mps or the CPU."""
+
+    backend = "torch"
+
+    def __init__(self, package: ModelPackage, device: str = "auto", batch_size: int = 16) -> None:
+        import torch
+
+        from landslide_engine.models.package import load_torch_model
+
+        super().__init__(package.metadata, batch_size)
+        self._torch = torch
+        self._device = _torch_device(device)
+        self._model = load_torch_model(package).to(self._device)
+        self.device = _describe_torch_device(self._device)
+
+    def _run_batch(self, batch: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        with torch.inference_mode():
+            logits = self._model(torch.from_numpy(batch).to(self._device))
+        return logits.float().cpu().numpy()
+
+    def _release_memory(self) -> None:
+        if self._device.type == "cuda":
+            self._torch.cuda.empty_cache()
+        elif self._device.type == "mps":
+            self._torch.mps.empty_cache()
+
+
+class OnnxRunner(Runner):
+    """Runs an ONNX graph with ONNX Runtime: the CUDA provider when present and asked for, else the CPU."""
+
+    backend = "onnx"
+
+    def __init__(self, model: bytes | Path, metadata: ModelMetadata, device: str = "auto", batch_size: int = 16):
+        import onnxruntime as ort
+
+        super().__init__(metadata, batch_size)
+        providers = _onnx_providers(device, ort.get_available_providers())
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = usable_cpu_count()
+        options.inter_op_num_threads = 1
+        source = str(model) if isinstance(model, Path) else model
+        self._session = ort.InferenceSession(source, sess_options=options, providers=providers)
+        self._input_name = self._session.get_inputs()[0].name
+        active = self._session.get_providers()
+        if "CUDAExecutionProvider" in active:
+            self.device = _describe_cuda(0)
+        elif device == "cuda":
+            raise InputError(
+                "device cuda: ONNX Runtime could not start its CUDA provider (CUDA/cuDNN libraries missing?); "
+                "use --device cpu or --backend torch"
+            )
+        else:
+            self.device = "cpu"
+
+    def _run_batch(self, batch: np.ndarray) -> np.ndarray:
+        return self._session.run(None, {self._input_name: batch})[0]
+
+
+def create_runner(
+    model: str | Path | ModelPackage, backend: str = "auto", device: str = "auto", batch_size: int = 16
+) -> Runner:
+    """A runner for ``model`` (a package, a file path, or a name that the catalog resolves).
+
+    ``backend="auto"`` runs ``.onnx`` packages with ONNX Runtime and ``.pt`` packages with PyTorch. A ``.pt``
+    package also runs on ONNX Runtime (exported in memory); an ``.onnx`` package cannot run on PyTorch.
+    """
+    if backend not in BACKENDS:
+        raise InputError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+    if device not in DEVICES:
+        raise InputError(f"unknown device {device!r}; expected one of {', '.join(DEVICES)}")
+    package = _as_package(model)
+    if backend == "auto":
+        backend = "onnx" if package.format == "onnx" else "torch"
+    if backend == "torch":
+        if package.format == "onnx":
+            raise InputError(f"backend torch cannot run the ONNX model {package.path}; use --backend onnx or auto")
+        return TorchRunner(package, device, batch_size)
+    if device == "mps":
+        raise InputError("device mps is available with the torch backend only")
+    if package.format == "onnx":
+        return OnnxRunner(package.path, package.metadata, device, batch_size)
+    from landslide_engine.models.package import load_torch_model, onnx_package_bytes
+
+    graph = onnx_package_bytes(load_torch_model(package), package.metadata)
+    return OnnxRunner(graph, package.metadata, device, batch_size)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is an accelerator running out of memory (PyTorch CUDA/MPS or ONNX Runtime CUDA)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
+    message = str(exc).lower()
+    return any(text in message for text in _OOM_MESSAGES)
+
+
+def usable_cpu_count() -> int:
+    """CPU cores this process may run on (respects affinity and container limits where the OS exposes them)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def _as_package(model: str | Path | ModelPackage) -> ModelPackage:
+    if isinstance(model, ModelPackage):
+        return model
+    if isinstance(model, Path):
+        return load_package(model)
+    from landslide_engine.models.catalog import resolve_model
+
+    return load_package(resolve_model(model))
+
+
+def _sigmoid(logits: np.ndarray) -> np.ndarray:
+    """Logistic function without overflow for large negative logits."""
+    return (0.5 * (1.0 + np.tanh(0.5 * logits))).astype(np.float32)
+
+
+def _onnx_providers(device: str, available: list[str]) -> list[str]:
+    has_cuda = "CUDAExecutionProvider" in available
+    if device == "cuda" and not has_cuda:
+        raise InputError(
+            "device cuda: this ONNX Runtime has no CUDA provider (install onnxruntime-gpu); use --device cpu"
+        )
+    if device in ("cuda", "auto") and has_cuda:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def _torch_device(device: str):
+    import torch
+
+    cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
+    if device == "auto":
+        return torch.device("cuda:0" if cuda else "mps" if mps else "cpu")
+    if device == "cuda" and not cuda:
+        raise InputError("device cuda: PyTorch sees no CUDA GPU (CPU-only torch build or no driver); use --device cpu")
+    if device == "mps" and not mps:
+        raise InputError("device mps: PyTorch sees no Apple GPU; use --device cpu")
+    return torch.device("cuda:0" if device == "cuda" else device)
+
+
+def _describe_torch_device(device) -> str:
+    return _describe_cuda(device.index or 0) if device.type == "cuda" else device.type
+
+
+def _describe_cuda(index: int) -> str:
+    """``cuda:N (GPU name)``; the name comes from PyTorch when it can see the GPU."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+    except ImportError:
+        pass
+    return f"cuda:{index}"
