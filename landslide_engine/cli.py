@@ -1,0 +1,279 @@
+"""``python -m landslide_engine``: the engine from the shell.
+
+Subcommands: ``predict`` (scene -> probability, mask, polygons, report),
+``predict-h5`` (Landslide4Sense .h5 patches), ``stack`` (the 14-band model
+input), ``slope`` and ``models``. Each subcommand is one entry of
+:data:`COMMANDS` (a parser builder and a runner), so new ones plug in there.
+
+Exit codes: 0 on success, 2 on bad input with one line on stderr and no
+traceback, 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from landslide_engine.errors import Cancelled, InputError
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: how to declare its arguments and how to run it (returns the exit code)."""
+
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+class _ProgressLine:
+    """A self-overwriting progress line on an interactive stderr; silent when stderr is a file or pipe."""
+
+    def __init__(self) -> None:
+        self.shown = False
+
+    def __call__(self, percent: float, message: str) -> None:
+        if sys.stderr.isatty():
+            print(f"\r{percent:5.1f}% {message:<60}", end="", file=sys.stderr, flush=True)
+            self.shown = True
+
+    def end(self) -> None:
+        """Finish the progress line so the next message starts on its own line."""
+        if self.shown:
+            _print_progress.end()
+            self.shown = False
+
+
+_print_progress = _ProgressLine()
+
+
+def _band_map(pairs: Sequence[str] | None) -> dict[str, str] | None:
+    if not pairs:
+        return None
+    result: dict[str, str] = {}
+    for pair in pairs:
+        band, sep, source = pair.partition("=")
+        if not sep or not band or not source:
+            raise InputError(f"--band-map {pair!r} is not BAND=SOURCE (e.g. B4=scene.tif:3)")
+        result[band.strip()] = source.strip()
+    return result
+
+
+def _fill_values(pairs: Sequence[str] | None) -> dict[str, float]:
+    result: dict[str, float] = {}
+    for pair in pairs or ():
+        band, _, value = pair.partition("=")
+        try:
+            result[band.strip()] = float(value)
+        except ValueError:
+            raise InputError(f"--fill {pair!r} is not BAND=NUMBER (e.g. B10=1.0)") from None
+    return result
+
+
+def _add_scene_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--s2", nargs="+", required=True, metavar="FILE", help="Sentinel-2 raster(s): one stack or band files"
+    )
+    p.add_argument("--dem", required=True, metavar="FILE", help="DEM in metres, any CRS")
+    p.add_argument("--slope", metavar="FILE", help="slope in degrees (computed from the DEM when absent)")
+    p.add_argument(
+        "--band-map",
+        nargs="+",
+        metavar="BAND=SOURCE",
+        help="name ambiguous bands: B4=3 (band 3 of the only S2 file), B4=file.tif or B4=file.tif:3",
+    )
+    p.add_argument(
+        "--reflectance-scale",
+        default="l1c",
+        choices=["l1c", "x10000", "x1000", "0-1", "float"],
+        help="scale of the S2 values: l1c (DN = reflectance x 1e4, default), x1000, or 0-1 floats",
+    )
+    p.add_argument(
+        "--baseline-offset",
+        default="auto",
+        help="DN offset to remove: auto (from metadata/product date, baseline 04.00 adds 1000) or a number",
+    )
+    p.add_argument("--extent", nargs=4, type=float, metavar=("XMIN", "YMIN", "XMAX", "YMAX"))
+    p.add_argument("--extent-crs", help="CRS of --extent (default: the CRS of the Sentinel-2 bands)")
+    p.add_argument("--resolution", type=float, help="grid pixel size in S2 CRS units (default 10 m)")
+
+
+def _add_predict(p: argparse.ArgumentParser) -> None:
+    _add_scene_arguments(p)
+    p.add_argument("--model", help="model name from `models` or a package path (default: the built-in model)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--backend", default="auto", choices=["auto", "onnx", "torch"])
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--overlap", type=int, default=32, metavar="PX", help="overlap between 128 px patches")
+    p.add_argument("--threshold", type=float, help="landslide probability threshold (default: the model's)")
+    p.add_argument("--tta", action="store_true", help="average over flips and 90-degree rotations (8x slower)")
+    p.add_argument("--min-area", type=float, default=0.0, metavar="M2", help="drop polygons smaller than this")
+    p.add_argument("--out", required=True, metavar="DIR")
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from landslide_engine.pipeline import PredictRequest, predict_scene
+
+    request = PredictRequest(
+        s2=list(args.s2),
+        dem=args.dem,
+        out_dir=args.out,
+        slope=args.slope,
+        model=args.model,
+        device=args.device,
+        backend=args.backend,
+        batch_size=args.batch_size,
+        overlap=args.overlap,
+        threshold=args.threshold,
+        tta=args.tta,
+        extent=tuple(args.extent) if args.extent else None,
+        extent_crs=args.extent_crs,
+        band_map=_band_map(args.band_map),
+        reflectance_scale=args.reflectance_scale,
+        baseline_offset=args.baseline_offset,
+        resolution=args.resolution,
+        min_area_m2=args.min_area,
+    )
+    result = predict_scene(request, progress=_print_progress)
+    _print_progress.end()
+    print(
+        f"{result.n_landslides} landslide(s), {result.landslide_area_m2:.0f} m2, {result.n_patches} patches "
+        f"on {result.device} ({result.backend}); outputs in {Path(args.out)}"
+    )
+    return EXIT_OK
+
+
+def _add_predict_h5(p: argparse.ArgumentParser) -> None:
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--model", help="model name or package path (default: the built-in model)")
+    which.add_argument("--all-models", action="store_true", help="run every model that `models` lists")
+    p.add_argument("files", nargs="+", metavar="FILE.h5")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--backend", default="auto", choices=["auto", "onnx", "torch"])
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--out", required=True, metavar="DIR")
+
+
+def _run_predict_h5(args: argparse.Namespace) -> int:
+    from landslide_engine.h5predict import predict_h5
+    from landslide_engine.models.catalog import list_models, resolve_model
+
+    models = [str(m.path) for m in list_models()] if args.all_models else [str(resolve_model(args.model))]
+    written = predict_h5(
+        [Path(f) for f in args.files],
+        models,
+        Path(args.out),
+        backend=args.backend,
+        device=args.device,
+        batch_size=args.batch_size,
+        progress=_print_progress,
+    )
+    _print_progress.end()
+    print(f"{len(written)} file(s) written to {args.out}")
+    return EXIT_OK
+
+
+def _add_stack(p: argparse.ArgumentParser) -> None:
+    _add_scene_arguments(p)
+    p.add_argument(
+        "--fill", nargs="+", metavar="BAND=VALUE", help="constant (l4s units) for a band the input lacks, e.g. B10=1.0"
+    )
+    p.add_argument("--out", required=True, metavar="FILE")
+
+
+def _run_stack(args: argparse.Namespace) -> int:
+    from landslide_engine.pipeline import stack_to_file
+
+    out = stack_to_file(
+        list(args.s2),
+        args.dem,
+        args.out,
+        slope=args.slope,
+        fill_values=_fill_values(args.fill),
+        band_map=_band_map(args.band_map),
+        reflectance_scale=args.reflectance_scale,
+        baseline_offset=args.baseline_offset,
+        extent=tuple(args.extent) if args.extent else None,
+        extent_crs=args.extent_crs,
+        resolution=args.resolution,
+        progress=_print_progress,
+    )
+    _print_progress.end()
+    print(out)
+    return EXIT_OK
+
+
+def _add_slope(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dem", required=True, metavar="FILE")
+    p.add_argument("--out", required=True, metavar="FILE")
+
+
+def _run_slope(args: argparse.Namespace) -> int:
+    from landslide_engine.slope import write_slope
+
+    print(write_slope(args.dem, args.out, progress=lambda percent: _print_progress(percent, "slope")))
+    return EXIT_OK
+
+
+def _add_models(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print a JSON list of objects")
+
+
+def _run_models(args: argparse.Namespace) -> int:
+    from landslide_engine.models.catalog import list_models
+
+    models = list_models()
+    if args.json:
+        print(json.dumps([m.to_dict() for m in models], indent=2))
+        return EXIT_OK
+    for m in models:
+        f1 = m.metrics.get("f1")
+        score = f"F1 {f1:.3f}" if isinstance(f1, (int, float)) else "F1 -"
+        arch = m.architecture + (f"/{m.encoder}" if m.encoder else "")
+        print(f"{m.name:<28} {arch:<32} {m.size_bytes / 1e6:7.1f} MB  {score:<9} {m.origin:<8} {m.path}")
+    return EXIT_OK
+
+
+COMMANDS: list[Command] = [
+    Command("predict", "map landslides in a Sentinel-2 scene", _add_predict, _run_predict),
+    Command("predict-h5", "predict Landslide4Sense .h5 patches", _add_predict_h5, _run_predict_h5),
+    Command("stack", "write the 14-band model input as a GeoTIFF", _add_stack, _run_stack),
+    Command("slope", "slope in degrees from a DEM", _add_slope, _run_slope),
+    Command("models", "list the available models", _add_models, _run_models),
+]
+
+
+def build_parser(commands: Sequence[Command] = COMMANDS) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m landslide_engine", description=__doc__.splitlines()[0])
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in commands:
+        sub = subparsers.add_parser(command.name, help=command.help, description=command.help)
+        command.add_arguments(sub)
+        sub.set_defaults(run=command.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the subcommand; returns the exit code."""
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr)
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except InputError as exc:
+        _print_progress.end()
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (Cancelled, KeyboardInterrupt):
+        _print_progress.end()
+        print("interrupted; no output written", file=sys.stderr)
+        return EXIT_INTERRUPTED
