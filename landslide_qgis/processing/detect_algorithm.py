@@ -26,6 +26,7 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
     QgsProcessingParameterVectorDestination,
     QgsProcessingUtils,
 )
@@ -57,6 +58,7 @@ class DetectAlgorithm(QgsProcessingAlgorithm):
     TTA = "TTA"
     MIN_AREA = "MIN_AREA"
     REFLECTANCE_SCALE = "REFLECTANCE_SCALE"
+    BAND_MAP = "BAND_MAP"
     EXTENT = "EXTENT"
     OUTPUT_PROBABILITY = "OUTPUT_PROBABILITY"
     OUTPUT_MASK = "OUTPUT_MASK"
@@ -171,7 +173,14 @@ class DetectAlgorithm(QgsProcessingAlgorithm):
             "l1c: ESA digital numbers (reflectance × 10000, the Landslide4Sense convention); x1000: reflectance × 1000 "
             "(ARCSI and others); 0-1: reflectance as floats. A wrong scale ruins every prediction."
         )
-        for advanced in (tta, min_area, scale):
+        band_map = QgsProcessingParameterString(
+            self.BAND_MAP, "Band map (when bands cannot be identified)", optional=True
+        )
+        band_map.setHelp(
+            "Names the Sentinel-2 bands the descriptions and file names do not identify, as BAND=SOURCE pairs "
+            "separated by commas: a band number of the only input (B2=1), a file (B8=nir.tif) or both (B4=scene.tif:3)."
+        )
+        for advanced in (tta, min_area, scale, band_map):
             advanced.setFlags(advanced.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
             self.addParameter(advanced)
 
@@ -221,6 +230,7 @@ class DetectAlgorithm(QgsProcessingAlgorithm):
             extent=extent,
             extent_crs=extent_crs,
             min_area_m2=self.parameterAsDouble(parameters, self.MIN_AREA, context),
+            band_map=parse_band_map(self.parameterAsString(parameters, self.BAND_MAP, context)),
             reflectance_scale=self.parameterAsEnumString(parameters, self.REFLECTANCE_SCALE, context)
             or REFLECTANCE_SCALES[0],
         )
@@ -257,3 +267,18 @@ class DetectAlgorithm(QgsProcessingAlgorithm):
         crs = self.parameterAsExtentCrs(parameters, self.EXTENT, context)
         crs_text = (crs.authid() or crs.toWkt()) if crs.isValid() else None
         return (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum()), crs_text
+
+
+def parse_band_map(text: str) -> dict[str, str] | None:
+    """``"B2=1, B8=nir.tif"`` -> ``{"B2": "1", "B8": "nir.tif"}``; the engine validates band names and sources."""
+    if not text or not text.strip():
+        return None
+    pairs = {}
+    for item in text.replace(";", ",").split(","):
+        if not item.strip():
+            continue
+        band, sep, source = item.partition("=")
+        if not sep or not band.strip() or not source.strip():
+            raise QgsProcessingException(f"BAND_MAP: {item.strip()!r} is not BAND=SOURCE (e.g. B4=3)")
+        pairs[band.strip()] = source.strip()
+    return pairs

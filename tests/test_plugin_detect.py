@@ -1,0 +1,205 @@
+"""landslide:detect, landslide:stack and landslide:predict_h5 through processing.run inside QGIS (pytest-qgis)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+from tests.qgis_helpers import synthetic_scene, tiny_model_package
+
+
+@pytest.fixture(scope="module")
+def provider(qgis_app, qgis_processing):
+    from qgis.core import QgsApplication
+
+    from landslide_qgis.processing.provider import LandslideProvider
+
+    prov = LandslideProvider()
+    assert QgsApplication.processingRegistry().addProvider(prov)
+    yield prov
+    QgsApplication.processingRegistry().removeProvider(prov)
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("scene")
+    s2, dem = synthetic_scene(folder)
+    return s2, dem, tiny_model_package(folder / "tiny.onnx")
+
+
+# the ARCSI product's 10 bands: B02..B07, B08, B8A, B11, B12 (see ../shared/data/geo/MANIFEST.tsv)
+ARCSI_BANDS = "B2=1,B3=2,B4=3,B5=4,B6=5,B7=6,B8=7,B11=9,B12=10"
+
+
+def _outputs(folder):
+    return {
+        "OUTPUT_PROBABILITY": str(folder / "probability.tif"),
+        "OUTPUT_MASK": str(folder / "mask.tif"),
+        "OUTPUT_POLYGONS": str(folder / "polygons.gpkg"),
+    }
+
+
+def test_detect_on_synthetic_layers_matches_the_sentinel2_grid(provider, scene, tmp_path):
+    import processing
+    from qgis.core import QgsRasterLayer, QgsVectorLayer
+
+    s2, dem, model = scene
+    s2_layer = QgsRasterLayer(str(s2), "s2")
+    params = {"SENTINEL2": [s2_layer], "DEM": str(dem), "MODEL_FILE": str(model), "DEVICE": "cpu", "THRESHOLD": 0.5}
+    result = processing.run("landslide:detect", {**params, **_outputs(tmp_path)})
+
+    for key in ("OUTPUT_PROBABILITY", "OUTPUT_MASK"):
+        layer = QgsRasterLayer(result[key], key)
+        assert layer.isValid(), key
+        assert layer.crs().authid() == "EPSG:32633"
+        assert layer.extent() == s2_layer.extent()
+        assert (layer.width(), layer.height()) == (s2_layer.width(), s2_layer.height())
+    with rasterio.open(result["OUTPUT_PROBABILITY"]) as src:
+        prob = src.read(1, masked=True)
+    assert prob.min() >= 0.0 and prob.max() <= 1.0
+    with rasterio.open(result["OUTPUT_MASK"]) as src:
+        mask = src.read(1)
+    assert np.array_equal(mask == 1, prob.filled(0) >= 0.5)
+    polygons = QgsVectorLayer(result["OUTPUT_POLYGONS"], "polygons", "ogr")
+    assert polygons.isValid() and polygons.crs().authid() == "EPSG:32633"
+    assert polygons.featureCount() == result["N_LANDSLIDES"]
+    areas = [f["area_m2"] for f in polygons.getFeatures()]
+    assert sum(areas) == pytest.approx(result["LANDSLIDE_AREA_M2"])
+    assert result["DEVICE_USED"].startswith("cpu")
+    assert json.loads(Path(result["REPORT"]).read_text())["threshold"] == 0.5
+
+
+def test_detect_writes_other_formats_and_honours_the_extent(provider, scene, tmp_path):
+    import processing
+    from qgis.core import QgsRasterLayer, QgsVectorLayer
+
+    s2, dem, model = scene
+    extent = "500300,501500,5198800,5199700 [EPSG:32633]"  # xmin,xmax,ymin,ymax inside the 2 km x 1.6 km scene
+    result = processing.run(
+        "landslide:detect",
+        {
+            "SENTINEL2": [str(s2)],
+            "DEM": str(dem),
+            "MODEL_FILE": str(model),
+            "DEVICE": "cpu",
+            "EXTENT": extent,
+            "OUTPUT_PROBABILITY": str(tmp_path / "probability.tif"),
+            "OUTPUT_MASK": str(tmp_path / "mask.vrt.tif"),
+            "OUTPUT_POLYGONS": str(tmp_path / "polygons.geojson"),
+        },
+    )
+    prob = QgsRasterLayer(result["OUTPUT_PROBABILITY"], "p")
+    box = prob.extent()
+    assert 500300 - 10 <= box.xMinimum() < box.xMaximum() <= 501500 + 10
+    assert 5198800 - 10 <= box.yMinimum() < box.yMaximum() <= 5199700 + 10
+    assert box.width() < 2000 and box.height() < 1600
+    polygons = QgsVectorLayer(result["OUTPUT_POLYGONS"], "polygons", "ogr")
+    assert polygons.isValid() and polygons.featureCount() == result["N_LANDSLIDES"]
+
+
+def test_detect_on_real_aberystwyth_layers(provider, geo_root, scene, tmp_path):
+    """Real S2 (x1000 surface reflectance, EPSG:27700) with the SRTM DEM in EPSG:4326."""
+    import processing
+    from qgis.core import QgsRasterLayer
+
+    _, _, model = scene
+    folder = geo_root / "rsgislib_aberystwyth_wales"
+    s2 = QgsRasterLayer(str(folder / "sen2_20210527_aber_subset.tif"), "s2")
+    result = processing.run(
+        "landslide:detect",
+        {
+            "SENTINEL2": [s2],
+            "DEM": str(folder / "AberSRTM_4326.tif"),
+            "MODEL_FILE": str(model),
+            "DEVICE": "cpu",
+            "REFLECTANCE_SCALE": "x1000",
+            "BAND_MAP": ARCSI_BANDS,
+            **_outputs(tmp_path),
+        },
+    )
+    for key in ("OUTPUT_PROBABILITY", "OUTPUT_MASK"):
+        layer = QgsRasterLayer(result[key], key)
+        assert layer.crs().authid() == "EPSG:27700"
+        assert layer.extent() == s2.extent()
+    with rasterio.open(result["OUTPUT_PROBABILITY"]) as src:
+        assert src.read(1, masked=True).count() > 0.9 * src.width * src.height
+
+
+class _CancelOnFirstBatch:
+    """Builds a QgsProcessingFeedback that cancels itself once the engine reports progress past loading."""
+
+    @staticmethod
+    def make():
+        from qgis.core import QgsProcessingFeedback
+
+        feedback = QgsProcessingFeedback()
+        feedback.progressChanged.connect(lambda value: value > 1.0 and feedback.cancel())
+        return feedback
+
+
+def test_cancelled_detect_leaves_no_output(provider, scene, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException
+
+    s2, dem, model = scene
+    outputs = _outputs(tmp_path / "out")
+    with pytest.raises(QgsProcessingException, match="Cancelled"):
+        processing.run(
+            "landslide:detect",
+            {"SENTINEL2": [str(s2)], "DEM": str(dem), "MODEL_FILE": str(model), "DEVICE": "cpu", **outputs},
+            feedback=_CancelOnFirstBatch.make(),
+        )
+    leftovers = list((tmp_path / "out").glob("*")) if (tmp_path / "out").exists() else []
+    assert leftovers == []
+
+
+def test_engine_input_errors_become_one_line_processing_exceptions(provider, scene, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException
+
+    s2, dem, _ = scene
+    missing_model = tmp_path / "nowhere" / "model.onnx"
+    with pytest.raises(QgsProcessingException) as info:
+        processing.run(
+            "landslide:detect",
+            {"SENTINEL2": [str(s2)], "DEM": str(dem), "MODEL_FILE": str(missing_model), **_outputs(tmp_path)},
+        )
+    message = str(info.value)
+    assert str(missing_model) in message and "\n" not in message
+
+
+def test_stack_writes_fourteen_scaled_bands(provider, scene, tmp_path):
+    import processing
+
+    s2, dem, _ = scene
+    out = tmp_path / "stack.tif"
+    result = processing.run("landslide:stack", {"SENTINEL2": [str(s2)], "DEM": str(dem), "OUTPUT": str(out)})
+    assert result["OUTPUT"] == str(out)
+    with rasterio.open(out) as stack, rasterio.open(s2) as src:
+        assert stack.count == 14 and stack.crs == src.crs and stack.transform == src.transform
+        b2_raw = src.read(2).astype(np.float64)
+        b2_l4s = stack.read(2).astype(np.float64)
+    from landslide_engine.bands import L4S_DIVISORS
+
+    assert np.allclose(b2_l4s, b2_raw / L4S_DIVISORS[1], rtol=1e-4)
+
+
+def test_predict_h5_writes_npy_and_png_per_patch(provider, scene, l4s_root, tmp_path):
+    import processing
+
+    _, _, model = scene
+    files = sorted((l4s_root / "TrainData" / "img").glob("image_*.h5"))[:2]
+    result = processing.run(
+        "landslide:predict_h5",
+        {"FILES": [str(f) for f in files], "MODEL_FILE": str(model), "DEVICE": "cpu", "OUTPUT_FOLDER": str(tmp_path)},
+    )
+    npys = sorted(tmp_path.rglob("*.npy"))
+    pngs = sorted(tmp_path.rglob("*.png"))
+    assert len(npys) == len(files) and len(pngs) == len(files)
+    assert result["N_FILES"] == len(npys) + len(pngs)
+    prob = np.load(npys[0])
+    assert prob.shape == (128, 128) and prob.min() >= 0.0 and prob.max() <= 1.0
