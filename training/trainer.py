@@ -378,7 +378,12 @@ class _Trainer:
             out=self.out,
             device=self.context.device,
             write_onnx=self.config.export_onnx,
-            training_data={"root": str(self.config.data), "seed": self.config.seed, **self.splits.describe()},
+            training_data={
+                "root": str(self.config.data),
+                "seed": self.config.seed,
+                "world_size": self.context.world_size,
+                **self.splits.describe(),
+            },
         )
         state["metadata"] = outputs.metadata.to_dict()
         save_checkpoint(state, self.checkpoint_path)
