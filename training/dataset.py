@@ -12,10 +12,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from landslide_engine.h5io import read_l4s_image, read_l4s_mask
 from torch.utils.data import Dataset
 
 from landslide_engine.errors import InputError
+from landslide_engine.h5io import read_l4s_image, read_l4s_mask
 
 from .augment import augment_patch
 from .data import Patch

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from landslide_engine.h5io import read_l4s_image, read_l4s_mask
 
 from landslide_engine.bands import L4S_BANDS
 from landslide_engine.errors import InputError
+from landslide_engine.h5io import read_l4s_image, read_l4s_mask
 from landslide_engine.models.backends import create_runner
 from landslide_engine.models.catalog import resolve_model
 
