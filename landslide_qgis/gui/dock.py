@@ -176,8 +176,8 @@ class LandslideDock(QgsDockWidget):
                 item.setCheckState(Qt.Checked if item.data(Qt.UserRole) in suggestion.s2 else Qt.Unchecked)
         if suggestion.dem in by_id:
             self.dem_combo.setLayer(by_id[suggestion.dem])
-        if suggestion.slope in by_id:
-            self.slope_combo.setLayer(by_id[suggestion.slope])
+        # empty unless a layer looks like slope: a wrong slope is worse than one computed from the DEM
+        self.slope_combo.setLayer(by_id.get(suggestion.slope))
 
     def selected_s2_ids(self) -> list[str]:
         return [
