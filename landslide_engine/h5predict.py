@@ -1,0 +1,167 @@
+"""Predict on Landslide4Sense ``.h5`` patches, the Seed's own flow, done right.
+
+For every patch and every model this writes ``<out>/<model name>/<patch stem>.npy`` (the float32 (128, 128)
+probabilities, readable by ``np.load``) and ``<stem>.png`` with three panels: true colour from B4, B3, B2 (the
+Seed showed B1, B2, B3, which is not true colour), the probability, and the thresholded mask over true colour.
+All inputs and models are checked before anything is written; each file is written atomically, and a cancelled
+run removes what it wrote.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from landslide_engine.bands import L4S_BANDS, RGB_BANDS
+from landslide_engine.errors import Cancelled, InputError
+from landslide_engine.h5io import read_l4s_image
+from landslide_engine.rasterio_io import atomic_output
+
+STRETCH_PERCENTILES = (2.0, 98.0)
+OVERLAY_COLOUR = (1.0, 0.1, 0.1)
+OVERLAY_ALPHA = 0.5
+_CHUNK_PATCHES = 64
+
+Progress = Callable[[float, str], None]
+
+
+def predict_h5(
+    paths: Sequence[str | Path],
+    models: Sequence[str | Path],
+    out_dir: str | Path,
+    backend: str = "auto",
+    device: str = "auto",
+    batch_size: int = 16,
+    progress: Progress | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> list[Path]:
+    """Predict every patch in ``paths`` with every model in ``models``; returns the files written.
+
+    ``models`` are catalog references (names, paths, or "builtin"). Raises InputError for a malformed patch, two
+    patches with the same file name, or an unusable model, before writing anything; Cancelled when ``cancelled()``
+    turns true, after removing this run's files.
+    """
+    from landslide_engine.models.backends import create_runner
+    from landslide_engine.models.catalog import resolve_model
+    from landslide_engine.models.package import load_package
+
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise InputError("no .h5 patch given")
+    if not models:
+        raise InputError("no model given")
+    _check_unique_stems(paths)
+    for path in paths:
+        read_l4s_image(path)
+    packages = [load_package(resolve_model(ref)) for ref in models]
+    folders = _model_folders([package.metadata.name for package in packages])
+
+    written: list[Path] = []
+    total = len(paths) * len(packages)
+    try:
+        for model_index, (package, folder) in enumerate(zip(packages, folders, strict=True)):
+            _raise_if_cancelled(cancelled)
+            runner = create_runner(package, backend=backend, device=device, batch_size=batch_size)
+            metadata = runner.metadata
+            band_index = [L4S_BANDS.index(band) for band in metadata.bands]
+            _report(
+                progress, 100.0 * model_index / len(packages), f"{metadata.name}: {runner.backend} on {runner.device}"
+            )
+            out_folder = Path(out_dir) / folder
+            for start in range(0, len(paths), _CHUNK_PATCHES):
+                chunk = paths[start : start + _CHUNK_PATCHES]
+                images = np.stack([read_l4s_image(path) for path in chunk])
+                probabilities = runner.predict(images[:, band_index])
+                for offset, (path, image, probability) in enumerate(zip(chunk, images, probabilities, strict=True)):
+                    _raise_if_cancelled(cancelled)
+                    written += _write_patch_outputs(
+                        out_folder / path.stem, image, probability, metadata.name, metadata.threshold
+                    )
+                    done = model_index * len(paths) + start + offset + 1
+                    _report(progress, 100.0 * done / total, f"{metadata.name}: {path.name}")
+    except BaseException:
+        for path in written:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        raise
+    return written
+
+
+def true_colour(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) RGB in 0..1 from bands B4, B3, B2 of a (14, H, W) l4s image, each stretched 2–98 %."""
+    rgb = np.stack([image[L4S_BANDS.index(band)] for band in RGB_BANDS], axis=-1).astype(np.float64)
+    low, high = np.percentile(rgb, STRETCH_PERCENTILES, axis=(0, 1))
+    span = np.where(high > low, high - low, 1.0)
+    return np.clip((rgb - low) / span, 0.0, 1.0)
+
+
+def patch_figure(image: np.ndarray, probability: np.ndarray, threshold: float, title: str):
+    """A matplotlib Figure (Agg, no pyplot state) with true colour, probability and overlay panels."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    rgb = true_colour(image)
+    mask = probability >= threshold
+    overlay = rgb.copy()
+    overlay[mask] = (1 - OVERLAY_ALPHA) * overlay[mask] + OVERLAY_ALPHA * np.array(OVERLAY_COLOUR)
+
+    figure = Figure(figsize=(12, 4.2), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    rgb_axes, probability_axes, overlay_axes = figure.subplots(1, 3)
+    rgb_axes.imshow(rgb, interpolation="nearest")
+    rgb_axes.set_title("True colour (B4, B3, B2)")
+    shown = probability_axes.imshow(probability, vmin=0.0, vmax=1.0, cmap="magma", interpolation="nearest")
+    probability_axes.set_title("Landslide probability")
+    figure.colorbar(shown, ax=probability_axes, fraction=0.046, pad=0.02)
+    overlay_axes.imshow(overlay, interpolation="nearest")
+    overlay_axes.set_title(f"p ≥ {threshold:g}: {100.0 * mask.mean():.1f} % of pixels")
+    for axes in (rgb_axes, probability_axes, overlay_axes):
+        axes.set_axis_off()
+    figure.suptitle(title)
+    return figure
+
+
+def _write_patch_outputs(
+    stem_path: Path, image: np.ndarray, probability: np.ndarray, model_name: str, threshold: float
+) -> list[Path]:
+    npy_path = stem_path.with_suffix(".npy")
+    png_path = stem_path.with_suffix(".png")
+    with atomic_output(npy_path) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, probability.astype(np.float32))
+    figure = patch_figure(image, probability, threshold, f"{stem_path.name} · {model_name}")
+    with atomic_output(png_path) as tmp, open(tmp, "wb") as handle:
+        figure.savefig(handle, format="png")
+    return [npy_path, png_path]
+
+
+def _check_unique_stems(paths: list[Path]) -> None:
+    seen: dict[str, Path] = {}
+    for path in paths:
+        if path.stem in seen and seen[path.stem].resolve() != path.resolve():
+            raise InputError(f"{seen[path.stem]} and {path} share the name {path.stem}; their outputs would collide")
+        seen[path.stem] = path
+    if len(seen) != len(paths):
+        raise InputError(f"a patch is listed more than once among {len(paths)} inputs")
+
+
+def _model_folders(names: list[str]) -> list[str]:
+    """One output folder per model, named after it; two models with the same name would overwrite each other."""
+    folders = [re.sub(r"[^A-Za-z0-9._-]+", "_", name) for name in names]
+    duplicated = sorted({f for f in folders if folders.count(f) > 1})
+    if duplicated:
+        raise InputError(f"two models share the name {duplicated[0]}; give each model once")
+    return folders
+
+
+def _report(progress: Progress | None, percent: float, message: str) -> None:
+    if progress is not None:
+        progress(percent, message)
+
+
+def _raise_if_cancelled(cancelled: Callable[[], bool] | None) -> None:
+    if cancelled is not None and cancelled():
+        raise Cancelled("prediction on .h5 patches was cancelled")
