@@ -1,0 +1,314 @@
+"""predict_scene on synthetic rasters: exact grids, blending, nodata, cancel, bounded memory, real packages."""
+
+from __future__ import annotations
+
+import json
+import tracemalloc
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.crs import CRS
+from rasterio.transform import from_origin
+
+from landslide_engine.bands import L4S_BANDS, L4S_S2_BANDS, divisor
+from landslide_engine.errors import Cancelled, InputError
+from landslide_engine.pipeline import PredictRequest, predict_scene, stack_to_file
+from landslide_engine.tiling import blend_weights
+
+NO_ATMOSPHERIC = [b for b in L4S_BANDS if b not in ("B1", "B9", "B10")]
+
+
+class FakeRunner:
+    """The Runner interface with a numpy model, so tiling and I/O are tested without a network.
+
+    ``kind="local"``: probability from a 3x3 box mean of band B4 (a small receptive field, so a pixel's
+    value does not depend on where the patch was cut). ``kind="constant"``: 0.3 everywhere.
+    """
+
+    device = "cpu"
+    backend = "fake"
+    batch_size = 16
+
+    def __init__(self, kind: str = "local", bands=L4S_BANDS, fillable=None, tile: int = 128):
+        self.kind = kind
+        self.calls = 0
+        self.metadata = SimpleNamespace(
+            name=f"fake-{kind}",
+            architecture="fake",
+            encoder=None,
+            bands=list(bands),
+            mean=[1.0] * len(bands),
+            std=[1.0] * len(bands),
+            tile_size=tile,
+            threshold=0.5,
+            fillable_bands=dict(fillable or {}),
+        )
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        assert x.dtype == np.float32 and x.shape[1] == len(self.metadata.bands)
+        assert np.isfinite(x).all()
+        self.calls += 1
+        if self.kind == "constant":
+            return np.full((x.shape[0], x.shape[2], x.shape[3]), 0.3, dtype=np.float32)
+        band = x[:, self.metadata.bands.index("B4")]
+        padded = np.pad(band, ((0, 0), (1, 1), (1, 1)), mode="edge")
+        h, w = band.shape[1:]
+        box = sum(padded[:, i : i + h, j : j + w] for i in range(3) for j in range(3)) / 9
+        return (1 / (1 + np.exp(-4 * (box - 1.0)))).astype(np.float32)
+
+
+def write_raster(path: Path, data: np.ndarray, crs, transform, descriptions=(), nodata=None) -> Path:
+    data = data if data.ndim == 3 else data[None]
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=data.shape[2],
+        height=data.shape[1],
+        count=data.shape[0],
+        dtype=data.dtype,
+        crs=crs,
+        transform=transform,
+        nodata=nodata,
+    ) as dst:
+        dst.write(data)
+        for i, d in enumerate(descriptions, start=1):
+            dst.set_band_description(i, d)
+    return path
+
+
+def l4s_s2_stack(l4s: np.ndarray) -> np.ndarray:
+    """12 S2 bands in L4S units -> uint16 L1C DNs."""
+    dn = l4s * np.array([divisor(b) for b in L4S_S2_BANDS])[:, None, None]
+    return np.clip(np.round(dn), 1, 65535).astype(np.uint16)
+
+
+def make_scene(
+    folder: Path,
+    height: int = 200,
+    width: int = 260,
+    crs: str = "EPSG:32633",
+    res: float = 10.0,
+    origin=(500000.0, 5200000.0),
+    l4s: np.ndarray | None = None,
+    seed: int = 0,
+) -> tuple[Path, Path]:
+    """A 12-band L1C stack (named bands) and a larger DEM around it, in ``crs``."""
+    rng = np.random.default_rng(seed)
+    if l4s is None:
+        l4s = rng.uniform(0.5, 1.5, size=(12, height, width))
+    transform = from_origin(origin[0], origin[1], res, res)
+    s2 = write_raster(folder / "s2.tif", l4s_s2_stack(l4s), crs, transform, L4S_S2_BANDS)
+    yy, xx = np.mgrid[0 : height + 20, 0 : width + 20]
+    dem = (300 + 2.0 * xx + 1.0 * yy).astype(np.float32)
+    dem_transform = from_origin(origin[0] - 10 * res, origin[1] + 10 * res, res, res)
+    return s2, write_raster(folder / "dem.tif", dem, crs, dem_transform, nodata=-9999.0)
+
+
+def run(folder: Path, s2, dem, runner, **options):
+    request = PredictRequest(s2=[str(p) for p in s2], dem=str(dem), out_dir=str(folder / "out"), **options)
+    return predict_scene(request, runner=runner)
+
+
+@pytest.mark.parametrize(
+    ("crs", "res", "origin"),
+    [("EPSG:32633", 10.0, (500000.0, 5200000.0)), ("EPSG:3035", 20.0, (4321000.0, 3210000.0))],
+)
+def test_outputs_are_on_the_s2_grid_exactly(tmp_path, crs, res, origin):
+    s2, dem = make_scene(tmp_path, 150, 170, crs=crs, res=res, origin=origin)
+    result = run(tmp_path, [s2], dem, FakeRunner(), resolution=res)
+    with rasterio.open(s2) as src, rasterio.open(result.probability) as prob, rasterio.open(result.mask) as mask:
+        for out in (prob, mask):
+            assert out.crs == CRS.from_user_input(crs)
+            assert out.transform == src.transform
+            assert (out.width, out.height) == (src.width, src.height)
+        assert prob.dtypes[0] == "float32" and prob.nodata is not None
+        assert mask.dtypes[0] == "uint8" and mask.nodata == 255
+        p = prob.read(1)
+        assert p.min() >= 0 and p.max() <= 1
+        assert set(np.unique(mask.read(1))) <= {0, 1}
+
+
+def test_patch_inside_scene_matches_patch_alone(tmp_path):
+    rng = np.random.default_rng(1)
+    patch = rng.uniform(0.5, 1.5, size=(12, 128, 128))
+    scene = rng.uniform(0.5, 1.5, size=(12, 300, 340))
+    scene[:, 90:218, 101:229] = patch
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    s2, dem = make_scene(tmp_path / "a", 300, 340, l4s=scene)
+    whole = run(tmp_path / "a", [s2], dem, FakeRunner(), overlap=40)
+    s2_alone, dem_alone = make_scene(tmp_path / "b", 128, 128, l4s=patch, origin=(500000.0 + 1010, 5200000.0 - 900))
+    alone = run(tmp_path / "b", [s2_alone], dem_alone, FakeRunner(), overlap=40)
+    with rasterio.open(whole.probability) as a, rasterio.open(alone.probability) as b:
+        in_scene = a.read(1)[90:218, 101:229]
+        by_itself = b.read(1)
+    core = (slice(2, -2), slice(2, -2))
+    # Patch borders (where the model itself pads) carry small blend weights, so they shift values only slightly.
+    np.testing.assert_allclose(in_scene[core], by_itself[core], atol=1e-2)
+    assert np.median(np.abs(in_scene[core] - by_itself[core])) < 1e-5
+    assert in_scene[core].std() > 0.01  # the comparison is about real spatial structure
+
+
+def test_constant_model_gives_a_seamless_constant_mosaic(tmp_path):
+    s2, dem = make_scene(tmp_path, 333, 290)
+    result = run(tmp_path, [s2], dem, FakeRunner("constant"), overlap=48)
+    with rasterio.open(result.probability) as prob:
+        p = prob.read(1)
+    np.testing.assert_allclose(p, 0.3, atol=1e-6)
+    assert blend_weights(128, 48).min() < 0.1  # the weights do fall off, so this is a real blending check
+
+
+def test_nodata_stays_nodata_and_is_never_a_landslide(tmp_path):
+    l4s = np.full((12, 160, 180), 3.0)  # bright B4: the fake model says landslide everywhere
+    s2, dem = make_scene(tmp_path, 160, 180, l4s=l4s)
+    with rasterio.open(s2, "r+") as s:
+        data = s.read()
+        data[:, 40:60, :] = 0  # DN 0 is Sentinel-2 nodata even where the file declares none
+        s.write(data)
+    with rasterio.open(dem, "r+") as d:
+        block = d.read(1)
+        block[10 + 100 : 10 + 110, 10 + 50 : 10 + 70] = -9999.0  # DEM nodata inside the scene
+        d.write(block, 1)
+    result = run(tmp_path, [s2], dem, FakeRunner())
+    with rasterio.open(result.probability) as prob, rasterio.open(result.mask) as mask:
+        p, m = prob.read(1), mask.read(1)
+    assert (p[40:60] == prob.nodata).all() and (m[40:60] == 255).all()
+    assert (m[100:110, 50:70] == 255).all()
+    assert (m[:40] == 1).all() and (m[60:100] == 1).all()
+
+
+def test_polygons_and_report(tmp_path):
+    from osgeo import ogr
+
+    l4s = np.full((12, 140, 150), 0.5)
+    l4s[3, 20:40, 30:60] = 3.0  # one 20 x 30 px bright block in B4
+    l4s[3, 100:103, 100:103] = 3.0  # a 3 x 3 px one (about 21 px after the 3x3 box), below the area filter
+    s2, dem = make_scene(tmp_path, 140, 150, l4s=l4s)
+    result = run(tmp_path, [s2], dem, FakeRunner(), min_area_m2=3000)
+    assert result.n_landslides == 1
+    ds = ogr.Open(str(result.polygons))
+    layer = ds.GetLayerByName("landslides")
+    feature = layer.GetNextFeature()
+    assert layer.GetFeatureCount() == 1
+    assert feature.GetField("area_m2") == pytest.approx(result.landslide_area_m2)
+    assert 0.5 <= feature.GetField("mean_prob") <= feature.GetField("max_prob") <= 1
+    assert feature.GetGeometryRef().GetArea() == pytest.approx(feature.GetField("area_m2"))
+    report = json.loads(result.report.read_text())
+    assert report["patches"] == result.n_patches > 0
+    assert report["device"] == "cpu" and report["backend"] == "fake"
+    assert set(report["seconds"]) >= {"prepare", "predict", "polygons", "total"}
+    assert report["peak_memory_mb"] > 0
+    assert report["inputs"]["bands"]["B8"]["identified_by"] == "band description"
+
+
+def test_cancel_leaves_no_output(tmp_path):
+    s2, dem = make_scene(tmp_path, 300, 300)
+    calls = iter(range(1000))
+    with pytest.raises(Cancelled):
+        predict_scene(
+            PredictRequest(s2=[str(s2)], dem=str(dem), out_dir=str(tmp_path / "out")),
+            cancelled=lambda: next(calls) >= 3,
+            runner=FakeRunner(),
+        )
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_missing_band_is_named_unless_the_model_allows_filling_it(tmp_path):
+    rng = np.random.default_rng(0)
+    data = l4s_s2_stack(rng.uniform(0.5, 1.5, size=(12, 130, 130)))
+    keep = [i for i, b in enumerate(L4S_S2_BANDS) if b != "B10"]
+    names = [L4S_S2_BANDS[i] for i in keep]
+    s2 = write_raster(tmp_path / "s2_l2a.tif", data[keep], "EPSG:32633", from_origin(500000, 5200000, 10, 10), names)
+    _, dem = make_scene(tmp_path, 130, 130)
+    with pytest.raises(InputError, match="B10"):
+        run(tmp_path, [s2], dem, FakeRunner())
+    result = run(tmp_path, [s2], dem, FakeRunner(fillable={"B10": 1.2}))
+    assert any("B10" in w for w in result.warnings)
+    assert not any(p.name.startswith(".") for p in (tmp_path / "out").iterdir())
+
+
+def test_model_using_a_band_subset_runs_on_a_10_band_product(tmp_path):
+    rng = np.random.default_rng(0)
+    data = l4s_s2_stack(rng.uniform(0.5, 1.5, size=(12, 100, 100)))
+    keep = [i for i, b in enumerate(L4S_S2_BANDS) if b in NO_ATMOSPHERIC]
+    names = [L4S_S2_BANDS[i] for i in keep]
+    s2 = write_raster(tmp_path / "s2_10band.tif", data[keep], "EPSG:32633", from_origin(500000, 5200000, 10, 10), names)
+    _, dem = make_scene(tmp_path, 100, 100)
+    with pytest.raises(InputError, match="B1, B9, B10"):
+        run(tmp_path, [s2], dem, FakeRunner())
+    result = run(tmp_path, [s2], dem, FakeRunner(bands=NO_ATMOSPHERIC))
+    assert json.loads(result.report.read_text())["model"]["bands"] == NO_ATMOSPHERIC
+
+
+def test_stack_to_file_writes_l4s_units(tmp_path):
+    rng = np.random.default_rng(3)
+    l4s = rng.uniform(0.5, 1.5, size=(12, 64, 70))
+    s2, dem = make_scene(tmp_path, 64, 70, l4s=l4s)
+    out = stack_to_file([str(s2)], str(dem), str(tmp_path / "stack.tif"))
+    with rasterio.open(out) as src:
+        stack = src.read()
+        assert src.descriptions == L4S_BANDS
+    expected = np.round(l4s * np.array([divisor(b) for b in L4S_S2_BANDS])[:, None, None])
+    np.testing.assert_allclose(
+        stack[:12] * np.array([divisor(b) for b in L4S_S2_BANDS])[:, None, None], expected, atol=0.02
+    )
+    # DEM rises 2 m per 10 m east and 1 m per 10 m south: slope atan(sqrt(0.2^2 + 0.1^2)) = 12.6 -> 13 degrees
+    np.testing.assert_allclose(stack[12] * divisor("B13"), 13.0, atol=1e-3)
+    assert stack[13, 0, 0] * divisor("B14") == pytest.approx(300 + 2 * 10 + 10, abs=0.01)
+
+
+def _peak_bytes(folder: Path, height: int) -> int:
+    folder.mkdir()
+    s2, dem = make_scene(folder, height, 256)
+    tracemalloc.start()
+    try:
+        run(folder, [s2], dem, FakeRunner("constant"), overlap=32)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_memory_does_not_grow_with_scene_height(tmp_path):
+    small = _peak_bytes(tmp_path / "small", 256)
+    large = _peak_bytes(tmp_path / "large", 1024)  # 4x the pixels, same width
+    assert large < 1.3 * small, (small, large)
+
+
+@pytest.fixture(scope="module")
+def tiny_packages(tmp_path_factory):
+    """A tiny plain U-Net saved as a .pt and as an .onnx package."""
+    package = pytest.importorskip("landslide_engine.models.package")
+    import torch
+
+    from landslide_engine.models.registry import create_model
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("models")
+    bands = NO_ATMOSPHERIC
+    model = create_model("unet_plain_w16", in_channels=len(bands)).eval()
+    metadata = package.ModelMetadata.from_spec(
+        "unet_plain_w16", name="tiny-test", bands=bands, mean=[1.0] * len(bands), std=[0.5] * len(bands)
+    )
+    pt = package.save_torch_package(model, metadata, folder / "tiny.pt")
+    onnx = package.export_onnx(model, metadata, folder / "tiny.onnx")
+    return pt, onnx
+
+
+def test_real_packages_run_end_to_end_and_backends_agree(tmp_path, tiny_packages):
+    pytest.importorskip("landslide_engine.models.backends")
+    pt, onnx = tiny_packages
+    s2, dem = make_scene(tmp_path, 140, 150)
+    probs = []
+    for name, model, backend in (("t", pt, "torch"), ("o", onnx, "onnx")):
+        request = PredictRequest(
+            s2=[str(s2)], dem=str(dem), out_dir=str(tmp_path / name), model=str(model), backend=backend, device="cpu"
+        )
+        result = predict_scene(request)
+        assert result.backend == backend and result.device.startswith("cpu")
+        with rasterio.open(result.probability) as src:
+            probs.append(src.read(1))
+    np.testing.assert_allclose(probs[0], probs[1], atol=1e-3)
