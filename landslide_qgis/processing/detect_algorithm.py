@@ -197,7 +197,8 @@ class DetectAlgorithm(QgsProcessingAlgorithm):
         self.addOutput(QgsProcessingOutputFile(self.REPORT, "Run report (JSON)"))
 
     def processAlgorithm(self, parameters, context, feedback):
-        from landslide_engine.pipeline import PredictRequest, predict_scene
+        with engine_errors():  # a missing package becomes the install instructions
+            from landslide_engine.pipeline import PredictRequest, predict_scene
 
         s2 = [layer.source() for layer in self.parameterAsLayerList(parameters, self.SENTINEL2, context)]
         if not s2:

@@ -66,17 +66,17 @@ def available_model_names() -> list[str]:
 
 def resolve_model_path(name_or_path: str | None) -> Path:
     """The package file for a catalog name, a file path, or None (the built-in model)."""
-    from landslide_engine.models.catalog import resolve_model
-
     with engine_errors():
+        from landslide_engine.models.catalog import resolve_model
+
         return resolve_model(name_or_path or None, extra_dirs=settings.models_folders())
 
 
 def all_model_paths() -> list[Path]:
     """Every model the catalog lists, built-in first, for "run all models" modes."""
-    from landslide_engine.models.catalog import list_models
-
     with engine_errors():
+        from landslide_engine.models.catalog import list_models
+
         infos = list_models(extra_dirs=settings.models_folders())
     if not infos:
         raise QgsProcessingException("no models found: neither a built-in model nor packages in the models folder")

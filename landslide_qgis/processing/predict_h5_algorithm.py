@@ -97,8 +97,6 @@ class PredictH5Algorithm(QgsProcessingAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):
         from pathlib import Path
 
-        from landslide_engine.h5predict import predict_h5
-
         files = [Path(p) for p in self.parameterAsFileList(parameters, self.FILES, context)]
         if not files:
             raise QgsProcessingException("FILES: select at least one .h5 patch")
@@ -114,6 +112,8 @@ class PredictH5Algorithm(QgsProcessingAlgorithm):
         out_dir = self.parameterAsString(parameters, self.OUTPUT_FOLDER, context)
         progress, cancelled = engine_callbacks(feedback)
         with engine_errors():
+            from landslide_engine.h5predict import predict_h5
+
             written = predict_h5(
                 files,
                 [str(m) for m in models],

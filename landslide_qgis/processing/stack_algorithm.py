@@ -58,8 +58,6 @@ class StackAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Stacked model input"))
 
     def processAlgorithm(self, parameters, context, feedback):
-        from landslide_engine.pipeline import stack_to_file
-
         s2 = [layer.source() for layer in self.parameterAsLayerList(parameters, self.SENTINEL2, context)]
         if not s2:
             raise QgsProcessingException("SENTINEL2: select at least one Sentinel-2 raster layer")
@@ -70,6 +68,8 @@ class StackAlgorithm(QgsProcessingAlgorithm):
         out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         progress, cancelled = engine_callbacks(feedback)
         with engine_errors():
+            from landslide_engine.pipeline import stack_to_file
+
             stack_to_file(
                 s2,
                 dem.source(),

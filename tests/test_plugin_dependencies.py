@@ -1,0 +1,71 @@
+"""Without onnxruntime and torch the plugin still loads, says what to install, and slope still works."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+from rasterio.transform import from_origin
+
+from tests.qgis_helpers import synthetic_scene, write_raster
+
+
+@pytest.fixture()
+def without_inference_runtimes(monkeypatch):
+    """Make ``import onnxruntime`` and ``import torch`` fail as they would in a bare QGIS Python."""
+    for name in ("onnxruntime", "torch"):
+        monkeypatch.setitem(sys.modules, name, None)
+    # engine modules imported by earlier tests would hide the failure: make them import afresh
+    for name in [m for m in sys.modules if m.startswith(("landslide_engine.models", "landslide_engine.pipeline"))]:
+        monkeypatch.delitem(sys.modules, name)
+
+
+def test_missing_runtime_message_names_the_package_and_the_command(without_inference_runtimes):
+    from landslide_qgis import dependencies
+
+    missing = dependencies.missing_for_inference()
+    assert [r.pip_name for r in missing] == ["onnxruntime"]
+    message = dependencies.missing_message(missing)
+    assert "onnxruntime" in message and "pip install" in message and "\n" not in message
+
+
+def test_plugin_loads_and_warns_and_slope_still_runs(
+    qgis_app, qgis_processing, qgis_iface, without_inference_runtimes, tmp_path
+):
+    import processing
+    from qgis.core import Qgis, QgsProcessingException
+
+    from landslide_qgis import classFactory
+
+    qgis_iface.messageBar().clear_messages()
+    plugin = classFactory(qgis_iface)
+    plugin.initGui()
+    try:
+        warnings = qgis_iface.messageBar().get_messages(Qgis.Warning)
+        assert any("onnxruntime" in w and "pip install" in w for w in warnings)
+
+        dem = write_raster(
+            tmp_path / "dem.tif",
+            (np.arange(12, dtype=np.float32)[None, None, :] * 10).repeat(10, 1),
+            "EPSG:32633",
+            from_origin(0, 100, 10, 10),
+        )
+        result = processing.run("landslide:slope", {"DEM": str(dem), "OUTPUT": str(tmp_path / "slope.tif")})
+        assert (tmp_path / "slope.tif").exists() and result["OUTPUT"].endswith("slope.tif")
+
+        s2, dem_path = synthetic_scene(tmp_path)
+        with pytest.raises(QgsProcessingException, match="pip install"):
+            processing.run(
+                "landslide:detect",
+                {
+                    "SENTINEL2": [str(s2)],
+                    "DEM": str(dem_path),
+                    "MODEL_FILE": str(tmp_path / "absent.onnx"),
+                    "OUTPUT_PROBABILITY": "TEMPORARY_OUTPUT",
+                    "OUTPUT_MASK": "TEMPORARY_OUTPUT",
+                    "OUTPUT_POLYGONS": "TEMPORARY_OUTPUT",
+                },
+            )
+    finally:
+        plugin.unload()
