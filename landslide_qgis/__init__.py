@@ -3,7 +3,9 @@
 The plugin zip ships ``landslide_engine`` inside the plugin folder; in a source
 checkout it sits next to the plugin instead. Either way it must be importable as
 a top-level package, so the plugin folder is put on ``sys.path`` when the
-engine is bundled there.
+engine is bundled there. It is appended, not prepended: the plugin folder also
+holds our ``processing`` subpackage, which at the front of ``sys.path`` would
+shadow QGIS's own ``processing`` plugin and break it and every provider.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import sys
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if os.path.isdir(os.path.join(_HERE, "landslide_engine")) and _HERE not in sys.path:
-    sys.path.insert(0, _HERE)
+    sys.path.append(_HERE)
 
 
 def classFactory(iface):

@@ -10,7 +10,15 @@ import rasterio
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
-from tests.qgis_helpers import QGIS_PROCESS, build_plugin_zip, qgis_process_env, run_json, run_qgis_process
+from tests.qgis_helpers import (
+    QGIS_PROCESS,
+    build_plugin_zip,
+    qgis_process_env,
+    run_json,
+    run_qgis_process,
+    synthetic_scene,
+    tiny_model_package,
+)
 
 pytestmark = pytest.mark.skipif(not __import__("os").path.exists(QGIS_PROCESS), reason="qgis_process.bin not installed")
 
@@ -60,3 +68,50 @@ def test_slope_runs_through_qgis_process(installed_plugin, tmp_path):
     with rasterio.open(out) as s:
         assert s.crs == CRS.from_epsg(32633) and s.transform == t and s.shape == (30, 40)
         assert np.allclose(s.read(1)[1:-1, 1:-1], 45.0, atol=1e-3)
+
+
+def test_landslide_algorithms_listed(installed_plugin):
+    env, _ = installed_plugin
+    proc = run_qgis_process(["list"], env)
+    for alg in ("landslide:detect", "landslide:stack", "landslide:predict_h5"):
+        assert alg in proc.stdout
+
+
+def test_detect_runs_through_qgis_process(installed_plugin, tmp_path):
+    env, _ = installed_plugin
+    s2, dem = synthetic_scene(tmp_path)
+    model = tiny_model_package(tmp_path / "tiny.onnx")
+    out = tmp_path / "out"
+    result = run_json(
+        [
+            "run",
+            "landslide:detect",
+            "--",
+            f"SENTINEL2={s2}",
+            f"DEM={dem}",
+            f"MODEL_FILE={model}",
+            "DEVICE=cpu",
+            "THRESHOLD=0.5",
+            f"OUTPUT_PROBABILITY={out / 'probability.tif'}",
+            f"OUTPUT_MASK={out / 'mask.tif'}",
+            f"OUTPUT_POLYGONS={out / 'landslides.gpkg'}",
+        ],
+        env,
+    )["results"]
+    assert result["OUTPUT_PROBABILITY"] == str(out / "probability.tif")
+    with rasterio.open(out / "probability.tif") as prob, rasterio.open(s2) as src:
+        assert prob.crs == src.crs and prob.transform == src.transform and prob.shape == src.shape
+    assert (out / "landslides.gpkg").exists() and result["N_LANDSLIDES"] >= 0
+    assert result["DEVICE_USED"].startswith("cpu")
+
+
+def test_detect_input_error_is_reported_on_one_line(installed_plugin, tmp_path):
+    env, _ = installed_plugin
+    s2, dem = synthetic_scene(tmp_path)
+    missing = tmp_path / "missing.onnx"
+    outputs = [f"{name}=TEMPORARY_OUTPUT" for name in ("OUTPUT_PROBABILITY", "OUTPUT_MASK", "OUTPUT_POLYGONS")]
+    proc = run_qgis_process(
+        ["run", "landslide:detect", "--", f"SENTINEL2={s2}", f"DEM={dem}", f"MODEL_FILE={missing}", *outputs], env
+    )
+    assert proc.returncode != 0
+    assert f"model file not found: {missing}" in proc.stdout + proc.stderr
