@@ -163,7 +163,11 @@ def create_runner(
         raise InputError("device mps is available with the torch backend only")
     if package.format == "onnx":
         return OnnxRunner(package.path, package.metadata, device, batch_size)
+    import onnxruntime as ort
+
     from landslide_engine.models.package import load_torch_model, onnx_package_bytes
+
+    _onnx_providers(device, ort.get_available_providers())  # refuse an impossible device before exporting
 
     graph = onnx_package_bytes(load_torch_model(package), package.metadata)
     return OnnxRunner(graph, package.metadata, device, batch_size)
