@@ -54,13 +54,14 @@ def write_run_outputs(
     device: torch.device,
     write_onnx: bool,
     training_data: dict[str, Any],
+    progress: bool = True,
 ) -> RunOutputs:
     """Score the final ``model`` (tuning the threshold on validation if the recipe says so) and write everything."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model = model.to(device).eval()
     val_set = PatchDataset(splits.val, mean, std)
-    probabilities, masks, _ = predict_dataset(model, val_set, device, progress=True)
+    probabilities, masks, _ = predict_dataset(model, val_set, device, progress=progress)
     _, curve = score_predictions(probabilities, masks, recipe.threshold)
     threshold = curve.best_threshold()[0] if recipe.tune_threshold else recipe.threshold
     val_scores, _ = score_predictions(probabilities, masks, threshold)

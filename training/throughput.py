@@ -11,7 +11,7 @@ import time
 import torch
 from torch import nn
 
-WARMUP_BATCHES = 2
+WARMUP_BATCHES = 1
 
 
 def _synchronize(device: torch.device) -> None:
@@ -20,7 +20,7 @@ def _synchronize(device: torch.device) -> None:
 
 
 def inference_patches_per_second(
-    model: nn.Module, device: torch.device, batch_size: int = 16, batches: int = 5, in_channels: int = 14
+    model: nn.Module, device: torch.device, batch_size: int = 16, batches: int = 3, in_channels: int = 14
 ) -> float:
     """Forward passes only (eval mode, no gradients)."""
     model = model.to(device).eval()

@@ -232,7 +232,8 @@ class _Trainer:
             for _ in epochs:
                 self._train_epoch()
                 stop = self._end_epoch()
-                epochs.set_postfix(val_f1=f"{self.history[-1]['val_f1']:.3f}")
+                if self.history:  # rank 0 evaluates and keeps the history
+                    epochs.set_postfix(val_f1=f"{self.history[-1]['val_f1']:.3f}")
                 if stop:
                     break
         except KeyboardInterrupt:
@@ -378,6 +379,7 @@ class _Trainer:
             out=self.out,
             device=self.context.device,
             write_onnx=self.config.export_onnx,
+            progress=self.config.progress,
             training_data={
                 "root": str(self.config.data),
                 "seed": self.config.seed,
