@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from landslide_engine.bands import L4S_BANDS
 from landslide_engine.errors import InputError
-from landslide_engine.models.registry import create_model
+from landslide_engine.models.registry import MODEL_SPECS, create_model
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .dataset import PatchDataset, validate_patches
@@ -121,6 +121,8 @@ class _Trainer:
         self.on_step = on_step
         self.out = Path(config.out)
         self.checkpoint_path = self.out / CHECKPOINT_NAME
+        if config.model not in MODEL_SPECS:
+            raise InputError(f"--model {config.model!r}: unknown; known: {', '.join(MODEL_SPECS)}")
         resumed = load_checkpoint(config.resume) if config.resume else None
         self.recipe = config.recipe
         seed_everything(config.seed)
