@@ -14,12 +14,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from landslide_engine.errors import Cancelled, InputError
+
+# GDAL's block cache defaults to 5 % of RAM and fills up as outputs are written; cap it so a long scene
+# runs in a few hundred MB. An explicit GDAL_CACHEMAX in the environment wins.
+GDAL_CACHE_MB = "256"
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -265,6 +270,7 @@ def build_parser(commands: Sequence[Command] = COMMANDS) -> argparse.ArgumentPar
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the subcommand; returns the exit code."""
+    os.environ.setdefault("GDAL_CACHEMAX", GDAL_CACHE_MB)
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr)
     args = build_parser().parse_args(argv)
     try:

@@ -6,7 +6,9 @@ the scene through the model as rows of overlapping patches and writes
 Memory is bounded by one patch-high strip of the scene width, whatever the
 scene height: inputs are read per chunk of patches (at most about
 ``_CHUNK_PX`` wide), predictions are blended in a strip that slides down the
-scene, and finished rows go straight to disk.
+scene, and finished rows go straight to disk. Beyond that, GDAL's block cache
+(``GDAL_CACHEMAX``, set by the host application; the CLI caps it) is the only
+memory that fills up as the outputs are written.
 
 All four outputs are written to temporary files and renamed into place only
 when the whole run succeeded; a cancelled or failed run leaves none of them.
