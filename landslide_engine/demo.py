@@ -63,13 +63,17 @@ def smooth_noise(shape: tuple[int, int], scale_px: float, rng: np.random.Generat
 
 
 def fractal_terrain(size: int, rng: np.random.Generator) -> np.ndarray:
-    """Mountain terrain in metres: octaves of smooth noise, ridged, 700 to about 2500 m."""
+    """Hill terrain in metres, 700 to 1700 m: octaves of smooth noise plus carved valleys.
+
+    The relief gives a slope distribution close to the Landslide4Sense patches' (median
+    about 25 degrees).
+    """
     dem = np.zeros((size, size))
     for octave, amplitude in enumerate((420.0, 180.0, 70.0, 25.0)):
         dem += amplitude * smooth_noise((size, size), size / (3.0 * 2**octave), rng)
     ridged = -np.abs(smooth_noise((size, size), size / 5.0, rng)) * 260.0  # valleys carved by rivers
     dem = dem + ridged
-    return 700.0 + (dem - dem.min()) * (1800.0 / (np.ptp(dem) + 1e-9))
+    return 700.0 + (dem - dem.min()) * (1000.0 / (np.ptp(dem) + 1e-9))
 
 
 def place_scars(dem: np.ndarray, slope: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
@@ -100,6 +104,21 @@ def place_scars(dem: np.ndarray, slope: np.ndarray, n: int, rng: np.random.Gener
         mask |= (du / length) ** 2 + (dv / width) ** 2 <= 1.0
         placed += 1
     return mask, placed
+
+
+def illumination(dem: np.ndarray, azimuth_deg: float = 135.0, altitude_deg: float = 35.0) -> np.ndarray:
+    """Relative illumination 0.6..1.3 from a hillshade, so the synthetic image shows the terrain.
+
+    Real top-of-atmosphere reflectance is brighter on slopes facing the sun;
+    without it the demo would look like coloured noise.
+    """
+    gy, gx = np.gradient(dem, DEMO_PIXEL)
+    slope = np.arctan(np.hypot(gx, gy))
+    aspect = np.arctan2(-gx, gy)
+    az, alt = np.radians(azimuth_deg), np.radians(altitude_deg)
+    shade = np.sin(alt) * np.cos(slope) + np.cos(alt) * np.sin(slope) * np.cos(az - aspect)
+    shade = np.clip(shade, 0.0, 1.0)
+    return 0.6 + 0.7 * shade / (shade.mean() + 1e-9) / 2
 
 
 def sample_spectra(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -137,7 +156,7 @@ def build_demo_scene(out_dir: str | Path, size: int = 384, n_scars: int = 30, se
     dem = fractal_terrain(size, rng)
     slope = horn_slope(dem, DEMO_PIXEL, DEMO_PIXEL)
     truth, placed = place_scars(dem, slope, n_scars, rng)
-    l4s = sample_spectra(truth, rng)
+    l4s = sample_spectra(truth, rng) * illumination(dem)[None]
     divisors = dict(zip(L4S_BANDS, L4S_DIVISORS, strict=True))
     dn = {
         band: np.clip(np.round(l4s[i] * divisors[band]), 1, 65535).astype(np.uint16)
