@@ -18,13 +18,14 @@ import pytest
 import torch
 
 from landslide_engine.models.package import load_package, load_torch_model
+from landslide_engine.models.registry import MODEL_SPECS
 from training.cli import main
 from training.recipes import DEFAULT, SEED
 from training.splits import resolve_splits
 from training.trainer import TrainConfig, TrainingInterrupted, train
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL = "unet_plain_w16"
+MODEL = "unet_resnet18"
 FAST = ["--epochs", "2", "--batch-size", "2", "--max-steps-per-epoch", "2", "--workers", "0", "--device", "cpu"]
 
 
@@ -143,23 +144,14 @@ def test_ddp_two_cpu_processes(l4s_root: Path, tmp_path: Path) -> None:
 
 
 def test_zoo_table_puts_paper_numbers_beside_ours(l4s_root: Path, tmp_path: Path) -> None:
-    args = [
-        "zoo",
-        "--data",
-        str(l4s_root),
-        "--models",
-        "unet_plain_w16",
-        *FAST,
-        "--epochs",
-        "1",
-        "--max-steps-per-epoch",
-        "1",
-        "--no-onnx",
-    ]
-    assert main([*args, "--quiet", "--out", str(tmp_path)]) == 0
+    paper_model = "unet_resnet34"
+    args = ["zoo", "--data", str(l4s_root), "--models", paper_model, *FAST, "--epochs", "1"]
+    assert main([*args, "--max-steps-per-epoch", "1", "--no-onnx", "--quiet", "--out", str(tmp_path)]) == 0
     header, row = (tmp_path / "zoo.csv").read_text().splitlines()[:2]
     assert header.split(",")[:8] == ["model", "split", "f1", "precision", "recall", "iou", "batch_mean_f1", "paper_f1"]
     fields = dict(zip(header.split(","), row.split(","), strict=True))
-    assert fields["model"] == MODEL and fields["error"] == ""
-    assert int(fields["params"]) > 0 and float(fields["patches_per_s"]) > 0
-    assert (tmp_path / "zoo.md").read_text().count("|") > 20
+    assert fields["model"] == paper_model and fields["error"] == ""
+    assert float(fields["paper_f1"]) == MODEL_SPECS[paper_model].f1
+    assert 0.0 <= float(fields["f1"]) <= 1.0
+    assert int(fields["params"]) > 1_000_000 and float(fields["patches_per_s"]) > 0
+    assert f"| {paper_model} |" in (tmp_path / "zoo.md").read_text()
