@@ -43,7 +43,9 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m training", description="Train, evaluate and export landslide models on Landslide4Sense patches."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     train_parser = commands.add_parser("train", help="train one model; writes checkpoint, packages, metrics, plots")

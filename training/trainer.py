@@ -31,6 +31,7 @@ from landslide_engine.models.registry import MODEL_SPECS, create_model
 from .checkpoint import load_checkpoint, save_checkpoint
 from .dataset import PatchDataset, validate_patches
 from .distributed import DistributedContext, broadcast_from_main, setup_distributed, teardown_distributed
+from .evaluation import predict_dataset, score_predictions
 from .losses import CompoundLoss
 from .normalization import BandStatistics, identity_normalization
 from .recipes import DEFAULT, Recipe
@@ -328,8 +329,6 @@ class _Trainer:
         return stop
 
     def _evaluate_epoch(self, train_loss: float) -> bool:
-        from .evaluation import predict_dataset, score_predictions
-
         started = time.perf_counter()
         probabilities, masks, val_loss = predict_dataset(
             self.model, self.val_set, self.context.device, mixed_precision=self.mixed_precision, loss_fn=self.loss_fn
