@@ -189,6 +189,8 @@ class _Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
+        if self.context.device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], self.context.device)
         self.epoch, self.step = state["epoch"], state["step"]
         self.epoch_loss_sum, self.epoch_samples = state["epoch_loss_sum"], state["epoch_samples"]
         self.history = list(state["history"])
@@ -213,6 +215,7 @@ class _Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(self.context.device) if self.context.device.type == "cuda" else None,
             "history": self.history,
             "best_metric": self.best_metric,
             "best_epoch": self.best_epoch,
