@@ -1,8 +1,9 @@
 """The 14 Landslide4Sense bands of any window of the reference grid.
 
-:class:`SceneStack` keeps the inputs open and, for one window, warps every
-needed band onto the grid, converts it to L4S units and stacks the bands in the
-order asked for. Slope is computed from the DEM on the grid when no slope
+:class:`SceneStack` keeps the inputs open, with one cached warped view of each
+source on the grid, and for one window reads every needed band (all bands of a
+multi-band file in one read), converts them to L4S units and stacks the bands in
+the order asked for. Slope is computed from the DEM on the grid when no slope
 raster is given, with a one-pixel halo so the slope at window edges equals the
 slope of the whole scene. Slope and DEM are rounded to whole degrees and
 metres, as in the L4S training data.
@@ -24,7 +25,7 @@ from landslide_engine.rasterio_io import open_raster
 from landslide_engine.scaling import ReflectanceScaling
 from landslide_engine.slope import slope_for_grid
 from landslide_engine.sources import S2Inputs
-from landslide_engine.warp import choose_resampling, read_window
+from landslide_engine.warp import GridWarp, choose_resampling
 
 # Sentinel-2 products mark missing pixels with DN 0 even when the file declares no nodata.
 S2_IMPLICIT_NODATA = 0.0
@@ -54,6 +55,7 @@ class SceneStack:
         self._files = contextlib.ExitStack()
         self._open: dict[str, object] = {}
         self._resamplings: dict[str, Resampling] = {}
+        self._warps: dict[tuple[str, float | None], GridWarp] = {}
         self._dem = self._dataset(dem, "DEM")
         self._slope = self._dataset(slope, "slope") if slope else None
 
@@ -64,6 +66,9 @@ class SceneStack:
         self.close()
 
     def close(self) -> None:
+        for warp in self._warps.values():
+            warp.close()
+        self._warps.clear()
         self._files.close()
 
     def _dataset(self, path: str, what: str):
@@ -75,6 +80,7 @@ class SceneStack:
         """``bands`` of ``window`` as float32 (C, h, w) in L4S units; NaN where any input has no data."""
         height, width = int(window.height), int(window.width)
         out = np.empty((len(bands), height, width), dtype=np.float32)
+        s2 = self._read_s2_bands([b for b in bands if b not in (DEM_BAND, SLOPE_BAND) and b in self._s2.bands], window)
         dem = None
         for i, band in enumerate(bands):
             if band == DEM_BAND:
@@ -82,16 +88,15 @@ class SceneStack:
                 out[i] = np.round(dem[1:-1, 1:-1]) / divisor(band)
             elif band == SLOPE_BAND:
                 if self._slope is not None:
-                    resampling = self._resampling(self._slope.name, self._slope)
-                    slope = read_window(self._slope, 1, self.grid, window, resampling)
+                    slope = self._warp(self._slope.name, self._slope).read(1, window)
                 else:
                     dem = dem if dem is not None else self._dem_with_halo(window)
                     halo = Window(window.col_off - 1, window.row_off - 1, width + 2, height + 2)
                     geographic = bool(self.grid.crs.is_geographic)
                     slope = slope_for_grid(dem, self.grid.window_transform(halo), geographic)[1:-1, 1:-1]
                 out[i] = np.round(slope) / divisor(band)
-            elif band in self._s2.bands:
-                out[i] = self.scaling.to_l4s(self._read_s2(band, window), band)
+            elif band in s2:
+                out[i] = self.scaling.to_l4s(s2[band], band)
             elif band in self.fill_values:
                 out[i] = self.fill_values[band]
             else:
@@ -100,16 +105,31 @@ class SceneStack:
 
     def _dem_with_halo(self, window: Window) -> np.ndarray:
         halo = Window(window.col_off - 1, window.row_off - 1, int(window.width) + 2, int(window.height) + 2)
-        resampling = self._resampling(self._dem.name, self._dem)
-        return read_window(self._dem, 1, self.grid, halo, resampling).astype(np.float64)
+        return self._warp(self._dem.name, self._dem).read(1, halo).astype(np.float64)
 
-    def _read_s2(self, band: str, window: Window) -> np.ndarray:
-        source = self._s2.bands[band]
-        src = self._dataset(source.path, f"Sentinel-2 band {band}")
-        nodata = src.nodatavals[source.index - 1]
-        if nodata is None:
-            nodata = self._implicit_nodata(src, source.index)
-        return read_window(src, source.index, self.grid, window, self._resampling(source.path, src), nodata)
+    def _read_s2_bands(self, bands: Sequence[str], window: Window) -> dict[str, np.ndarray]:
+        """Native values of Sentinel-2 ``bands`` on ``window``, one read per source file."""
+        by_source: dict[tuple[str, float | None], list[str]] = {}
+        for band in bands:
+            source = self._s2.bands[band]
+            src = self._dataset(source.path, f"Sentinel-2 band {band}")
+            nodata = src.nodatavals[source.index - 1]
+            if nodata is None:
+                nodata = self._implicit_nodata(src, source.index)
+            by_source.setdefault((source.path, nodata), []).append(band)
+        values: dict[str, np.ndarray] = {}
+        for (path, nodata), group in by_source.items():
+            warp = self._warp(path, self._open[path], nodata)
+            data = warp.read([self._s2.bands[b].index for b in group], window)
+            values.update(zip(group, data, strict=True))
+        return values
+
+    def _warp(self, path: str, src, nodata: float | None = None) -> GridWarp:
+        """The cached warped view of ``src`` on the grid (one per file and nodata value)."""
+        key = (path, nodata)
+        if key not in self._warps:
+            self._warps[key] = GridWarp(src, self.grid, self._resampling(path, src), nodata)
+        return self._warps[key]
 
     @staticmethod
     def _implicit_nodata(src, index: int) -> float | None:

@@ -1,0 +1,99 @@
+"""Synthetic benchmark scenes of any size, written block by block so a 10k x 10k scene needs little memory.
+
+Each scene is what an analyst brings: one 13-band Sentinel-2 L1C-like GeoTIFF (uint16 DN, 10 m, UTM 33N,
+ESA band order including B8A) and a DEM on a coarser 30 m grid offset from the image, so every run warps
+the DEM and computes slope from it, as in a real run. Values are smooth fields plus noise: speed does not
+depend on them, but compression and the model's input range stay realistic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ESA_L1C_ORDER = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12")
+CRS = "EPSG:32633"
+ORIGIN = (500000.0, 5200000.0)
+PIXEL_M = 10.0
+DEM_PIXEL_M = 30.0
+_BLOCK_ROWS = 512
+
+
+@dataclass(frozen=True)
+class BenchScene:
+    """Paths of one generated scene and its size in pixels (square)."""
+
+    s2: Path
+    dem: Path
+    size: int
+
+
+def _s2_block(rows: np.ndarray, cols: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(13, len(rows), len(cols)) uint16 DN: per-band level, a smooth pattern and sensor noise."""
+    yy, xx = np.meshgrid(rows.astype(np.float32), cols.astype(np.float32), indexing="ij")
+    pattern = np.sin(xx / 97.0) * np.cos(yy / 131.0) + 0.5 * np.sin((xx + yy) / 23.0)
+    levels = np.linspace(900.0, 2600.0, len(ESA_L1C_ORDER), dtype=np.float32)[:, None, None]
+    noise = rng.normal(0.0, 40.0, size=(len(ESA_L1C_ORDER), *yy.shape)).astype(np.float32)
+    return np.clip(levels + 350.0 * pattern[None] + noise, 1, 10000).astype(np.uint16)
+
+
+def _dem_block(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Mountain-like terrain in metres: ridges and valleys a few kilometres across."""
+    yy, xx = np.meshgrid(rows.astype(np.float64), cols.astype(np.float64), indexing="ij")
+    return (1200.0 + 400.0 * np.sin(xx / 60.0) * np.cos(yy / 45.0) + 2.0 * xx - 1.5 * yy).astype(np.float32)
+
+
+def write_scene(folder: Path, size: int, seed: int = 0) -> BenchScene:
+    """Write (or reuse, when both files exist) a ``size`` x ``size`` px scene under ``folder``."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    folder.mkdir(parents=True, exist_ok=True)
+    s2_path = folder / f"S2A_MSIL1C_20200101_bench_{size}.tif"
+    dem_path = folder / f"dem30m_bench_{size}.tif"
+    if s2_path.exists() and dem_path.exists():
+        return BenchScene(s2_path, dem_path, size)
+    rng = np.random.default_rng(seed)
+    common = {"driver": "GTiff", "crs": CRS, "tiled": True, "blockxsize": 512, "blockysize": 512, "BIGTIFF": "YES"}
+    s2_tmp = s2_path.with_suffix(".partial.tif")
+    with rasterio.open(
+        s2_tmp,
+        "w",
+        width=size,
+        height=size,
+        count=len(ESA_L1C_ORDER),
+        dtype="uint16",
+        nodata=0,
+        transform=from_origin(*ORIGIN, PIXEL_M, PIXEL_M),
+        compress="deflate",
+        zlevel=1,
+        **common,
+    ) as dst:
+        for i, band in enumerate(ESA_L1C_ORDER, start=1):
+            dst.set_band_description(i, band)
+        dst.update_tags(PRODUCT_TYPE="S2MSI1C", PROCESSING_BASELINE="02.14", DESCRIPTION="synthetic benchmark scene")
+        cols = np.arange(size)
+        for r0 in range(0, size, _BLOCK_ROWS):
+            rows = np.arange(r0, min(size, r0 + _BLOCK_ROWS))
+            dst.write(_s2_block(rows, cols, rng), window=((r0, rows[-1] + 1), (0, size)))
+    s2_tmp.rename(s2_path)
+    # The DEM covers the image with a one-cell margin, on a 30 m grid shifted by half a cell.
+    dem_size = int(np.ceil(size * PIXEL_M / DEM_PIXEL_M)) + 2
+    dem_origin = (ORIGIN[0] - DEM_PIXEL_M * 1.5, ORIGIN[1] + DEM_PIXEL_M * 1.5)
+    dem_tmp = dem_path.with_suffix(".partial.tif")
+    with rasterio.open(
+        dem_tmp,
+        "w",
+        width=dem_size,
+        height=dem_size,
+        count=1,
+        dtype="float32",
+        nodata=-9999.0,
+        transform=from_origin(*dem_origin, DEM_PIXEL_M, DEM_PIXEL_M),
+        **common,
+    ) as dst:
+        dst.write(_dem_block(np.arange(dem_size), np.arange(dem_size)), 1)
+    dem_tmp.rename(dem_path)
+    return BenchScene(s2_path, dem_path, size)
