@@ -66,6 +66,7 @@ def measure(size: int, work: Path, profile: bool = False) -> dict:
         "wall_s": round(wall, 2),
         "patches_per_s": round(result.n_patches / wall, 1),
         "seconds": {k: round(v, 2) for k, v in report["seconds"].items()},
+        "stage_seconds": report["stage_seconds"],
     }
 
 

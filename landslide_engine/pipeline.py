@@ -5,8 +5,10 @@ the scene through the model as rows of overlapping patches and writes
 ``probability.tif``, ``landslides.tif``, ``landslides.gpkg`` and ``run.json``.
 Memory is bounded by one patch-high strip of the scene width, whatever the
 scene height: inputs are read per chunk of patches (at most about
-``_CHUNK_PX`` wide), predictions are blended in a strip that slides down the
-scene, and finished rows go straight to disk. Beyond that, GDAL's block cache
+``_CHUNK_PX`` wide) in a reader thread one chunk ahead of the model, so I/O
+overlaps inference; predictions are blended in a strip that slides down the
+scene, and finished rows go straight to disk. ``run.json`` records the seconds
+spent per stage (read/warp, scale, infer, blend, write, polygonize). Beyond that, GDAL's block cache
 (``GDAL_CACHEMAX``, set by the host application; the CLI caps it) is the only
 memory that fills up as the outputs are written.
 
@@ -19,8 +21,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -219,6 +223,7 @@ def predict_scene(
         req.resolution,
     )
     seconds: dict[str, float] = {"prepare": time.perf_counter() - started}
+    clock = StageClock()
     out_dir = Path(req.out_dir)
     paths = {name: out_dir / name for name in (PROBABILITY_FILE, MASK_FILE, POLYGONS_FILE, REPORT_FILE)}
     with scene.stack, contextlib.ExitStack() as outputs:
@@ -228,15 +233,17 @@ def predict_scene(
         t0 = time.perf_counter()
         rasters = ResultRasters(tmp[PROBABILITY_FILE], tmp[MASK_FILE], scene.grid, threshold)
         try:
-            _predict_strips(scene, runner, rows, cols, req, rasters, report_progress, is_cancelled)
+            _predict_strips(scene, runner, rows, cols, req, rasters, report_progress, is_cancelled, clock)
         finally:
-            rasters.close()
+            with clock.measure("write"):
+                rasters.close()
         seconds["predict"] = time.perf_counter() - t0
         report_progress(90.0, "tracing landslide polygons")
         t0 = time.perf_counter()
-        n_landslides, area = write_polygons(
-            tmp[MASK_FILE], tmp[PROBABILITY_FILE], tmp[POLYGONS_FILE], scene.grid, req.min_area_m2, is_cancelled
-        )
+        with clock.measure("polygonize"):
+            n_landslides, area = write_polygons(
+                tmp[MASK_FILE], tmp[PROBABILITY_FILE], tmp[POLYGONS_FILE], scene.grid, req.min_area_m2, is_cancelled
+            )
         seconds["polygons"] = time.perf_counter() - t0
         seconds["total"] = time.perf_counter() - started
         n_patches = len(rows) * len(cols)
@@ -265,6 +272,7 @@ def predict_scene(
             "landslide_area_m2": area,
             "landslide_pixels": rasters.landslide_pixels,
             "seconds": seconds,
+            "stage_seconds": {stage: round(value, 3) for stage, value in clock.seconds.items()},
             "peak_memory_mb": peak_memory_mb(),
             "warnings": scene.warnings,
             "outputs": {name: str(path) for name, path in paths.items()},
@@ -285,6 +293,74 @@ def predict_scene(
     )
 
 
+@dataclass(frozen=True)
+class _ChunkPatches:
+    """The patches of one chunk of a patch row, ready for the model."""
+
+    top: int
+    cols: list[int]
+    left: int
+    patches: np.ndarray  # (n, C, tile, tile) float32, l4s units, no NaN
+    invalid: np.ndarray  # (tile, right - left) bool: pixels where some input had no data
+
+
+class StageClock:
+    """Seconds spent in each stage of a run, summed; the reader thread and the main thread both add to it.
+
+    Stages that run in the reader thread overlap inference, so the stages add up to more than the wall time;
+    ``wait_for_input`` is how long inference sat idle waiting for the reader.
+    """
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def measure(self, stage: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            elapsed = time.perf_counter() - started
+            with self._lock:
+                self.seconds[stage] = self.seconds.get(stage, 0.0) + elapsed
+
+
+def _chunk_columns(cols: list[int], tile: int, overlap: int) -> list[list[int]]:
+    """Patch columns split into chunks of at most about ``_CHUNK_PX`` pixels, as equal in size as possible.
+
+    Equal chunks keep the model's batches full: 43 columns become 15 + 14 + 14, not 21 + 21 + 1.
+    """
+    most = max(1, _CHUNK_PX // max(1, tile - overlap))
+    n_chunks = -(-len(cols) // most)
+    size = -(-len(cols) // n_chunks)
+    return [cols[i : i + size] for i in range(0, len(cols), size)]
+
+
+def _prefetched(jobs: Sequence[Any], produce: Callable[[Any], Any]) -> Iterator[Any]:
+    """``produce(job)`` for each job in order, computing the next one in a thread while the caller works.
+
+    GDAL reads and most numpy work release the GIL, so reading the next chunk overlaps inference on this
+    one. At most two chunks are in memory. Datasets read by ``produce`` must not be used by the caller
+    meanwhile (GDAL dataset handles are not thread-safe); the caller only touches the output files.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="landslide-reader") as pool:
+        pending = pool.submit(produce, jobs[0]) if jobs else None
+        try:
+            for job in jobs[1:]:
+                ready = pending.result()
+                pending = pool.submit(produce, job)
+                yield ready
+            if pending is not None:
+                ready, pending = pending.result(), None
+                yield ready
+        finally:
+            if pending is not None:
+                pending.cancel()
+                with contextlib.suppress(BaseException):
+                    pending.result()  # let a running read finish before the datasets are closed
+
+
 def _predict_strips(
     scene: _Scene,
     runner,
@@ -294,42 +370,66 @@ def _predict_strips(
     rasters: ResultRasters,
     progress: Progress,
     cancelled: IsCancelled,
+    clock: StageClock,
 ) -> None:
-    """Predict patch row by patch row, writing each finished strip of rows."""
+    """Predict patch row by patch row, writing each finished strip of rows; inputs are read one chunk ahead."""
     meta = runner.metadata
     tile = int(meta.tile_size)
     height, width = scene.grid.height, scene.grid.width
     bands = list(meta.bands)
     fill = np.asarray(meta.mean, dtype=np.float32)[:, None, None]
     blender = RowBlender(width, tile, req.overlap)
-    per_chunk = max(1, _CHUNK_PX // max(1, tile - req.overlap))
-    chunks = [cols[i : i + per_chunk] for i in range(0, len(cols), per_chunk)]
+    jobs = [(top, chunk) for top in rows for chunk in _chunk_columns(cols, tile, req.overlap)]
     predict = runner.predict
-    for k, top in enumerate(rows):
-        for chunk in chunks:
-            if cancelled():
-                raise Cancelled("cancelled")
-            left, right = chunk[0], chunk[-1] + tile
-            r0, r1 = max(0, top), min(height, top + tile)
-            c0, c1 = max(0, left), min(width, right)
-            data = scene.stack.stack_bands(Window(c0, r0, c1 - c0, r1 - r0), bands)
-            invalid = ~np.isfinite(data).all(axis=0)
-            data = np.where(np.isfinite(data), data, fill)
+
+    def read_chunk(job: tuple[int, list[int]]) -> _ChunkPatches:
+        top, chunk = job
+        left, right = chunk[0], chunk[-1] + tile
+        r0, r1 = max(0, top), min(height, top + tile)
+        c0, c1 = max(0, left), min(width, right)
+        with clock.measure("read_warp"):
+            native = scene.stack.read_native(Window(c0, r0, c1 - c0, r1 - r0), bands)
+        with clock.measure("scale"):
+            data = scene.stack.to_l4s(native)
+            finite = np.isfinite(data)
+            invalid = ~finite.all(axis=0)
+            data = np.where(finite, data, fill)
             pads = (r0 - top, top + tile - r1, c0 - left, right - c1)
             data = reflect_pad(data, *pads)
             invalid = reflect_pad(invalid[None], *pads)[0]
-            patches = np.stack([data[:, :, c - left : c - left + tile] for c in chunk]).astype(np.float32)
-            probs = predict_tta(predict, patches) if req.tta else predict(patches)
-            for j, c in enumerate(chunk):
-                p = np.array(probs[j], dtype=np.float32)
-                p[invalid[:, c - left : c - left + tile]] = np.nan
-                blender.add(p, top, c)
-        until = min(height, rows[k + 1]) if k + 1 < len(rows) else height
-        if until > blender.first_row:
-            start = blender.first_row
-            block = blender.take_rows(until)
-            rasters.write_rows(start, block, np.isfinite(block))
-        progress(2.0 + 88.0 * (k + 1) / len(rows), f"patch row {k + 1} of {len(rows)}")
+            patches = np.stack([data[:, :, c - left : c - left + tile] for c in chunk])
+        return _ChunkPatches(top, chunk, left, patches, invalid)
+
+    finished_rows = 0
+    chunks = _prefetched(jobs, read_chunk)
+    try:
+        while True:
+            if cancelled():
+                raise Cancelled("cancelled")
+            with clock.measure("wait_for_input"):
+                item = next(chunks, None)
+            if item is None:
+                break
+            with clock.measure("infer"):
+                probs = predict_tta(predict, item.patches) if req.tta else predict(item.patches)
+            with clock.measure("blend"):
+                for j, c in enumerate(item.cols):
+                    p = np.array(probs[j], dtype=np.float32)
+                    p[item.invalid[:, c - item.left : c - item.left + tile]] = np.nan
+                    blender.add(p, item.top, c)
+            if item.cols[-1] != cols[-1]:
+                continue
+            k = finished_rows = finished_rows + 1
+            until = min(height, rows[k]) if k < len(rows) else height
+            if until > blender.first_row:
+                start = blender.first_row
+                with clock.measure("blend"):
+                    block = blender.take_rows(until)
+                with clock.measure("write"):
+                    rasters.write_rows(start, block, np.isfinite(block))
+            progress(2.0 + 88.0 * k / len(rows), f"patch row {k} of {len(rows)}")
+    finally:
+        chunks.close()
 
 
 def stack_to_file(

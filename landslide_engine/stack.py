@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from rasterio.enums import Resampling
@@ -29,6 +30,21 @@ from landslide_engine.warp import GridWarp, choose_resampling
 
 # Sentinel-2 products mark missing pixels with DN 0 even when the file declares no nodata.
 S2_IMPLICIT_NODATA = 0.0
+
+
+@dataclass(frozen=True)
+class NativeWindow:
+    """Source values read for one window of the grid, before conversion to L4S units.
+
+    ``dem_with_halo`` has one extra pixel on each side (for slope); ``slope`` is None unless a slope raster was
+    given and the slope band was asked for.
+    """
+
+    window: Window
+    bands: tuple[str, ...]
+    s2: dict[str, np.ndarray]
+    dem_with_halo: np.ndarray | None
+    slope: np.ndarray | None
 
 
 class SceneStack:
@@ -78,29 +94,45 @@ class SceneStack:
 
     def stack_bands(self, window: Window, bands: Sequence[str]) -> np.ndarray:
         """``bands`` of ``window`` as float32 (C, h, w) in L4S units; NaN where any input has no data."""
+        return self.to_l4s(self.read_native(window, bands))
+
+    def read_native(self, window: Window, bands: Sequence[str]) -> NativeWindow:
+        """The source values under ``window`` that ``bands`` need, warped onto the grid but not yet scaled.
+
+        This is the I/O half of :meth:`stack_bands`; :meth:`to_l4s` is the arithmetic half. They are separate
+        so a caller can time them, or run the reads in another thread.
+        """
+        for band in bands:
+            if band not in (DEM_BAND, SLOPE_BAND) and band not in self._s2.bands and band not in self.fill_values:
+                raise InputError(self._s2.describe_missing([band]))
+        s2 = self._read_s2_bands([b for b in bands if b in self._s2.bands and b not in (DEM_BAND, SLOPE_BAND)], window)
+        slope = None
+        if SLOPE_BAND in bands and self._slope is not None:
+            slope = self._warp(self._slope.name, self._slope).read(1, window)
+        needs_dem = DEM_BAND in bands or (SLOPE_BAND in bands and self._slope is None)
+        dem = self._dem_with_halo(window) if needs_dem else None
+        return NativeWindow(window, tuple(bands), s2, dem, slope)
+
+    def to_l4s(self, native: NativeWindow) -> np.ndarray:
+        """Stack ``native``'s bands as float32 (C, h, w) in L4S units; slope from the DEM when no file gave it."""
+        window = native.window
         height, width = int(window.height), int(window.width)
-        out = np.empty((len(bands), height, width), dtype=np.float32)
-        s2 = self._read_s2_bands([b for b in bands if b not in (DEM_BAND, SLOPE_BAND) and b in self._s2.bands], window)
-        dem = None
-        for i, band in enumerate(bands):
+        out = np.empty((len(native.bands), height, width), dtype=np.float32)
+        for i, band in enumerate(native.bands):
             if band == DEM_BAND:
-                dem = dem if dem is not None else self._dem_with_halo(window)
-                out[i] = np.round(dem[1:-1, 1:-1]) / divisor(band)
+                out[i] = np.round(native.dem_with_halo[1:-1, 1:-1]) / divisor(band)
             elif band == SLOPE_BAND:
-                if self._slope is not None:
-                    slope = self._warp(self._slope.name, self._slope).read(1, window)
-                else:
-                    dem = dem if dem is not None else self._dem_with_halo(window)
+                slope = native.slope
+                if slope is None:
                     halo = Window(window.col_off - 1, window.row_off - 1, width + 2, height + 2)
                     geographic = bool(self.grid.crs.is_geographic)
-                    slope = slope_for_grid(dem, self.grid.window_transform(halo), geographic)[1:-1, 1:-1]
+                    transform = self.grid.window_transform(halo)
+                    slope = slope_for_grid(native.dem_with_halo, transform, geographic)[1:-1, 1:-1]
                 out[i] = np.round(slope) / divisor(band)
-            elif band in s2:
-                out[i] = self.scaling.to_l4s(s2[band], band)
-            elif band in self.fill_values:
-                out[i] = self.fill_values[band]
+            elif band in native.s2:
+                out[i] = self.scaling.to_l4s(native.s2[band], band)
             else:
-                raise InputError(self._s2.describe_missing([band]))
+                out[i] = self.fill_values[band]
         return out
 
     def _dem_with_halo(self, window: Window) -> np.ndarray:
