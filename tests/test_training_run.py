@@ -17,6 +17,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from landslide_engine.errors import InputError
 from landslide_engine.models.package import load_package, load_torch_model
 from landslide_engine.models.registry import MODEL_SPECS
 from training.cli import main
@@ -126,7 +127,7 @@ def test_interrupt_then_resume_equals_an_uninterrupted_run(l4s_root: Path, tmp_p
     expected, actual = _weights(straight.packages[0]), _weights(resumed.packages[0])
     assert all(torch.equal(expected[key], actual[key]) for key in expected)
 
-    with pytest.raises(Exception, match="recipe settings"):
+    with pytest.raises(InputError, match="recipe settings"):
         train(TrainConfig(**{**config(tmp_path / "other", checkpoint).__dict__, "recipe": SEED}))
 
 
