@@ -16,6 +16,7 @@ from osgeo import gdal
 from qgis.core import (
     QgsApplication,
     QgsMapLayerProxyModel,
+    QgsProcessingException,
     QgsProcessingUtils,
     QgsProject,
     QgsRasterLayer,
@@ -30,6 +31,7 @@ from qgis.PyQt.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QListWidget,
     QListWidgetItem,
     QProgressBar,
@@ -44,6 +46,7 @@ from landslide_qgis.gui.detect_task import DetectTask, ModelRun
 from landslide_qgis.gui.device_info import describe_device
 from landslide_qgis.gui.layer_roles import RasterInfo, suggest_roles
 from landslide_qgis.gui.result_layers import add_result_group
+from landslide_qgis.processing.detect_algorithm import REFLECTANCE_SCALES, parse_band_map
 
 MODEL_FILE_FILTER = "Model packages (*.onnx *.pt)"
 
@@ -77,6 +80,7 @@ class LandslideDock(QgsDockWidget):
         form.addRow("Sentinel-2", self.s2_list)
         self.dem_combo = QgsMapLayerComboBox(body)
         self.dem_combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
+        self.dem_combo.setAllowEmptyLayer(True)  # rather empty than silently the first raster
         form.addRow("DEM", self.dem_combo)
         self.slope_combo = QgsMapLayerComboBox(body)
         self.slope_combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
@@ -113,6 +117,17 @@ class LandslideDock(QgsDockWidget):
         self.threshold_spin.setSpecialValueText("model's own")  # shown at the minimum, 0 -> None
         self.threshold_spin.setValue(0.0)
         form.addRow("Threshold", self.threshold_spin)
+
+        self.scale_combo = QComboBox(body)
+        self.scale_combo.addItems(list(REFLECTANCE_SCALES))
+        self.scale_combo.setToolTip(
+            "l1c: ESA digital numbers (reflectance × 10000); x1000: reflectance × 1000 (ARCSI and others); "
+            "0-1: reflectance as floats."
+        )
+        form.addRow("Reflectance scale", self.scale_combo)
+        self.band_map_edit = QLineEdit(body)
+        self.band_map_edit.setPlaceholderText("only if bands are not identified, e.g. B2=1,B3=2,B4=3")
+        form.addRow("Band map", self.band_map_edit)
 
         self.output_widget = QgsFileWidget(body)
         self.output_widget.setStorageMode(QgsFileWidget.GetDirectory)
@@ -174,8 +189,8 @@ class LandslideDock(QgsDockWidget):
             for i in range(self.s2_list.count()):
                 item = self.s2_list.item(i)
                 item.setCheckState(Qt.Checked if item.data(Qt.UserRole) in suggestion.s2 else Qt.Unchecked)
-        if suggestion.dem in by_id:
-            self.dem_combo.setLayer(by_id[suggestion.dem])
+        if suggestion.dem in by_id or self.dem_combo.currentLayer() is None:
+            self.dem_combo.setLayer(by_id.get(suggestion.dem))
         # empty unless a layer looks like slope: a wrong slope is worse than one computed from the DEM
         self.slope_combo.setLayer(by_id.get(suggestion.slope))
 
@@ -241,6 +256,12 @@ class LandslideDock(QgsDockWidget):
             self._show_error("Choose a model: none is built in and the models folder is empty; use Browse….")
             return None
 
+        try:
+            band_map = parse_band_map(self.band_map_edit.text())
+        except QgsProcessingException as exc:
+            self._show_error(str(exc))
+            return None
+
         from landslide_engine.pipeline import PredictRequest
 
         slope = self.slope_combo.currentLayer()
@@ -253,6 +274,8 @@ class LandslideDock(QgsDockWidget):
             device=self.device_combo.currentText(),
             batch_size=settings.batch_size(),
             threshold=threshold if threshold > 0 else None,
+            band_map=band_map,
+            reflectance_scale=self.scale_combo.currentText(),
         )
         task = DetectTask(request, runs)
         task.progressChanged.connect(lambda value: self.progress_bar.setValue(int(value)))

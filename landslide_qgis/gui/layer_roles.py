@@ -15,11 +15,9 @@ from dataclasses import dataclass, field
 from landslide_engine.bands import canonical_band, find_band_token
 
 _SLOPE = re.compile(r"slope|neigung|pente|pendiente", re.IGNORECASE)
-_DEM = re.compile(
-    r"(?<![a-z])(dem|dtm|dsm|srtm|elev|elevation|height|alos|palsar|aster|glo[-_ ]?30|glo[-_ ]?90|copdem|nasadem)",
-    re.IGNORECASE,
-)
-_S2 = re.compile(r"sentinel|(?<![a-z0-9])s2[ab]?(?![0-9])|msil1c|msil2a|l1c|l2a|toa|boa", re.IGNORECASE)
+# product names are often glued to other words (AberSRTM, ALOSPALSAR_RTC), so no word boundaries
+_DEM = re.compile(r"dem|dtm|dsm|srtm|elev|height|alos|palsar|aster|glo[-_ ]?30|glo[-_ ]?90", re.IGNORECASE)
+_S2 = re.compile(r"sentinel|sen2|(?<![a-z0-9])s2[ab]?(?![0-9])|msil1c|msil2a|l1c|l2a|toa|boa", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
