@@ -143,7 +143,18 @@ def _polygon_stats(geometry: dict, prob_ds, grid: Grid) -> tuple[float, float, f
 
 
 def peak_memory_mb() -> float | None:
-    """Peak resident memory of this process in MiB (None where the OS does not say)."""
+    """Peak resident memory of this process in MiB (None where the OS does not say).
+
+    On Linux this is ``VmHWM`` from ``/proc/self/status``: the peak of this process image. ``ru_maxrss`` would
+    carry over the parent's peak into a freshly started child (it survives fork and exec), so a small run
+    launched from a big process would report the big one's memory.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         import resource
     except ImportError:  # Windows

@@ -391,9 +391,9 @@ def _predict_strips(
             native = scene.stack.read_native(Window(c0, r0, c1 - c0, r1 - r0), bands)
         with clock.measure("scale"):
             data = scene.stack.to_l4s(native)
-            finite = np.isfinite(data)
-            invalid = ~finite.all(axis=0)
-            data = np.where(finite, data, fill)
+            missing = ~np.isfinite(data)
+            invalid = missing.any(axis=0)
+            np.copyto(data, np.broadcast_to(fill, data.shape), where=missing)
             pads = (r0 - top, top + tile - r1, c0 - left, right - c1)
             data = reflect_pad(data, *pads)
             invalid = reflect_pad(invalid[None], *pads)[0]

@@ -1,0 +1,428 @@
+"""Inference speed at scene scale: model-only and end-to-end throughput, memory, and the naive baseline.
+
+``python bench/run.py --out bench/RESULTS.md`` (what ``make bench`` runs) measures, on this machine:
+
+1. model-only patches/s per variant (PyTorch eager fp32/bf16, ONNX Runtime fp32, int8 dynamic and static;
+   on a GPU also fp16/bf16, torch.compile and the CUDA/TensorRT providers) across batch sizes and threads;
+2. what reduced precision costs in accuracy against fp32;
+3. end-to-end scene runs on generated scenes, each in a fresh process (time per stage, peak RSS), with the
+   model-only speed of the same runner measured in the same process right after;
+4. the naive baseline (whole scene in memory, one patch at a time through PyTorch fp32);
+
+and writes a Markdown report. ``--quick`` shrinks everything to a couple of minutes; ``--sizes`` picks the
+scene sizes. Networks have random weights: speed does not depend on them (accuracy costs are therefore
+differences between number formats, not scores against ground truth).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from machine import machine_details
+from model_speed import Variant, cpu_has_bf16, gpu_peak_flops, make_runner, model_flops, patches_per_second
+from packages import BenchModel, bench_model
+from quantize import (
+    accuracy_cost,
+    comparison_threshold,
+    normalised,
+    quantize_dynamic_graph,
+    quantize_static_graph,
+    sample_patches,
+)
+from scenes import write_scene
+
+from landslide_engine.models.backends import usable_cpu_count
+from landslide_engine.models.package import load_package, load_torch_model, onnx_package_bytes
+
+REPO = Path(__file__).resolve().parents[1]
+COMPACT_MODEL = "unet_plain_w16"
+PAPER_MODEL = "unet_resnet34"
+STAGES = ("read_warp", "scale", "wait_for_input", "infer", "blend", "write", "polygonize")
+ENGINE_BATCH = 16
+
+
+def cpu_variants() -> list[Variant]:
+    variants = [Variant("torch"), Variant("onnx"), Variant("onnx-int8-dynamic"), Variant("onnx-int8-static")]
+    if cpu_has_bf16():
+        variants.insert(1, Variant("torch", "bf16"))
+    return variants
+
+
+def gpu_variants() -> list[Variant]:
+    """Variants for a CUDA GPU, only those whose software is present."""
+    import onnxruntime as ort
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    variants = [Variant("torch", p, "cuda") for p in ("fp32", "fp16", "bf16")]
+    variants.append(Variant("torch-compile", "bf16", "cuda"))
+    providers = ort.get_available_providers()
+    if "CUDAExecutionProvider" in providers:
+        variants.append(Variant("onnx", "fp32", "cuda"))
+    if "TensorrtExecutionProvider" in providers:
+        variants.append(Variant("onnx-tensorrt", "fp16", "cuda"))
+    return variants
+
+
+class Bench:
+    """Runs the measurements and keeps the rows for the report."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.work = args.work_dir
+        self.threads = usable_cpu_count()
+        self.models: dict[str, BenchModel] = {}
+        self.flops: dict[str, float] = {}
+        self.graphs: dict[str, dict[str, bytes]] = {}
+        self.model_rows: list[dict] = []
+        self.accuracy_rows: list[dict] = []
+        self.scene_rows: list[dict] = []
+        self.failures: list[str] = []
+        self.sample_source = ""
+
+    def prepare_models(self) -> None:
+        calibration, evaluation, self.sample_source = sample_patches(self.args.l4s_root)
+        self.evaluation = evaluation
+        for name in self.args.models:
+            model = bench_model(name, self.work / "models")
+            self.models[name] = model
+            self.flops[name] = model_flops(model.torch_path)
+            package = load_package(model.torch_path)
+            graph = onnx_package_bytes(load_torch_model(package), package.metadata)
+            self.graphs[name] = {
+                "onnx-int8-dynamic": quantize_dynamic_graph(graph),
+                "onnx-int8-static": quantize_static_graph(graph, normalised(calibration, package.metadata)),
+            }
+
+    def model_only(self) -> None:
+        """Patches/s grid: all variants on the compact model; fewer batch sizes and threads on the others."""
+        batch_sizes, thread_counts = self.args.batch_sizes, self.args.threads
+        for name, model in self.models.items():
+            for variant in cpu_variants() + gpu_variants():
+                on_gpu = variant.device == "cuda"
+                sizes = self.args.gpu_batch_sizes if on_gpu else batch_sizes
+                if name != COMPACT_MODEL and not on_gpu:
+                    sizes = [b for b in sizes if b in (1, ENGINE_BATCH)] or [ENGINE_BATCH]
+                for batch in sizes:
+                    threads_here = [self.threads] if on_gpu or batch != ENGINE_BATCH else thread_counts
+                    for threads in threads_here:
+                        self._measure(name, model, variant, batch, threads)
+
+    def _measure(self, name: str, model: BenchModel, variant: Variant, batch: int, threads: int) -> None:
+        label = f"{name} {variant.label} batch {batch} threads {threads}"
+        try:
+            runner = make_runner(variant, model.torch_path, batch, threads, self.graphs[name])
+            rng = np.random.default_rng(0)
+            patches = (1.0 + 0.4 * rng.standard_normal((batch, 14, 128, 128))).astype(np.float32)
+            rate = patches_per_second(runner.predict, patches, self.args.min_seconds)
+        except Exception as exc:  # a variant this machine cannot run is reported, not fatal
+            self.failures.append(f"{label}: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}")
+            return
+        row = {"model": name, "variant": variant.label, "batch": batch, "threads": threads, "patches_per_s": rate}
+        if variant.device == "cuda":
+            import torch
+
+            peak = gpu_peak_flops(torch.cuda.get_device_name(0), variant.precision)
+            row["peak_share"] = rate * self.flops[name] / peak if peak else None
+        self.model_rows.append(row)
+        print(f"  {label}: {rate:.1f} patches/s", flush=True)
+
+    def accuracy(self) -> None:
+        """Reduced precision against the fp32 ONNX graph on the evaluation patches."""
+        for name, model in self.models.items():
+            reference_runner = make_runner(Variant("onnx"), model.torch_path, ENGINE_BATCH, self.threads, {})
+            reference = reference_runner.predict(self.evaluation)
+            threshold = comparison_threshold(reference, reference_runner.metadata.threshold)
+            reduced = [v for v in cpu_variants() + gpu_variants() if v.precision != "fp32" or "int8" in v.kind]
+            reduced.append(Variant("torch"))
+            for variant in reduced:
+                try:
+                    runner = make_runner(variant, model.torch_path, ENGINE_BATCH, self.threads, self.graphs[name])
+                    probs = runner.predict(self.evaluation)
+                except Exception as exc:
+                    self.failures.append(f"accuracy {name} {variant.label}: {type(exc).__name__}: {exc}"[:200])
+                    continue
+                row = {"model": name, "variant": variant.label, **accuracy_cost(reference, probs, threshold)}
+                self.accuracy_rows.append(row)
+
+    def scenes(self) -> None:
+        """End-to-end runs, each in a fresh process; the naive baseline on the smallest size."""
+        jobs: list[tuple[str, str, int, Variant, int]] = []
+        for size in self.args.sizes:
+            jobs.append(("engine", COMPACT_MODEL, size, Variant("onnx"), ENGINE_BATCH))
+        for name in self.models:
+            if name == COMPACT_MODEL:
+                continue
+            for size in self.args.sizes:
+                if size <= self.args.max_size_large_model:
+                    jobs.append(("engine", name, size, Variant("onnx"), ENGINE_BATCH))
+        if cpu_has_bf16() and len(self.args.sizes) > 1:
+            jobs.append(("engine", COMPACT_MODEL, self.args.sizes[1], Variant("torch", "bf16"), ENGINE_BATCH))
+        for name in self.models:
+            jobs.append(("naive", name, min(self.args.sizes), Variant("torch"), 1))
+        for pipeline, name, size, variant, batch in jobs:
+            if name not in self.models:
+                continue
+            self._scene(pipeline, name, size, variant, batch)
+
+    def best_threads(self, name: str, variant: Variant) -> int:
+        """The thread count that was fastest for ``variant`` at the engine's batch size in this run's sweep.
+
+        On a machine shared with other jobs, fewer threads than cores can be faster (threads that wait on a
+        busy core stall the others), so the scene runs use what this run measured, not the core count.
+        """
+        rows = [r for r in self.model_rows if r["model"] == name and r["variant"] == variant.label]
+        rows = [r for r in rows if r["batch"] == ENGINE_BATCH]
+        return max(rows, key=lambda r: r["patches_per_s"])["threads"] if rows else self.threads
+
+    def _scene(self, pipeline: str, name: str, size: int, variant: Variant, batch: int) -> None:
+        scene = write_scene(self.work / "scenes", size)
+        threads = self.best_threads(name, variant)
+        job = {
+            "pipeline": pipeline,
+            "s2": str(scene.s2),
+            "dem": str(scene.dem),
+            "model_pt": str(self.models[name].torch_path),
+            "kind": variant.kind,
+            "precision": variant.precision,
+            "device": variant.device,
+            "batch_size": batch,
+            "threads": threads,
+            "work_dir": str(self.work),
+            "l4s_root": str(self.args.l4s_root) if self.args.l4s_root else None,
+            "model_only_seconds": self.args.min_seconds,
+        }
+        label = f"{pipeline} {name} {variant.label} {size}px"
+        print(f"  scene {label} ...", flush=True)
+        worker = Path(__file__).resolve().with_name("scene_worker.py")
+        proc = subprocess.run(
+            [sys.executable, str(worker), json.dumps(job)], capture_output=True, text=True, cwd=REPO, check=False
+        )
+        if proc.returncode != 0:
+            self.failures.append(f"scene {label}: exit {proc.returncode}: {proc.stderr.strip().splitlines()[-1:]}")
+            return
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        result.update(pipeline=pipeline, model=name, size=size, variant=variant.label, batch=batch, threads=threads)
+        self.scene_rows.append(result)
+        rate = result["patches"] / result["wall_s"]
+        print(f"    {result['wall_s']:.1f} s, {rate:.1f} patches/s, peak {result['peak_rss_mb']:.0f} MiB", flush=True)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def render(bench: Bench, details: dict[str, str], elapsed: float, args: argparse.Namespace) -> str:
+    lines = [
+        "# Inference speed at scene scale",
+        "",
+        f"Produced by `{' '.join(['python', 'bench/run.py', *args.argv])}` in {elapsed / 60:.1f} min. "
+        "Every number below was measured in that one run; compare ratios within it.",
+        "",
+        "## Machine",
+        "",
+        *_table(["", ""], [[k, v] for k, v in details.items()]),
+        "",
+        "The machine was **shared**: other jobs used the same 2 cores during the run (see the load average), "
+        "so absolute numbers are noisy; ratios measured close together in this run are the meaningful part.",
+        "",
+        f"Models: `{COMPACT_MODEL}` (compact: the plain U-Net at base width 16, the candidate for the built-in "
+        f"model) and `{PAPER_MODEL}` (the paper's best row), both with random weights and all 14 bands. "
+        f"Patches are 128x128; scenes use a 32 px overlap and batch {ENGINE_BATCH}.",
+        "",
+        "GPU rows: "
+        + (
+            "measured below."
+            if any("cuda" in r["variant"] for r in bench.model_rows)
+            else "**not measured** (no GPU in this run). The GPU code paths (fp16/bf16 autocast, torch.compile, "
+            "ONNX Runtime CUDA and TensorRT providers, share of peak FLOP/s) run when a CUDA GPU is visible."
+        ),
+        "",
+    ]
+    lines += ["## Model-only throughput", ""]
+    lines += [
+        "Runner `predict` on patches in memory (normalisation and sigmoid included), after one warm-up call.",
+        "",
+    ]
+    flops = ", ".join(f"`{n}` {f / 1e9:.2f} GFLOP" for n, f in bench.flops.items())
+    lines += [f"Work per 128x128 patch (multiply-add = 2 FLOP): {flops}.", ""]
+    header = ["model", "variant", "batch", "threads", "patches/s"]
+    has_gpu = any("peak_share" in r for r in bench.model_rows)
+    if has_gpu:
+        header.append("share of peak FLOP/s")
+    rows = []
+    for r in bench.model_rows:
+        row = [r["model"], r["variant"], str(r["batch"]), str(r["threads"]), f"{r['patches_per_s']:.1f}"]
+        if has_gpu:
+            share = r.get("peak_share")
+            row.append(f"{100 * share:.1f}%" if share is not None else "")
+        rows.append(row)
+    lines += [*_table(header, rows), ""]
+
+    lines += ["## Accuracy cost of reduced precision", ""]
+    lines += [
+        f"Against the fp32 ONNX graph on {bench.sample_source}. With untrained weights the probabilities sit "
+        "in a narrow band, so masks are compared at the fp32 probabilities' 90th percentile (column threshold) "
+        "when 0.5 would mask almost nothing. Re-run with a trained package for real F1 costs.",
+        "",
+    ]
+    rows = [
+        [
+            r["model"],
+            r["variant"],
+            f"{r['max_abs_diff']:.2e}",
+            f"{r['mean_abs_diff']:.2e}",
+            f"{100 * r['mask_agreement']:.3f}%",
+            f"{r['mask_f1_vs_fp32']:.4f}",
+            f"{r['threshold']:.4f}",
+        ]
+        for r in bench.accuracy_rows
+    ]
+    header = ["model", "variant", "max abs prob diff", "mean abs prob diff", "mask agreement", "mask F1", "threshold"]
+    lines += [*_table(header, rows), ""]
+
+    lines += ["## End-to-end scenes", ""]
+    lines += [
+        "Generated scenes: one 13-band L1C-like GeoTIFF (uint16, 10 m, deflate) and a 30 m DEM on a shifted "
+        "grid, so every run warps the DEM and computes slope. Each row is a fresh process: peak RSS is that "
+        "scene's alone (it includes the Python, torch and ONNX Runtime libraries). *model-only* is the same "
+        "runner in the same process right after the scene. Stage seconds come from `run.json`; `read_warp` "
+        "and `scale` run in the reader thread, overlapping `infer`; `wait_for_input` is inference waiting "
+        "for the reader. The naive rows read the whole scene at once (one read_warp_scale stage). Each scene "
+        "runs with the thread count that was fastest for its variant at batch 16 in the sweep above.",
+        "",
+    ]
+    header = ["pipeline", "model", "variant", "threads", "scene px", "patches", "wall s", "patches/s", "Mpx/s"]
+    header += ["model-only patches/s", "end-to-end / model-only", "peak RSS MiB", "stage seconds"]
+    rows = []
+    for r in bench.scene_rows:
+        rate = r["patches"] / r["wall_s"]
+        mpx = r["size"] ** 2 / r["wall_s"] / 1e6
+        ratio = rate / r["model_only_patches_per_s"] if r["pipeline"] == "engine" else None
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in r["stage_seconds"].items())
+        rows.append(
+            [
+                r["pipeline"],
+                r["model"],
+                r["variant"],
+                str(r["threads"]),
+                f"{r['size']}²",
+                str(r["patches"]),
+                f"{r['wall_s']:.1f}",
+                f"{rate:.1f}",
+                f"{mpx:.3f}",
+                f"{r['model_only_patches_per_s']:.1f}",
+                f"{ratio:.2f}" if ratio is not None else "",
+                f"{r['peak_rss_mb']:.0f}",
+                stages,
+            ]
+        )
+    lines += [*_table(header, rows), ""]
+    lines += ["## Targets", "", *targets(bench), ""]
+    if not any(r["size"] >= 10000 for r in bench.scene_rows):
+        lines += [
+            "The 10k² scene was not part of this run (pass `--sizes 1000,4000,10000` or drop `--quick`).",
+            "",
+        ]
+    if bench.failures:
+        lines += ["## Variants that did not run", "", *[f"- {f}" for f in bench.failures], ""]
+    log = Path(__file__).with_name("optimization_log.md")
+    if log.exists():
+        lines += ["## Optimization log (before / after each change)", "", log.read_text().strip(), ""]
+    return "\n".join(lines) + "\n"
+
+
+def targets(bench: Bench) -> list[str]:
+    """The issue's three ratios, from this run's rows."""
+    out = []
+    engine = [r for r in bench.scene_rows if r["pipeline"] == "engine"]
+    for r in engine:
+        ratio = r["patches"] / r["wall_s"] / r["model_only_patches_per_s"]
+        verdict = "met" if ratio >= 0.8 else "missed"
+        out.append(
+            f"- end-to-end / model-only, {r['model']} {r['variant']} {r['size']}²: **{ratio:.2f}** "
+            f"(target ≥ 0.8: {verdict})"
+        )
+    for name in bench.models:
+        same = [r for r in engine if r["model"] == name and r["variant"] == Variant("onnx").label]
+        if len(same) > 1:
+            peaks = {r["size"]: r["peak_rss_mb"] for r in same}
+            spread = max(peaks.values()) / min(peaks.values())
+            listing = ", ".join(f"{s}² {p:.0f} MiB" for s, p in sorted(peaks.items()))
+            out.append(f"- peak RSS across sizes, {name}: {listing}; largest/smallest **{spread:.2f}** (flat ≈ 1)")
+    for naive in (r for r in bench.scene_rows if r["pipeline"] == "naive"):
+        for r in engine:
+            if r["model"] == naive["model"] and r["size"] == naive["size"]:
+                speedup = (naive["wall_s"]) / r["wall_s"]
+                verdict = "met" if speedup >= 3 else "missed"
+                out.append(
+                    f"- speed-up vs naive, {r['model']} {r['variant']} {r['size']}²: **{speedup:.1f}x** in wall time "
+                    f"for the same scene (target ≥ 3x: {verdict}); the engine runs "
+                    f"{r['patches'] / naive['patches']:.2f}x as many patches because of the 32 px overlap"
+                )
+    return out
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("RESULTS.md"), help="Markdown report")
+    parser.add_argument("--quick", action="store_true", help="small scenes, short timings: a couple of minutes")
+    parser.add_argument("--sizes", help="comma-separated scene sizes in px (default 1000,4000,10000)")
+    parser.add_argument("--models", default=f"{COMPACT_MODEL},{PAPER_MODEL}", help="registry names, comma-separated")
+    parser.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "landslide_bench")
+    default_l4s = REPO.parent / "shared" / "data" / "landslide4sense"
+    parser.add_argument("--l4s-root", type=Path, default=default_l4s if default_l4s.is_dir() else None)
+    parser.add_argument(
+        "--max-size-large-model",
+        type=int,
+        default=4000,
+        help="largest scene run with models other than the compact one (they are slow on a CPU)",
+    )
+    raw = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(raw)
+    args.argv = raw
+    args.models = [m.strip() for m in args.models.split(",") if m.strip()]
+    threads = usable_cpu_count()
+    if args.quick:
+        args.sizes = args.sizes or "500,1000"
+        args.batch_sizes, args.min_seconds, args.max_size_large_model = [1, ENGINE_BATCH], 1.0, 1000
+    else:
+        args.sizes = args.sizes or "1000,4000,10000"
+        args.batch_sizes, args.min_seconds = [1, ENGINE_BATCH, 64], 3.0
+    args.threads = sorted({1, threads})
+    args.gpu_batch_sizes = [16, 64, 256]
+    args.sizes = sorted(int(s) for s in args.sizes.split(","))
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    details = machine_details()
+    bench = Bench(args)
+    print("preparing models", flush=True)
+    bench.prepare_models()
+    steps = (("model-only", bench.model_only), ("accuracy", bench.accuracy), ("scenes", bench.scenes))
+    for title, step in steps:
+        print(title, flush=True)
+        step()
+        args.out.write_text(render(bench, details, time.perf_counter() - started, args), encoding="utf-8")
+    print(f"wrote {args.out} in {(time.perf_counter() - started) / 60:.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
