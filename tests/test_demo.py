@@ -16,7 +16,6 @@ from landslide_engine.demo import (
     SYNTHETIC_TAG,
     build_demo_scene,
     pixel_scores,
-    run_demo,
 )
 from landslide_engine.slope import horn_slope
 
@@ -68,7 +67,8 @@ def test_pixel_scores_from_counts():
     assert s == {"precision": 0.5, "recall": 0.5, "f1": 0.5, "iou": pytest.approx(1 / 3)}
 
 
-def test_run_demo_writes_every_output(tmp_path):
+def test_demo_command_writes_every_output(tmp_path, capsys):
+    from landslide_engine.cli import main
     from landslide_engine.models.package import ModelMetadata, save_torch_package
     from landslide_engine.models.registry import create_model
 
@@ -77,11 +77,12 @@ def test_run_demo_writes_every_output(tmp_path):
         "unet_plain_w16", name="tiny", bands=list(L4S_BANDS), mean=[1.0] * 14, std=[1.0] * 14
     )
     save_torch_package(create_model("unet_plain_w16"), metadata, model)
-    summary = run_demo(tmp_path / "out", model=str(model), device="cpu")
+    assert main(["demo", "--out", str(tmp_path / "out"), "--model", str(model), "--device", "cpu"]) == 0
+    assert "SYNTHETIC" in capsys.readouterr().out
+    summary = json.loads((tmp_path / "out" / "demo_summary.json").read_text())
     assert summary["synthetic"] is True
     for path in summary["outputs"].values():
         assert (tmp_path / "out").joinpath(path).exists()
     with rasterio.open(summary["outputs"]["probability"]) as src:
         assert src.crs == CRS.from_string(DEMO_CRS)
     assert 0.0 <= summary["scores_vs_truth"]["f1"] <= 1.0
-    assert json.loads((tmp_path / "out" / "demo_summary.json").read_text())["synthetic"] is True
