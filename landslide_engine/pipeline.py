@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
 import logging
 import threading
 import time
@@ -333,8 +334,9 @@ def _chunk_columns(cols: list[int], tile: int, overlap: int) -> list[list[int]]:
     """
     most = max(1, _CHUNK_PX // max(1, tile - overlap))
     n_chunks = -(-len(cols) // most)
-    size = -(-len(cols) // n_chunks)
-    return [cols[i : i + size] for i in range(0, len(cols), size)]
+    size, extra = divmod(len(cols), n_chunks)
+    bounds = itertools.accumulate((size + (i < extra) for i in range(n_chunks)), initial=0)
+    return [cols[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 def _prefetched(jobs: Sequence[Any], produce: Callable[[Any], Any]) -> Iterator[Any]:

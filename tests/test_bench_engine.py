@@ -1,0 +1,136 @@
+"""Engine speed features: reduced-precision and threaded runners, the reader thread, stage timing, peak memory."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from landslide_engine.bands import L4S_BANDS
+from landslide_engine.errors import InputError
+from landslide_engine.models.backends import create_runner
+from landslide_engine.models.package import ModelMetadata, export_onnx, save_torch_package
+from landslide_engine.models.registry import create_model
+from landslide_engine.outputs import peak_memory_mb
+from landslide_engine.pipeline import (
+    PredictRequest,
+    StageClock,
+    _chunk_columns,
+    _prefetched,
+    predict_scene,
+)
+from landslide_engine.tiling import tile_starts
+from tests.qgis_helpers import synthetic_scene, tiny_model_package
+
+BANDS = list(L4S_BANDS)
+
+
+@pytest.fixture(scope="module")
+def packages(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("speed")
+    torch.manual_seed(0)
+    model = create_model("unet_plain_w16", in_channels=len(BANDS)).eval()
+    metadata = ModelMetadata.from_spec("unet_plain_w16", bands=BANDS, mean=[1.0] * 14, std=[0.5] * 14)
+    return save_torch_package(model, metadata, folder / "m.pt"), export_onnx(model, metadata, folder / "m.onnx")
+
+
+def _patches(n: int) -> np.ndarray:
+    return np.random.default_rng(n).uniform(0.0, 2.0, size=(n, len(BANDS), 128, 128)).astype(np.float32)
+
+
+def test_bf16_runner_stays_close_to_fp32(packages):
+    x = _patches(3)
+    fp32 = create_runner(packages[0], "torch", "cpu", 2).predict(x)
+    bf16_runner = create_runner(packages[0], "torch", "cpu", 2, precision="bf16")
+    bf16 = bf16_runner.predict(x)
+    assert bf16_runner.precision == "bf16" and bf16.dtype == np.float32
+    assert np.abs(bf16 - fp32).max() < 0.05
+    assert not np.array_equal(bf16, fp32)  # it really ran in another number format
+
+
+@pytest.mark.parametrize(
+    ("backend", "precision", "needle"),
+    [("torch", "fp16", "needs a GPU"), ("onnx", "bf16", "torch backend only"), ("torch", "int4", "unknown precision")],
+)
+def test_impossible_precisions_are_refused_with_one_line(packages, backend, precision, needle):
+    with pytest.raises(InputError, match=needle) as info:
+        create_runner(packages[0], backend, "cpu", precision=precision)
+    assert "\n" not in str(info.value)
+
+
+def test_onnx_runner_threads_do_not_change_the_result(packages):
+    from landslide_engine.models.backends import OnnxRunner
+    from landslide_engine.models.package import load_package
+
+    package = load_package(packages[1])
+    x = _patches(2)
+    one = OnnxRunner(package.path, package.metadata, "cpu", 2, threads=1)
+    default = OnnxRunner(package.path, package.metadata, "cpu", 2)
+    assert one._session.get_session_options().intra_op_num_threads == 1
+    np.testing.assert_allclose(one.predict(x), default.predict(x), atol=1e-6)
+
+
+def test_chunks_are_balanced_and_cover_every_column():
+    cols = tile_starts(4096, 128, 32)
+    chunks = _chunk_columns(cols, 128, 32)
+    assert [c for chunk in chunks for c in chunk] == cols
+    sizes = [len(chunk) for chunk in chunks]
+    assert max(sizes) - min(sizes) <= 1 and len(chunks) == 3
+    assert _chunk_columns([5], 128, 32) == [[5]]
+
+
+def test_prefetch_keeps_order_runs_one_ahead_and_stops_early():
+    produced: list[int] = []
+    lock = threading.Lock()
+
+    def produce(job: int) -> int:
+        time.sleep(0.01)
+        with lock:
+            produced.append(job)
+        return job * 10
+
+    assert list(_prefetched(list(range(6)), produce)) == [0, 10, 20, 30, 40, 50]
+    produced.clear()
+    chunks = _prefetched(list(range(100)), produce)
+    assert next(chunks) == 0
+    chunks.close()
+    assert len(produced) <= 3  # a cancelled run does not keep reading the scene
+    assert list(_prefetched([], produce)) == []
+
+
+def test_prefetch_passes_reader_errors_to_the_caller():
+    def produce(job: int) -> int:
+        if job == 2:
+            raise InputError("band B4 unreadable")
+        return job
+
+    chunks = _prefetched([0, 1, 2, 3], produce)
+    assert next(chunks) == 0 and next(chunks) == 1
+    with pytest.raises(InputError, match="B4"):
+        next(chunks)
+
+
+def test_stage_clock_sums_per_stage():
+    clock = StageClock()
+    for _ in range(3):
+        with clock.measure("infer"):
+            time.sleep(0.005)
+    with pytest.raises(ValueError), clock.measure("write"):
+        raise ValueError("still timed")
+    assert clock.seconds["infer"] >= 0.015 and set(clock.seconds) == {"infer", "write"}
+
+
+def test_run_report_has_seconds_per_stage_and_a_plausible_peak(tmp_path):
+    s2, dem = synthetic_scene(tmp_path, width=300, height=260)
+    model = tiny_model_package(tmp_path / "tiny.onnx")
+    result = predict_scene(PredictRequest(s2=[str(s2)], dem=str(dem), out_dir=str(tmp_path / "out"), model=str(model)))
+    report = json.loads(result.report.read_text())
+    stages = report["stage_seconds"]
+    assert {"read_warp", "scale", "wait_for_input", "infer", "blend", "write", "polygonize"} <= set(stages)
+    assert all(v >= 0 for v in stages.values()) and stages["infer"] > 0
+    assert 10 < report["peak_memory_mb"] == pytest.approx(report["peak_memory_mb"])
+    assert 10 < peak_memory_mb() < 64 * 1024
