@@ -28,3 +28,16 @@ def geo_root() -> Path:
     if not GEO.is_dir():
         pytest.skip(f"real Sentinel-2/DEM rasters not found at {GEO} (a user's clone has no ../shared)")
     return GEO
+
+
+@pytest.fixture(scope="session")
+def provider(qgis_app, qgis_processing):
+    """The ``landslide`` processing provider, registered once in the test QGIS application."""
+    from qgis.core import QgsApplication
+
+    from landslide_qgis.processing.provider import LandslideProvider
+
+    prov = LandslideProvider()
+    assert QgsApplication.processingRegistry().addProvider(prov)
+    yield prov
+    QgsApplication.processingRegistry().removeProvider(prov)

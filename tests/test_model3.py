@@ -4,23 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.qgis_helpers import synthetic_scene, tiny_model_package
 
 MODEL3 = Path(__file__).resolve().parents[1] / "landslide_qgis" / "models3" / "landslides_above_min_area.model3"
-
-
-@pytest.fixture(scope="module")
-def provider(qgis_app, qgis_processing):
-    from qgis.core import QgsApplication
-
-    from landslide_qgis.processing.provider import LandslideProvider
-
-    prov = LandslideProvider()
-    assert QgsApplication.processingRegistry().addProvider(prov)
-    yield prov
-    QgsApplication.processingRegistry().removeProvider(prov)
 
 
 def test_model3_loads_validates_and_filters_by_area(provider, tmp_path):

@@ -13,18 +13,6 @@ from tests.qgis_helpers import synthetic_scene, tiny_model_package
 
 
 @pytest.fixture(scope="module")
-def provider(qgis_app, qgis_processing):
-    from qgis.core import QgsApplication
-
-    from landslide_qgis.processing.provider import LandslideProvider
-
-    prov = LandslideProvider()
-    assert QgsApplication.processingRegistry().addProvider(prov)
-    yield prov
-    QgsApplication.processingRegistry().removeProvider(prov)
-
-
-@pytest.fixture(scope="module")
 def scene(tmp_path_factory):
     folder = tmp_path_factory.mktemp("scene")
     s2, dem = synthetic_scene(folder)

@@ -3,22 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import rasterio
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
-
-
-@pytest.fixture(scope="module")
-def provider(qgis_app, qgis_processing):
-    from qgis.core import QgsApplication
-
-    from landslide_qgis.processing.provider import LandslideProvider
-
-    prov = LandslideProvider()
-    assert QgsApplication.processingRegistry().addProvider(prov)
-    yield prov
-    QgsApplication.processingRegistry().removeProvider(prov)
 
 
 def test_provider_lists_slope(provider):
