@@ -48,7 +48,9 @@ def int8_graphs(model_pt: Path, kind: str, l4s_root: Path | None) -> dict[str, b
 def run_engine(job: dict, runner) -> dict:
     """The engine's pipeline on the job's scene; its report's seconds and stage seconds."""
     with tempfile.TemporaryDirectory(dir=job["work_dir"]) as out:
-        req = PredictRequest(s2=[job["s2"]], dem=job["dem"], out_dir=out, batch_size=job["batch_size"])
+        req = PredictRequest(
+            s2=[job["s2"]], dem=job["dem"], out_dir=out, batch_size=job["batch_size"], overlap=job["overlap"]
+        )
         started = time.perf_counter()
         result = predict_scene(req, runner=runner)
         wall = time.perf_counter() - started
