@@ -7,10 +7,13 @@ A package is one file in either of two forms:
 * ``.pt``: a PyTorch checkpoint ``{"format": "landslide-mapper", "state_dict": ..., "metadata": {...}}``, read only
   with ``torch.load(weights_only=True)`` so that a model file downloaded from the internet can never run code.
 
-The metadata says everything the engine needs to feed the network: which Landslide4Sense bands in which order,
-their scaling ("l4s": raw value / fixed divisor), the normalisation mean/std applied on top, the tile size, the
-default threshold, and which missing bands the engine may fill (and with what value). It is validated whenever it is
-built or loaded, and a package that does not fit is refused with one line saying what differs.
+The metadata (:mod:`landslide_engine.models.metadata`) says everything the engine needs to feed the network; it is
+validated whenever it is built or loaded, and a package that does not fit is refused with one line saying what differs.
+
+Only PyTorch-side work imports torch, inside the functions that do it: writing, reading or exporting ``.pt``
+weights. An analyst's QGIS Python often has onnxruntime and nothing else, and there listing, validating and running
+``.onnx`` packages must work; the ONNX metadata is therefore read straight from the protobuf wire format, without
+the ``onnx`` package either. Asking for a ``.pt`` package there is an InputError saying torch is what is missing.
 """
 
 from __future__ import annotations
@@ -18,182 +21,51 @@ from __future__ import annotations
 import copy
 import io
 import json
-import math
 import pickle
 import warnings
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 import numpy as np
-import torch
-from torch import nn
 
-from landslide_engine.bands import L4S_BANDS
 from landslide_engine.errors import InputError
-from landslide_engine.models.registry import ARCHITECTURES, MODEL_SPECS, build_architecture
+from landslide_engine.models.metadata import INPUT_SCALINGS, SCHEMA_VERSION, ModelMetadata
+from landslide_engine.models.registry import build_architecture
 from landslide_engine.rasterio_io import atomic_output
 
-SCHEMA_VERSION = 1
-"""Version of the metadata schema this engine writes and reads; bump it on any incompatible change."""
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "INPUT_SCALINGS",
+    "ONNX_INPUT_NAME",
+    "ONNX_METADATA_KEY",
+    "ONNX_OUTPUT_NAME",
+    "SCHEMA_VERSION",
+    "TORCH_SUFFIXES",
+    "ModelMetadata",
+    "ModelPackage",
+    "build_model",
+    "export_onnx",
+    "load_package",
+    "load_torch_model",
+    "onnx_package_bytes",
+    "save_torch_package",
+]
 
 ONNX_METADATA_KEY = "landslide_mapper"
 ONNX_INPUT_NAME = "input"
 ONNX_OUTPUT_NAME = "logits"
 CHECKPOINT_FORMAT = "landslide-mapper"
-INPUT_SCALINGS = ("l4s",)
 TORCH_SUFFIXES = (".pt", ".pth")
 ONNX_PARITY_TOLERANCE = 1e-3
 """Largest probability difference allowed between an exported ONNX graph and its PyTorch model."""
 
 PackageFormat = Literal["onnx", "torch"]
-_REQUIRED_FIELDS = ("name", "architecture", "encoder", "bands", "mean", "std")
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-@dataclass(kw_only=True)
-class ModelMetadata:
-    """What a model package declares about its network and the input it expects.
-
-    ``bands`` may be any subset of the 14 Landslide4Sense bands, in the order the network takes them; ``mean`` and
-    ``std`` normalise each of them (in l4s units). ``fillable_bands`` maps a declared band to the l4s value the engine
-    may put in when the input lacks it (e.g. B10 for L2A products); a missing band not listed there is an error.
-    """
-
-    name: str
-    architecture: str
-    encoder: str | None
-    bands: list[str]
-    mean: list[float]
-    std: list[float]
-    input_scaling: str = "l4s"
-    tile_size: int = 128
-    threshold: float = 0.5
-    fillable_bands: dict[str, float] = field(default_factory=dict)
-    training_data: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, Any] = field(default_factory=dict)
-    architecture_options: dict[str, int] = field(default_factory=dict)
-    schema_version: int = SCHEMA_VERSION
-
-    def __post_init__(self) -> None:
-        problems = self._problems()
-        if problems:
-            raise InputError("invalid model metadata: " + "; ".join(problems))
-
-    @property
-    def in_channels(self) -> int:
-        """Number of input channels of the network: one per declared band."""
-        return len(self.bands)
-
-    @classmethod
-    def from_spec(cls, spec_name: str, **values: Any) -> ModelMetadata:
-        """Metadata for zoo model ``spec_name`` (architecture, encoder and options filled in from the registry)."""
-        spec = MODEL_SPECS.get(spec_name)
-        if spec is None:
-            raise InputError(f"unknown model architecture {spec_name!r}; known: {', '.join(MODEL_SPECS)}")
-        values.setdefault("name", spec.name)
-        return cls(
-            architecture=spec.architecture, encoder=spec.encoder, architecture_options=dict(spec.options), **values
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict; :meth:`from_dict` reads it back."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Any, source: str = "model metadata") -> ModelMetadata:
-        """Validate ``data`` (as read from a package) and build the metadata; InputError naming ``source`` if not."""
-        if not isinstance(data, Mapping):
-            raise InputError(f"{source}: metadata is not a JSON object")
-        version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
-            found = "no schema_version" if version is None else f"schema version {version!r}"
-            raise InputError(f"{source}: metadata has {found}; this engine reads schema version {SCHEMA_VERSION}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise InputError(f"{source}: unknown metadata key(s) {unknown} for schema version {SCHEMA_VERSION}")
-        missing = sorted(f.name for f in fields(cls) if f.name in _REQUIRED_FIELDS and f.name not in data)
-        if missing:
-            raise InputError(f"{source}: metadata lacks required key(s) {missing}")
-        try:
-            return cls(**copy.deepcopy(dict(data)))
-        except InputError as exc:
-            raise InputError(f"{source}: {exc}") from None
-
-    def _problems(self) -> list[str]:
-        problems: list[str] = []
-        if self.schema_version != SCHEMA_VERSION:
-            problems.append(f"schema version {self.schema_version!r}, expected {SCHEMA_VERSION}")
-        if not isinstance(self.name, str) or not self.name.strip():
-            problems.append("name must be a non-empty string")
-        problems += self._architecture_problems()
-        problems += self._band_problems()
-        if self.input_scaling not in INPUT_SCALINGS:
-            problems.append(f"input_scaling {self.input_scaling!r} is not supported (expected one of {INPUT_SCALINGS})")
-        if not isinstance(self.tile_size, int) or isinstance(self.tile_size, bool) or self.tile_size <= 0:
-            problems.append(f"tile_size must be a positive integer, got {self.tile_size!r}")
-        elif self.tile_size % 32:
-            problems.append(f"tile_size {self.tile_size} is not a multiple of 32")
-        if not _is_number(self.threshold) or not 0 < self.threshold < 1:
-            problems.append(f"threshold must be a number between 0 and 1, got {self.threshold!r}")
-        for key in ("training_data", "metrics"):
-            value = getattr(self, key)
-            if not isinstance(value, dict):
-                problems.append(f"{key} must be a JSON object")
-                continue
-            try:
-                json.dumps(value, allow_nan=False)
-            except (TypeError, ValueError) as exc:
-                problems.append(f"{key} is not plain JSON ({exc})")
-        return problems
-
-    def _architecture_problems(self) -> list[str]:
-        if self.architecture not in ARCHITECTURES:
-            return [f"unknown architecture {self.architecture!r} (expected one of {', '.join(ARCHITECTURES)})"]
-        problems = []
-        if self.architecture == "plain_unet" and self.encoder is not None:
-            problems.append(f"architecture plain_unet has no encoder, got {self.encoder!r}")
-        if self.architecture != "plain_unet" and (not isinstance(self.encoder, str) or not self.encoder):
-            problems.append(f"architecture {self.architecture} needs an encoder name")
-        options = self.architecture_options
-        if not isinstance(options, dict) or not all(
-            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) for k, v in options.items()
-        ):
-            problems.append("architecture_options must map names to integers")
-        return problems
-
-    def _band_problems(self) -> list[str]:
-        bands = self.bands
-        if not isinstance(bands, list) or not bands or not all(isinstance(b, str) for b in bands):
-            return ["bands must be a non-empty list of band names"]
-        problems = []
-        unknown = [b for b in bands if b not in L4S_BANDS]
-        if unknown:
-            problems.append(f"unknown band name(s) {unknown} (expected Landslide4Sense names B1..B14)")
-        duplicated = sorted({b for b in bands if bands.count(b) > 1})
-        if duplicated:
-            problems.append(f"band(s) {duplicated} listed more than once")
-        for key in ("mean", "std"):
-            values = getattr(self, key)
-            if not isinstance(values, list) or not all(_is_number(v) for v in values):
-                problems.append(f"{key} must be a list of finite numbers")
-            elif len(values) != len(bands):
-                problems.append(f"{key} has {len(values)} values but bands has {len(bands)}")
-        if isinstance(self.std, list) and any(_is_number(v) and v <= 0 for v in self.std):
-            problems.append("std values must be positive")
-        fillable = self.fillable_bands
-        if not isinstance(fillable, dict) or not all(_is_number(v) for v in fillable.values()):
-            problems.append("fillable_bands must map band names to finite l4s values")
-        else:
-            strangers = sorted(set(fillable) - set(bands))
-            if strangers:
-                problems.append(f"fillable band(s) {strangers} are not among the model's bands")
-        return problems
 
 
 @dataclass(frozen=True)
@@ -213,7 +85,10 @@ def build_model(metadata: ModelMetadata) -> nn.Module:
 
 
 def load_package(path: str | Path) -> ModelPackage:
-    """Read and validate a ``.onnx`` or ``.pt`` model package; InputError naming the file if it is not one."""
+    """Read and validate a ``.onnx`` or ``.pt`` model package; InputError naming the file if it is not one.
+
+    ``.onnx`` packages need neither torch nor onnx here; ``.pt`` packages need torch.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"model file not found: {path}")
@@ -248,6 +123,8 @@ def save_torch_package(model: nn.Module, metadata: ModelMetadata, path: str | Pa
     if path.suffix.lower() not in TORCH_SUFFIXES:
         raise ValueError(f"a PyTorch model package must end in .pt or .pth, got {path}")
     _check_model_fits(model, metadata)
+    import torch
+
     checkpoint = {
         "format": CHECKPOINT_FORMAT,
         "state_dict": {key: value.detach().cpu().clone() for key, value in model.state_dict().items()},
@@ -283,6 +160,7 @@ def onnx_package_bytes(model: nn.Module, metadata: ModelMetadata, opset: int = 1
     above 1e-3 raises RuntimeError.
     """
     import onnx
+    import torch
 
     _check_model_fits(model, metadata)
     model = copy.deepcopy(model).cpu().float().eval()
@@ -319,6 +197,8 @@ def _describe(metadata: ModelMetadata) -> str:
 
 
 def _seeded(seed: int) -> torch.Generator:
+    import torch
+
     return torch.Generator().manual_seed(seed)
 
 
@@ -335,6 +215,7 @@ def _check_model_fits(model: nn.Module, metadata: ModelMetadata) -> None:
 
 def _check_onnx_parity(model: nn.Module, serialized: bytes, metadata: ModelMetadata) -> None:
     import onnxruntime as ort
+    import torch
 
     session = ort.InferenceSession(serialized, providers=["CPUExecutionProvider"])
     sample = torch.randn(3, metadata.in_channels, metadata.tile_size, metadata.tile_size, generator=_seeded(1))
@@ -350,13 +231,7 @@ def _check_onnx_parity(model: nn.Module, serialized: bytes, metadata: ModelMetad
 
 
 def _read_onnx_metadata(path: Path) -> ModelMetadata:
-    import onnx
-
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf raises several unrelated types for a corrupt file
-        raise InputError(f"cannot read ONNX model {path}: {type(exc).__name__}: {exc}".splitlines()[0]) from None
-    props = {entry.key: entry.value for entry in proto.metadata_props}
+    props = _onnx_metadata_props(path)
     if ONNX_METADATA_KEY not in props:
         raise InputError(
             f"ONNX model {path} has no Landslide Mapper metadata ('{ONNX_METADATA_KEY}' in metadata_props)"
@@ -368,8 +243,96 @@ def _read_onnx_metadata(path: Path) -> ModelMetadata:
     return ModelMetadata.from_dict(data, source=str(path))
 
 
+_MODEL_METADATA_PROPS_FIELD = 14
+"""Field number of ``ModelProto.metadata_props`` (a repeated ``StringStringEntryProto``) in onnx.proto."""
+_ENTRY_KEY_FIELD, _ENTRY_VALUE_FIELD = 1, 2
+"""Field numbers of ``StringStringEntryProto.key`` and ``.value``."""
+
+
+class _MalformedProtobuf(ValueError):
+    """The bytes are not a protobuf message."""
+
+
+def _onnx_metadata_props(path: Path) -> dict[str, str]:
+    """``metadata_props`` of the ONNX model at ``path`` as a dict, read from the protobuf wire format.
+
+    Only the top-level fields are walked and every other field (the graph and its weights) is seeked over, so this
+    is fast for any model size and needs neither ``onnx`` nor onnxruntime.
+    """
+    props: dict[str, str] = {}
+    try:
+        with path.open("rb") as stream:
+            size = path.stat().st_size
+            for _, entry in _length_delimited_fields(stream, size, {_MODEL_METADATA_PROPS_FIELD}):
+                parts = dict(
+                    _length_delimited_fields(io.BytesIO(entry), len(entry), {_ENTRY_KEY_FIELD, _ENTRY_VALUE_FIELD})
+                )
+                key = parts.get(_ENTRY_KEY_FIELD, b"").decode("utf-8")
+                props[key] = parts.get(_ENTRY_VALUE_FIELD, b"").decode("utf-8")
+    except (_MalformedProtobuf, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read ONNX model {path}: not an ONNX protobuf ({exc})") from None
+    except OSError as exc:
+        raise InputError(f"cannot read ONNX model {path}: {exc.strerror or exc}") from None
+    return props
+
+
+def _length_delimited_fields(stream: BinaryIO, size: int, wanted: set[int]) -> Iterator[tuple[int, bytes]]:
+    """``(field number, payload)`` of each length-delimited field in ``wanted`` of the message in ``stream``.
+
+    The message spans ``size`` bytes from the current position; other fields are skipped without reading them.
+    """
+    end = stream.tell() + size
+    while stream.tell() < end:
+        tag = _read_varint(stream)
+        number, wire_type = tag >> 3, tag & 7
+        if number == 0:
+            raise _MalformedProtobuf("field number 0")
+        if wire_type == 0:
+            _read_varint(stream)
+            continue
+        if wire_type == 1:
+            length = 8
+        elif wire_type == 5:
+            length = 4
+        elif wire_type == 2:
+            length = _read_varint(stream)
+        else:
+            raise _MalformedProtobuf(f"unexpected wire type {wire_type} in field {number}")
+        if stream.tell() + length > end:
+            raise _MalformedProtobuf(f"field {number} runs past the end")
+        if wire_type == 2 and number in wanted:
+            yield number, stream.read(length)
+        else:
+            stream.seek(length, io.SEEK_CUR)
+
+
+def _read_varint(stream: BinaryIO) -> int:
+    value = 0
+    for shift in range(0, 70, 7):
+        byte = stream.read(1)
+        if not byte:
+            raise _MalformedProtobuf("truncated varint")
+        value |= (byte[0] & 0x7F) << shift
+        if byte[0] < 0x80:
+            return value
+    raise _MalformedProtobuf("varint longer than 10 bytes")
+
+
+def _import_torch_for(path: Path) -> Any:
+    """The torch module, or an InputError saying that ``.pt`` packages need it and ``.onnx`` packages do not."""
+    try:
+        import torch
+    except ImportError:
+        raise InputError(
+            f"model file {path} is a PyTorch (.pt) package, which needs torch (pip install torch); "
+            ".onnx model packages run without it"
+        ) from None
+    return torch
+
+
 def _read_checkpoint(path: Path) -> dict[str, Any]:
     """``torch.load(weights_only=True)``: tensors and plain containers only, never arbitrary pickled objects."""
+    torch = _import_torch_for(path)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except pickle.UnpicklingError:

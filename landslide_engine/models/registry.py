@@ -8,18 +8,21 @@ Architectures are built without pre-trained weights (``encoder_weights=None``): 
 channels, these models take the 14 Landslide4Sense bands (or a declared subset), and nothing is downloaded.
 A model package stores ``architecture``, ``encoder`` and ``architecture_options``, and
 :func:`build_architecture` rebuilds exactly the same module from them.
+
+The specs are plain data and import without torch (an analyst's Python may run ``.onnx`` models with onnxruntime
+alone and still list and validate them); only building a network imports torch and segmentation-models-pytorch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from landslide_engine.errors import InputError
-from landslide_engine.models.plain_unet import PlainUNet
+
+if TYPE_CHECKING:
+    from torch import nn
 
 ARCHITECTURES = ("unet", "deeplabv3plus", "plain_unet")
 """Architecture names a model package may declare."""
@@ -95,22 +98,6 @@ MODEL_SPECS: dict[str, ModelSpec] = {spec.name: spec for spec in _paper_specs() 
 PAPER_MODEL_NAMES: tuple[str, ...] = tuple(name for name, spec in MODEL_SPECS.items() if spec.in_paper)
 
 
-class InputProjection(nn.Module):
-    """A learned 1×1 convolution mapping the input bands to the channel count a network was designed for.
-
-    The Seed fed its 14 bands to the MiT (SegFormer) encoder through a 14→3 1×1 convolution, because that
-    transformer's patch embedding is built around 3 channels; we keep the same design so its row is comparable.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, net: nn.Module) -> None:
-        super().__init__()
-        self.project = nn.Conv2d(in_channels, out_channels, kernel_size=1)
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(self.project(x))
-
-
 def _is_transformer_encoder(encoder: str) -> bool:
     return encoder.startswith("mit_")
 
@@ -131,6 +118,8 @@ def build_architecture(
             raise InputError(f"architecture plain_unet: unknown option(s) {sorted(unknown)}")
         if encoder is not None:
             raise InputError(f"architecture plain_unet has no encoder, got encoder {encoder!r}")
+        from landslide_engine.models.plain_unet import PlainUNet
+
         return PlainUNet(in_channels, base_width=int(options.get("base_width", PLAIN_UNET_DEFAULT_WIDTH)))
     if architecture not in ARCHITECTURES:
         raise InputError(f"unknown architecture {architecture!r}; expected one of {', '.join(ARCHITECTURES)}")
@@ -146,6 +135,8 @@ def build_architecture(
         raise InputError(f"encoder {encoder!r} is not available in segmentation-models-pytorch {smp.__version__}")
     factory = smp.Unet if architecture == "unet" else smp.DeepLabV3Plus
     if _is_transformer_encoder(encoder):
+        from landslide_engine.models.input_projection import InputProjection
+
         return InputProjection(in_channels, 3, factory(encoder, encoder_weights=None, in_channels=3, classes=1))
     return factory(encoder, encoder_weights=None, in_channels=in_channels, classes=1)
 
@@ -156,3 +147,12 @@ def create_model(name: str, in_channels: int = 14) -> nn.Module:
     if spec is None:
         raise InputError(f"unknown model architecture {name!r}; known: {', '.join(MODEL_SPECS)}")
     return build_architecture(spec.architecture, spec.encoder, in_channels, spec.options)
+
+
+def __getattr__(name: str) -> Any:
+    """``registry.InputProjection`` keeps working; it lives in its own module so that only using it imports torch."""
+    if name == "InputProjection":
+        from landslide_engine.models.input_projection import InputProjection
+
+        return InputProjection
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
