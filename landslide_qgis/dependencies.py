@@ -23,7 +23,7 @@ class Requirement:
 RASTER_IO = Requirement("rasterio", "rasterio", "reading and writing rasters (every algorithm)")
 H5 = Requirement("h5py", "h5py", "Landslide4Sense .h5 patches (Predict .h5 patches)")
 ONNXRUNTIME = Requirement("onnxruntime", "onnxruntime", "running .onnx models (detection)")
-TORCH = Requirement("torch", "torch", "running .pt models and CUDA GPUs (optional when onnxruntime is present)")
+TORCH = Requirement("torch", "torch", "running .pt models and the PyTorch backend (.onnx models need only onnxruntime)")
 
 
 def importable(req: Requirement) -> bool:
@@ -38,7 +38,12 @@ def importable(req: Requirement) -> bool:
 
 
 def missing_for_inference() -> list[Requirement]:
-    """What detection lacks: rasterio, plus at least one of onnxruntime or torch."""
+    """What detection lacks: rasterio, plus at least one of onnxruntime or torch.
+
+    onnxruntime alone runs ``.onnx`` packages (the engine reads their metadata without torch or onnx); torch alone
+    runs ``.pt`` packages. When neither imports, onnxruntime is asked for: it is the smaller install and runs the
+    built-in model. A ``.pt`` package chosen without torch is refused by the engine with its own one-line message.
+    """
     missing = [] if importable(RASTER_IO) else [RASTER_IO]
     if not importable(ONNXRUNTIME) and not importable(TORCH):
         missing.append(ONNXRUNTIME)

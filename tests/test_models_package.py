@@ -149,6 +149,14 @@ def test_unreadable_model_files_are_input_errors_naming_the_file(tmp_path, name,
     assert name in str(caught.value)
 
 
+def test_a_truncated_onnx_package_is_an_input_error_naming_the_file(tmp_path):
+    path = export_onnx(_tiny_model(), _metadata(), tmp_path / "whole.onnx", check=False)
+    cut = tmp_path / "cut.onnx"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(InputError, match=r"cannot read ONNX model .*cut\.onnx: not an ONNX protobuf"):
+        load_package(cut)
+
+
 def test_missing_model_file_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="model file not found"):
         load_package(tmp_path / "absent.onnx")

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from rasterio.transform import from_origin
 
-from tests.qgis_helpers import synthetic_scene, write_raster
+from tests.qgis_helpers import synthetic_scene, tiny_model_package, write_raster
+
+
+@pytest.fixture(scope="module")
+def onnx_package(tmp_path_factory) -> Path:
+    """A valid .onnx package, made (with torch) before the runtimes are hidden, so detection reaches the runtime."""
+    return tiny_model_package(tmp_path_factory.mktemp("model") / "tiny.onnx")
 
 
 @pytest.fixture()
@@ -30,8 +37,19 @@ def test_missing_runtime_message_names_the_package_and_the_command(without_infer
     assert "onnxruntime" in message and "pip install" in message and "\n" not in message
 
 
+def test_onnxruntime_alone_is_enough_and_torch_is_described_as_for_pt_models(monkeypatch):
+    from landslide_qgis import dependencies
+
+    monkeypatch.setitem(sys.modules, "torch", None)
+    assert not dependencies.importable(dependencies.TORCH)
+    assert dependencies.importable(dependencies.ONNXRUNTIME)
+    assert dependencies.missing_for_inference() == []
+    message = dependencies.missing_message([dependencies.TORCH])
+    assert ".pt models" in message and ".onnx models need only onnxruntime" in message
+
+
 def test_plugin_loads_and_warns_and_slope_still_runs(
-    qgis_app, qgis_processing, qgis_iface, without_inference_runtimes, tmp_path
+    qgis_app, qgis_processing, qgis_iface, onnx_package, without_inference_runtimes, tmp_path
 ):
     import processing
     from qgis.core import Qgis, QgsProcessingException
@@ -61,7 +79,7 @@ def test_plugin_loads_and_warns_and_slope_still_runs(
                 {
                     "SENTINEL2": [str(s2)],
                     "DEM": str(dem_path),
-                    "MODEL_FILE": str(tmp_path / "absent.onnx"),
+                    "MODEL_FILE": str(onnx_package),
                     "OUTPUT_PROBABILITY": "TEMPORARY_OUTPUT",
                     "OUTPUT_MASK": "TEMPORARY_OUTPUT",
                     "OUTPUT_POLYGONS": "TEMPORARY_OUTPUT",
