@@ -1,4 +1,4 @@
-"""``python -m training``: train, evaluate, export, zoo, import-deepslide.
+"""``python -m training``: train, evaluate, export, zoo, import-deepslide, crossval, builtin.
 
 Bad input ends with exit code 2 and one line on stderr naming the file or option; Ctrl-C during
 training saves a checkpoint and ends with exit code 130 and the ``--resume`` to continue.
@@ -16,6 +16,7 @@ from pathlib import Path
 
 from landslide_engine.errors import InputError
 
+from .crossval import VARIANTS
 from .recipes import RECIPES, get_recipe
 from .splits import DEFAULT_GROUP_WIDTH, DEFAULT_VAL_FRACTION
 from .trainer import TrainConfig, TrainingInterrupted, train
@@ -74,6 +75,24 @@ def build_parser() -> argparse.ArgumentParser:
     zoo_parser = commands.add_parser("zoo", help="train and evaluate the paper's model table")
     zoo_parser.add_argument("--models", default="all", help="all, or comma-separated registry names")
     _add_training_options(zoo_parser)
+
+    crossval_parser = commands.add_parser(
+        "crossval", help="grouped k-fold comparison of recipes and baselines on a small labelled set"
+    )
+    crossval_parser.add_argument("--data", type=Path, required=True, help="Landslide4Sense root")
+    crossval_parser.add_argument("--variants", default="all", help="all, or comma-separated: " + ", ".join(VARIANTS))
+    crossval_parser.add_argument("--folds", type=int, default=5)
+    crossval_parser.add_argument("--group-width", type=int, default=16, help="IDs per neighbourhood group")
+    crossval_parser.add_argument("--seed", type=int, default=0)
+    crossval_parser.add_argument("--out", type=Path, required=True, help="folder for crossval.json and .md")
+
+    builtin_parser = commands.add_parser("builtin", help="train the built-in model from a crossval result")
+    builtin_parser.add_argument("--data", type=Path, required=True, help="Landslide4Sense root")
+    builtin_parser.add_argument("--crossval", type=Path, required=True, help="crossval.json of `crossval`")
+    builtin_parser.add_argument("--variant", required=True, help="the CNN variant to ship")
+    builtin_parser.add_argument("--name", default="builtin", help="model name in the package metadata")
+    builtin_parser.add_argument("--seed", type=int, default=0)
+    builtin_parser.add_argument("--out", type=Path, required=True, help="FILE.onnx")
 
     import_parser = commands.add_parser("import-deepslide", help="convert the Seed paper's released weights")
     import_parser.add_argument("checkpoint", type=Path, help="the released .pth/.ckpt file")
@@ -183,12 +202,41 @@ def _command_import_deepslide(args: argparse.Namespace) -> None:
     print("wrote", import_deepslide(args.checkpoint, args.model, args.out))
 
 
+def _command_crossval(args: argparse.Namespace) -> None:
+    from .crossval import cross_validate, write_crossval_table
+    from .smalldata import load_labelled, load_unlabelled
+
+    names = list(VARIANTS) if args.variants == "all" else [n.strip() for n in args.variants.split(",") if n.strip()]
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        raise InputError(f"--variants: unknown {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
+    data = load_labelled(args.data)
+    rows = cross_validate(
+        data, [VARIANTS[n] for n in names], args.folds, args.group_width, args.seed, load_unlabelled(args.data)
+    )
+    header = (
+        f"Grouped {args.folds}-fold cross-validation on {len(data.ids)} labelled patches of {args.data} "
+        f"(group width {args.group_width}, seed {args.seed}); scores pooled over folds"
+    )
+    json_path, md_path = write_crossval_table(rows, args.out, header)
+    print(md_path.read_text(), end="")
+    print("wrote", json_path, md_path)
+
+
+def _command_builtin(args: argparse.Namespace) -> None:
+    from .builtin import train_builtin
+
+    print("wrote", train_builtin(args.data, args.crossval, args.variant, args.out, args.name, args.seed))
+
+
 COMMANDS = {
     "train": _command_train,
     "evaluate": _command_evaluate,
     "export": _command_export,
     "zoo": _command_zoo,
     "import-deepslide": _command_import_deepslide,
+    "crossval": _command_crossval,
+    "builtin": _command_builtin,
 }
 
 

@@ -1,0 +1,104 @@
+"""Small-data cross-validation, the gradient-boosting baseline's features, and the built-in model export."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from landslide_engine.bands import L4S_BANDS, L4S_DIVISORS
+from training.crossval import VARIANTS, best_threshold, cross_validate, fold_indices, write_crossval_table
+from training.features import box_mean, pixel_features, spectral_indices
+
+
+def test_box_mean_matches_a_direct_window_mean():
+    rng = np.random.default_rng(0)
+    planes = rng.normal(size=(2, 20, 17)).astype(np.float32)
+    fast = box_mean(planes, 5)
+    padded = np.pad(planes, ((0, 0), (2, 2), (2, 2)), mode="reflect")
+    for r, c in [(0, 0), (7, 9), (19, 16), (10, 0)]:
+        assert fast[1, r, c] == pytest.approx(padded[1, r : r + 5, c : c + 5].mean(), abs=1e-5)
+
+
+def test_spectral_indices_use_reflectance_not_l4s_units():
+    images = np.ones((1, 14, 2, 2), dtype=np.float32)
+    b4, b8 = 500.0, 3000.0  # bright vegetation in DN
+    images[0, L4S_BANDS.index("B4")] = b4 / L4S_DIVISORS[L4S_BANDS.index("B4")]
+    images[0, L4S_BANDS.index("B8")] = b8 / L4S_DIVISORS[L4S_BANDS.index("B8")]
+    ndvi = spectral_indices(images)["ndvi"]
+    assert ndvi[0, 0, 0] == pytest.approx((b8 - b4) / (b8 + b4), rel=1e-5)
+    features, names = pixel_features(images)
+    assert features.shape[1] == len(names) and "ndvi_minus_mean21" in names
+
+
+def test_grouped_folds_cover_every_patch_once_and_keep_neighbours_together():
+    ids = [1, 3, 16, 27, 28, 38, 40, 45, 72, 150, 253, 512, 525, 600, 800]
+    folds = fold_indices(ids, 5, seed=0, group_width=16)
+    tested = sorted(i for _, test in folds for i in test)
+    assert tested == list(range(len(ids)))
+    for train, test in folds:
+        assert not set(train) & set(test)
+        train_groups = {ids[i] // 16 for i in train}
+        assert not any(ids[i] // 16 in train_groups for i in test)
+
+
+def test_best_threshold_finds_the_separating_value():
+    probabilities = np.array([[0.1, 0.2, 0.62, 0.9]])
+    masks = np.array([[0, 0, 1, 1]])
+    threshold, f1 = best_threshold(probabilities, masks)
+    assert f1 == 1.0 and 0.2 < threshold <= 0.62
+
+
+@pytest.fixture(scope="module")
+def quick_crossval(l4s_root, tmp_path_factory):
+    from training import gbm
+    from training.smalldata import load_labelled
+
+    gbm_iterations, gbm.MAX_ITER = gbm.MAX_ITER, 20  # a few boosting rounds: this tests the protocol, not the score
+
+    quick = dataclasses.replace(VARIANTS["default"], steps=4, batch_size=4, eval_every=2)
+    data = load_labelled(l4s_root)
+    try:
+        rows = cross_validate(data, [quick, VARIANTS["gbm"]], folds=3, group_width=16, log=lambda _: None)
+    finally:
+        gbm.MAX_ITER = gbm_iterations
+    out = tmp_path_factory.mktemp("cv")
+    json_path, md_path = write_crossval_table(rows, out, "# quick")
+    return rows, json_path, md_path, len(data.ids)
+
+
+def test_crossval_scores_every_patch_once_per_variant(quick_crossval):
+    rows, _, md_path, n_patches = quick_crossval
+    for row in rows:
+        confusion = row["confusion"]
+        assert sum(confusion.values()) == n_patches * 128 * 128  # each pixel scored exactly once
+        assert 0.0 <= row["f1"] <= 1.0 and len(row["thresholds"]) == 3
+    assert "| gbm |" in md_path.read_text()
+
+
+def test_builtin_package_carries_crossval_scores(quick_crossval, l4s_root, tmp_path, monkeypatch):
+    from landslide_engine.models.package import load_package
+    from training import builtin
+
+    rows, json_path, _, n_patches = quick_crossval
+    monkeypatch.setitem(builtin.VARIANTS, "default", dataclasses.replace(VARIANTS["default"], steps=4, batch_size=4))
+    out = builtin.train_builtin(l4s_root, json_path, "default", tmp_path / "default.onnx", name="test-builtin")
+    package = load_package(out)
+    row = next(r for r in rows if r["variant"] == "default")
+    assert package.metadata.name == "test-builtin"
+    assert package.metadata.metrics["f1"] == pytest.approx(row["f1"], abs=1e-4)
+    assert package.metadata.threshold == pytest.approx(float(np.median(row["thresholds"])))
+    assert package.metadata.training_data["n_patches"] == n_patches
+    assert out.stat().st_size < builtin.MAX_PACKAGE_BYTES
+
+
+def test_builtin_refuses_the_pixel_baseline(quick_crossval, l4s_root, tmp_path):
+    from landslide_engine.errors import InputError
+    from training.builtin import train_builtin
+
+    _, json_path, _, _ = quick_crossval
+    with pytest.raises(InputError, match="CNN variants"):
+        train_builtin(l4s_root, json_path, "gbm", tmp_path / "x.onnx")
+    assert json.loads(json_path.read_text())

@@ -1,0 +1,314 @@
+"""Grouped cross-validation of recipes and baselines on a small labelled set (issue: built-in model).
+
+Every variant is scored on the same outer folds, which keep neighbouring patch IDs together,
+and every labelled patch is predicted exactly once by a model that never saw it. Scores are the
+official Landslide4Sense metric: precision, recall, F1 and IoU of the landslide class from pixel
+counts pooled over all outer folds. Anything tuned (early stopping, threshold) is tuned on an
+inner hold-out carved out of the outer training folds, never on the patches being scored.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from landslide_engine.bands import L4S_BANDS
+from landslide_engine.errors import InputError
+from landslide_engine.models.registry import create_model
+
+from .augment import augment_patch
+from .data import Patch
+from .losses import CompoundLoss
+from .metrics import Confusion
+from .recipes import get_recipe
+from .smalldata import PatchArrays
+from .splits import grouped_holdout, grouped_kfold
+
+#: Bands that Sentinel-2 L2A and 10-band products also have: no B1 (aerosol), B9 (water vapour), B10 (cirrus).
+L2A_COMPATIBLE_BANDS = tuple(b for b in L4S_BANDS if b not in ("B1", "B9", "B10"))
+THRESHOLD_GRID = np.round(np.arange(0.05, 0.96, 0.05), 2)
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of building a landslide classifier from the labelled patches."""
+
+    name: str
+    description: str
+    kind: str = "cnn"  # "cnn" or "gbm"
+    model: str = "unet_plain_w16"
+    recipe: str = "default"
+    bands: tuple[str, ...] = L4S_BANDS
+    steps: int | None = 400  # None: the recipe's epochs, as the Seed counted them
+    batch_size: int = 8
+    self_training: bool = False
+    eval_every: int = 25
+    patience: int = 6
+
+
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant(
+            "seed",
+            "Seed recipe: 100 epochs, batch 16, BCE(w5)+Dice, no normalization, threshold 0.5",
+            recipe="seed",
+            steps=None,
+            batch_size=16,
+        ),
+        Variant("default", "our recipe: normalization, augmentation, BCE+Dice, cosine LR, early stop, tuned threshold"),
+        Variant(
+            "default-l2a-bands",
+            "our recipe on 11 bands (no B1, B9, B10): runs on L2A and 10-band products",
+            bands=L2A_COMPATIBLE_BANDS,
+        ),
+        Variant(
+            "default-self-training",
+            "our recipe, then fine-tuned with pseudo-labels of the unlabelled images",
+            self_training=True,
+        ),
+        Variant("gbm", "pixel-wise HistGradientBoosting on bands, NDVI/NBR/BSI and local means", kind="gbm"),
+    )
+}
+
+
+@dataclass
+class FittedCNN:
+    """A trained network with what is needed to apply it: bands, normalization, threshold."""
+
+    model: torch.nn.Module
+    bands: tuple[str, ...]
+    mean: np.ndarray
+    std: np.ndarray
+    threshold: float
+    best_step: int
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def predict_proba(self, images: np.ndarray, batch: int = 16) -> np.ndarray:
+        """(N, H, W) probabilities of (N, 14, H, W) l4s images."""
+        index = [L4S_BANDS.index(b) for b in self.bands]
+        self.model.eval()
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(images), batch):
+                x = (images[start : start + batch, index] - self.mean[:, None, None]) / self.std[:, None, None]
+                out.append(torch.sigmoid(self.model(torch.from_numpy(x.astype(np.float32))))[:, 0].numpy())
+        return np.concatenate(out) if out else np.zeros((0, *images.shape[2:]), np.float32)
+
+
+def best_threshold(probabilities: np.ndarray, masks: np.ndarray) -> tuple[float, float]:
+    """(threshold, F1) maximising pooled pixel F1 over :data:`THRESHOLD_GRID`."""
+    best = (0.5, -1.0)
+    truth = masks.astype(bool)
+    for threshold in THRESHOLD_GRID:
+        f1 = Confusion.from_masks(probabilities >= threshold, truth).scores()["f1"]
+        if f1 > best[1]:
+            best = (float(threshold), f1)
+    return best
+
+
+def _batches(n: int, batch_size: int, rng: np.random.Generator):
+    """Endless shuffled mini-batches of indices, epoch after epoch, as a DataLoader would give."""
+    while True:
+        order = rng.permutation(n)
+        for start in range(0, n, batch_size):
+            yield order[start : start + batch_size]
+
+
+def fit_cnn(
+    train: PatchArrays,
+    variant: Variant,
+    seed: int,
+    inner_val: PatchArrays | None = None,
+    init: FittedCNN | None = None,
+    steps: int | None = None,
+) -> FittedCNN:
+    """Train ``variant`` on ``train``; early-stop and tune the threshold on ``inner_val`` when the recipe says so."""
+    recipe = get_recipe(variant.recipe)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    band_index = [L4S_BANDS.index(b) for b in variant.bands]
+    if init is not None:
+        mean, std = init.mean, init.std
+    elif recipe.normalize:
+        selected = train.images[:, band_index].astype(np.float64)
+        mean, std = selected.mean(axis=(0, 2, 3)), np.maximum(selected.std(axis=(0, 2, 3)), 1e-6)
+    else:
+        mean, std = np.zeros(len(band_index)), np.ones(len(band_index))
+    model = copy.deepcopy(init.model) if init is not None else create_model(variant.model, len(band_index))
+    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.learning_rate)
+    steps_per_epoch = math.ceil(len(train.images) / variant.batch_size)
+    total = steps or variant.steps or recipe.epochs * steps_per_epoch
+    if variant.steps is None:  # the Seed's schedule, counted in epochs
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, recipe.step_size * steps_per_epoch, recipe.step_gamma)
+    else:
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total)
+    loss_fn = CompoundLoss(recipe.loss, recipe.pos_weight, recipe.bce_weight)
+    tune = recipe.tune_threshold and inner_val is not None
+    fitted = FittedCNN(model, variant.bands, mean.astype(np.float32), std.astype(np.float32), recipe.threshold, total)
+    best_f1, stale, best_state = -1.0, 0, None
+    batches = _batches(len(train.images), variant.batch_size, rng)
+    for step in range(1, total + 1):
+        index = next(batches)
+        images, masks = train.images[index], train.masks[index]
+        if recipe.augment:
+            pairs = [augment_patch(img, msk, rng) for img, msk in zip(images, masks, strict=True)]
+            images, masks = np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+        x = (images[:, band_index] - fitted.mean[:, None, None]) / fitted.std[:, None, None]
+        model.train()
+        logits = model(torch.from_numpy(x.astype(np.float32)))
+        loss = loss_fn(logits, torch.from_numpy(masks[:, None].astype(np.float32)))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        if tune and (step % variant.eval_every == 0 or step == total):
+            threshold, f1 = best_threshold(fitted.predict_proba(inner_val.images), inner_val.masks)
+            fitted.history.append({"step": step, "loss": loss.item(), "val_f1": f1, "threshold": threshold})
+            if f1 > best_f1:
+                best_f1, stale = f1, 0
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                fitted.threshold, fitted.best_step = threshold, step
+            else:
+                stale += 1
+                if stale >= variant.patience:
+                    break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return fitted
+
+
+def self_train(
+    fitted: FittedCNN,
+    train: PatchArrays,
+    unlabelled: np.ndarray,
+    variant: Variant,
+    seed: int,
+    inner_val: PatchArrays | None,
+) -> FittedCNN:
+    """Fine-tune ``fitted`` on ``train`` plus the unlabelled images with its own thresholded predictions."""
+    if len(unlabelled) == 0:
+        return fitted
+    pseudo = (fitted.predict_proba(unlabelled) >= fitted.threshold).astype(np.uint8)
+    combined = PatchArrays(
+        np.concatenate([train.images, unlabelled]),
+        np.concatenate([train.masks, pseudo]),
+        [*train.ids, *([-1] * len(unlabelled))],
+    )
+    return fit_cnn(combined, variant, seed + 1, inner_val, init=fitted, steps=max(1, (variant.steps or 100) // 2))
+
+
+def _as_patches(ids: list[int]) -> list[Patch]:
+    return [Patch(patch_id=i, image=Path(f"image_{i}.h5"), mask=None) for i in ids]
+
+
+def fold_indices(ids: list[int], folds: int, seed: int, group_width: int) -> list[tuple[list[int], list[int]]]:
+    """(train, test) index lists of a grouped k-fold over patch ``ids``."""
+    position = {pid: i for i, pid in enumerate(ids)}
+    return [
+        ([position[p.patch_id] for p in train], [position[p.patch_id] for p in test])
+        for train, test in grouped_kfold(_as_patches(ids), folds, seed, group_width)
+    ]
+
+
+def inner_split(train: PatchArrays, seed: int, group_width: int) -> tuple[PatchArrays, PatchArrays]:
+    """An inner (fit, hold-out) split of whole ID groups for early stopping and threshold tuning."""
+    fit, hold = grouped_holdout(_as_patches(train.ids), 0.2, seed, group_width)
+    position = {pid: i for i, pid in enumerate(train.ids)}
+    return train.subset([position[p.patch_id] for p in fit]), train.subset([position[p.patch_id] for p in hold])
+
+
+def fit_variant(
+    variant: Variant, train: PatchArrays, seed: int, group_width: int, unlabelled: np.ndarray
+) -> tuple[Callable[[np.ndarray], np.ndarray], float, dict]:
+    """Fit ``variant``; returns (predict_proba, threshold, details)."""
+    recipe_tunes = variant.kind == "gbm" or get_recipe(variant.recipe).tune_threshold
+    fit, hold = inner_split(train, seed, group_width) if recipe_tunes else (train, None)
+    if variant.kind == "gbm":
+        from .gbm import fit_pixel_boosting
+
+        booster = fit_pixel_boosting(fit.images, fit.masks, seed)
+        threshold, _ = best_threshold(booster.predict_proba(hold.images), hold.masks)
+        return booster.predict_proba, threshold, {}
+    fitted = fit_cnn(fit, variant, seed, hold)
+    if variant.self_training:
+        fitted = self_train(fitted, fit, unlabelled, variant, seed, hold)
+    return fitted.predict_proba, fitted.threshold, {"best_step": fitted.best_step, "fitted": fitted}
+
+
+def cross_validate(
+    data: PatchArrays,
+    variants: list[Variant],
+    folds: int = 5,
+    group_width: int = 16,
+    seed: int = 0,
+    unlabelled: np.ndarray | None = None,
+    log: Log = print,
+) -> list[dict]:
+    """Score every variant on the same grouped outer folds; one result row per variant."""
+    if data.masks is None or len(data.images) < folds:
+        raise InputError(f"cross-validation needs at least {folds} labelled patches, found {len(data.images)}")
+    unlabelled = np.zeros((0, *data.images.shape[1:]), np.float32) if unlabelled is None else unlabelled
+    splits = fold_indices(data.ids, folds, seed, group_width)
+    rows = []
+    for variant in variants:
+        started = time.perf_counter()
+        pooled, fold_f1, thresholds, best_steps = Confusion(), [], [], []
+        for k, (train_index, test_index) in enumerate(splits):
+            train, test = data.subset(train_index), data.subset(test_index)
+            predict, threshold, details = fit_variant(variant, train, seed + k, group_width, unlabelled)
+            confusion = Confusion.from_masks(predict(test.images) >= threshold, test.masks)
+            pooled = pooled + confusion
+            fold_f1.append(confusion.scores()["f1"])
+            thresholds.append(threshold)
+            if "best_step" in details:
+                best_steps.append(details["best_step"])
+            log(f"{variant.name} fold {k}: test IDs {test.ids} F1 {fold_f1[-1]:.3f} threshold {threshold:.2f}")
+        scores = pooled.scores()
+        rows.append(
+            {
+                "variant": variant.name,
+                "description": variant.description,
+                **scores,
+                "fold_f1_mean": float(np.mean(fold_f1)),
+                "fold_f1_std": float(np.std(fold_f1)),
+                "thresholds": thresholds,
+                "best_steps": best_steps,
+                "seconds": round(time.perf_counter() - started, 1),
+                "confusion": asdict(pooled),
+                "config": {k: v for k, v in asdict(variant).items() if k not in ("name", "description")},
+            }
+        )
+        log(f"{variant.name}: pooled F1 {scores['f1']:.4f} (folds {np.mean(fold_f1):.3f} ± {np.std(fold_f1):.3f})")
+    return rows
+
+
+def write_crossval_table(rows: list[dict], out: Path, header: str) -> tuple[Path, Path]:
+    """``crossval.json`` and ``crossval.md`` (a Markdown table, best pooled F1 first)."""
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = out / "crossval.json"
+    json_path.write_text(json.dumps(rows, indent=2) + "\n")
+    lines = [
+        header,
+        "",
+        "| variant | pooled F1 | precision | recall | IoU | fold F1 (mean ± sd) | time (s) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(rows, key=lambda r: -r["f1"]):
+        lines.append(
+            f"| {r['variant']} | {r['f1']:.3f} | {r['precision']:.3f} | {r['recall']:.3f} | {r['iou']:.3f} | "
+            f"{r['fold_f1_mean']:.3f} ± {r['fold_f1_std']:.3f} | {r['seconds']:.0f} |"
+        )
+    lines += ["", *[f"- **{r['variant']}**: {r['description']}" for r in rows]]
+    md_path = out / "crossval.md"
+    md_path.write_text("\n".join(lines) + "\n")
+    return json_path, md_path
