@@ -50,6 +50,12 @@ def missing_for_inference() -> list[Requirement]:
     return missing
 
 
+def missing_for_import_error(exc: ImportError) -> list[Requirement]:
+    """What to install after ``exc``: the usual inference packages, else the module that failed to import."""
+    name = exc.name or str(exc)
+    return missing_for_inference() or [Requirement(name, name, "this run")]
+
+
 def install_command(reqs: list[Requirement]) -> str:
     """The command that installs ``reqs`` into the Python that runs QGIS.
 

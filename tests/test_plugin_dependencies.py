@@ -87,3 +87,13 @@ def test_plugin_loads_and_warns_and_slope_still_runs(
             )
     finally:
         plugin.unload()
+
+
+def test_import_error_names_the_module_when_the_usual_packages_are_present(monkeypatch):
+    from landslide_qgis import dependencies
+
+    monkeypatch.setattr(dependencies, "missing_for_inference", lambda: [])
+    missing = dependencies.missing_for_import_error(ImportError("No module named 'onnxruntime'", name="onnxruntime"))
+    message = dependencies.missing_message(missing)
+    assert [r.module for r in missing] == ["onnxruntime"]
+    assert "onnxruntime" in message and "cannot import: ." not in message

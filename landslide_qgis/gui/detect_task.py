@@ -58,8 +58,8 @@ class DetectTask(QgsTask):
         except InputError as exc:
             self._error = str(exc)
             return False
-        except ImportError:
-            self._error = dependencies.missing_message(dependencies.missing_for_inference())
+        except ImportError as exc:
+            self._error = dependencies.missing_message(dependencies.missing_for_import_error(exc))
             return False
         except Exception as exc:  # a bug must reach the analyst as a message, not kill the task silently
             QgsMessageLog.logMessage(traceback.format_exc(), "Landslide Mapper", Qgis.Critical)

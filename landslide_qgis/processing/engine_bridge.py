@@ -44,10 +44,7 @@ def engine_errors() -> Iterator[None]:
     except Cancelled as exc:
         raise QgsProcessingException(CANCELLED_MESSAGE) from exc
     except ImportError as exc:
-        missing = dependencies.missing_for_inference() or [
-            dependencies.Requirement(exc.name or str(exc), exc.name or str(exc), "this algorithm")
-        ]
-        raise QgsProcessingException(dependencies.missing_message(missing)) from exc
+        raise QgsProcessingException(dependencies.missing_message(dependencies.missing_for_import_error(exc))) from exc
 
 
 def available_model_names() -> list[str]:
