@@ -35,6 +35,17 @@ from .splits import grouped_holdout, grouped_kfold
 #: Bands that Sentinel-2 L2A and 10-band products also have: no B1 (aerosol), B9 (water vapour), B10 (cirrus).
 L2A_COMPATIBLE_BANDS = tuple(b for b in L4S_BANDS if b not in ("B1", "B9", "B10"))
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.96, 0.05), 2)
+
+
+def cpu_has_bf16_matmul() -> bool:
+    """True on CPUs with AMX or AVX-512 BF16, where bf16 autocast roughly halves a training step."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
 Log = Callable[[str], None]
 
 
@@ -48,7 +59,7 @@ class Variant:
     model: str = "unet_plain_w16"
     recipe: str = "default"
     bands: tuple[str, ...] = L4S_BANDS
-    steps: int | None = 400  # None: the recipe's epochs, as the Seed counted them
+    steps: int | None = 300  # None: the recipe's epochs, as the Seed counted them
     batch_size: int = 8
     self_training: bool = False
     eval_every: int = 25
@@ -154,6 +165,7 @@ def fit_cnn(
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total)
     loss_fn = CompoundLoss(recipe.loss, recipe.pos_weight, recipe.bce_weight)
     tune = recipe.tune_threshold and inner_val is not None
+    bf16 = cpu_has_bf16_matmul()  # measured here: a w16 step of batch 8 took 1.5 s in fp32, 0.74 s in bf16
     fitted = FittedCNN(model, variant.bands, mean.astype(np.float32), std.astype(np.float32), recipe.threshold, total)
     best_f1, stale, best_state = -1.0, 0, None
     batches = _batches(len(train.images), variant.batch_size, rng)
@@ -165,8 +177,9 @@ def fit_cnn(
             images, masks = np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
         x = (images[:, band_index] - fitted.mean[:, None, None]) / fitted.std[:, None, None]
         model.train()
-        logits = model(torch.from_numpy(x.astype(np.float32)))
-        loss = loss_fn(logits, torch.from_numpy(masks[:, None].astype(np.float32)))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model(torch.from_numpy(x.astype(np.float32)))
+        loss = loss_fn(logits.float(), torch.from_numpy(masks[:, None].astype(np.float32)))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
