@@ -28,8 +28,11 @@ class LandslidePlugin:
     def initProcessing(self) -> None:
         """Register the provider; qgis_process calls this without initGui."""
         if self.provider is None:
-            self.provider = LandslideProvider()
-            QgsApplication.processingRegistry().addProvider(self.provider)
+            provider = LandslideProvider()
+            # The registry refuses (and deletes) a second provider with the same id, e.g. when a
+            # development copy of the plugin is already loaded; keep no reference to a dead object.
+            if QgsApplication.processingRegistry().addProvider(provider):
+                self.provider = provider
 
     def initGui(self) -> None:
         self.initProcessing()
