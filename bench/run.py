@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -42,6 +43,7 @@ from quantize import (
 )
 from scenes import write_scene
 
+from landslide_engine.cli import GDAL_CACHE_MB
 from landslide_engine.models.backends import usable_cpu_count
 from landslide_engine.models.package import load_package, load_torch_model, onnx_package_bytes
 
@@ -211,8 +213,15 @@ class Bench:
         label = f"{pipeline} {name} {variant.label} {size}px overlap {overlap}"
         print(f"  scene {label} ...", flush=True)
         worker = Path(__file__).resolve().with_name("scene_worker.py")
+        # GDAL's block cache as the CLI sets it: by default it is 5 % of RAM and would fill with scene blocks.
+        env = {**os.environ, "GDAL_CACHEMAX": os.environ.get("GDAL_CACHEMAX", GDAL_CACHE_MB)}
         proc = subprocess.run(
-            [sys.executable, str(worker), json.dumps(job)], capture_output=True, text=True, cwd=REPO, check=False
+            [sys.executable, str(worker), json.dumps(job)],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            env=env,
+            check=False,
         )
         if proc.returncode != 0:
             self.failures.append(f"scene {label}: exit {proc.returncode}: {proc.stderr.strip().splitlines()[-1:]}")
@@ -310,7 +319,8 @@ def render(bench: Bench, details: dict[str, str], elapsed: float, args: argparse
     lines += [
         "Generated scenes: one 13-band L1C-like GeoTIFF (uint16, 10 m, deflate) and a 30 m DEM on a shifted "
         "grid, so every run warps the DEM and computes slope. Each row is a fresh process: peak RSS is that "
-        "scene's alone (it includes the Python, torch and ONNX Runtime libraries). *model-only* is the same "
+        "scene's alone (it includes the Python, torch and ONNX Runtime libraries; GDAL's block cache is capped at "
+        f"{GDAL_CACHE_MB} MB as the CLI does). *model-only* is the same "
         "runner in the same process right after the scene. Stage seconds come from `run.json`; `read_warp` "
         "and `scale` run in the reader thread, overlapping `infer`; `wait_for_input` is inference waiting "
         "for the reader. The naive rows read the whole scene at once (one read_warp_scale stage). Each scene "
@@ -416,7 +426,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.batch_sizes, args.min_seconds, args.max_size_large_model = [1, ENGINE_BATCH], 1.0, 1000
     else:
         args.sizes = args.sizes or "1000,4000,10000"
-        args.batch_sizes, args.min_seconds = [1, ENGINE_BATCH, 64], 3.0
+        args.batch_sizes, args.min_seconds = [1, ENGINE_BATCH, 64], 2.0
     args.threads = sorted({1, threads})
     args.gpu_batch_sizes = [16, 64, 256]
     args.sizes = sorted(int(s) for s in args.sizes.split(","))

@@ -1,0 +1,53 @@
+"""The benchmark's own tools: scene generator, accuracy comparison, report targets."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+
+from quantize import accuracy_cost, comparison_threshold
+from scenes import ESA_L1C_ORDER, write_scene
+
+from landslide_engine.pipeline import PredictRequest, predict_scene
+from tests.qgis_helpers import tiny_model_package
+
+
+def test_accuracy_cost_counts_by_hand():
+    reference = np.array([0.9, 0.8, 0.2, 0.1], dtype=np.float32)
+    reduced = np.array([0.85, 0.4, 0.6, 0.1], dtype=np.float32)
+    cost = accuracy_cost(reference, reduced, 0.5)
+    # masks: reference 1 1 0 0, reduced 1 0 1 0 -> tp 1, fp 1, fn 1
+    assert cost["mask_agreement"] == pytest.approx(0.5)
+    assert cost["mask_f1_vs_fp32"] == pytest.approx(0.5)
+    assert cost["max_abs_diff"] == pytest.approx(0.4, abs=1e-6)
+    assert cost["mean_abs_diff"] == pytest.approx((0.05 + 0.4 + 0.4 + 0.0) / 4, abs=1e-6)
+    assert accuracy_cost(reference, reference, 0.5)["mask_f1_vs_fp32"] == 1.0
+
+
+def test_comparison_threshold_moves_only_when_the_mask_would_be_empty():
+    probs = np.linspace(0.40, 0.45, 1000)
+    assert comparison_threshold(probs, 0.5) == pytest.approx(np.quantile(probs, 0.9))
+    spread = np.linspace(0.0, 1.0, 1000)
+    assert comparison_threshold(spread, 0.5) == 0.5
+
+
+def test_generated_scene_is_an_l1c_product_the_engine_runs(tmp_path):
+    scene = write_scene(tmp_path, 300)
+    with rasterio.open(scene.s2) as src:
+        assert src.count == len(ESA_L1C_ORDER) and src.dtypes[0] == "uint16" and src.shape == (300, 300)
+        assert tuple(src.descriptions) == ESA_L1C_ORDER
+        assert src.read(4).min() >= 1 and src.read(4).max() <= 10000
+    with rasterio.open(scene.dem) as dem:
+        assert dem.res == (30.0, 30.0) and dem.crs == rasterio.crs.CRS.from_epsg(32633)
+    assert write_scene(tmp_path, 300) == scene  # reused, not rewritten
+    model = tiny_model_package(tmp_path / "tiny.onnx")
+    out = tmp_path / "out"
+    result = predict_scene(PredictRequest(s2=[str(scene.s2)], dem=str(scene.dem), out_dir=str(out), model=str(model)))
+    with rasterio.open(result.probability) as prob:
+        assert prob.shape == (300, 300) and np.isfinite(prob.read(1)).all()
