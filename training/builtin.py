@@ -9,6 +9,7 @@ metadata carries the cross-validated scores, not scores on data it was trained o
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 from pathlib import Path
@@ -76,6 +77,10 @@ def train_builtin(
             "fold_f1_std": round(row["fold_f1_std"], 4),
         },
     )
+    if variant.spectral_indices:
+        metadata = dataclasses.replace(
+            metadata, architecture_options={**metadata.architecture_options, "spectral_indices": 1}
+        )
     path = export_onnx(fitted.model, metadata, out)
     if path.stat().st_size > MAX_PACKAGE_BYTES:
         raise InputError(f"{path}: {path.stat().st_size / 2**20:.1f} MiB is over the 10 MiB budget of a built-in model")

@@ -23,6 +23,7 @@ import torch
 from landslide_engine.bands import L4S_BANDS
 from landslide_engine.errors import InputError
 from landslide_engine.models.registry import create_model
+from landslide_engine.models.spectral_indices import N_INDICES, SpectralIndexInput
 
 from .augment import augment_patch
 from .data import Patch
@@ -62,6 +63,7 @@ class Variant:
     steps: int | None = 300  # None: the recipe's epochs, as the Seed counted them
     batch_size: int = 8
     self_training: bool = False
+    spectral_indices: bool = False
     eval_every: int = 25
     patience: int = 6
 
@@ -86,6 +88,11 @@ VARIANTS: dict[str, Variant] = {
             "default-self-training",
             "our recipe, then fine-tuned with pseudo-labels of the unlabelled images",
             self_training=True,
+        ),
+        Variant(
+            "default-indices",
+            "our recipe, with NDVI, NBR and a bare-soil index computed inside the network as extra inputs",
+            spectral_indices=True,
         ),
         Variant("gbm", "pixel-wise HistGradientBoosting on bands, NDVI/NBR/BSI and local means", kind="gbm"),
     )
@@ -155,7 +162,13 @@ def fit_cnn(
         mean, std = selected.mean(axis=(0, 2, 3)), np.maximum(selected.std(axis=(0, 2, 3)), 1e-6)
     else:
         mean, std = np.zeros(len(band_index)), np.ones(len(band_index))
-    model = copy.deepcopy(init.model) if init is not None else create_model(variant.model, len(band_index))
+    if init is not None:
+        model = copy.deepcopy(init.model)
+    elif variant.spectral_indices:
+        network = create_model(variant.model, len(band_index) + N_INDICES)
+        model = SpectralIndexInput(variant.bands, mean.tolist(), std.tolist(), network)
+    else:
+        model = create_model(variant.model, len(band_index))
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.learning_rate)
     steps_per_epoch = math.ceil(len(train.images) / variant.batch_size)
     total = steps or variant.steps or recipe.epochs * steps_per_epoch

@@ -78,10 +78,19 @@ class ModelPackage:
 
 
 def build_model(metadata: ModelMetadata) -> nn.Module:
-    """The untrained network that ``metadata`` describes, with ``metadata.in_channels`` inputs."""
-    return build_architecture(
-        metadata.architecture, metadata.encoder, metadata.in_channels, metadata.architecture_options
-    )
+    """The untrained network that ``metadata`` describes, with ``metadata.in_channels`` inputs.
+
+    The option ``spectral_indices: 1`` wraps the network in
+    :class:`~landslide_engine.models.spectral_indices.SpectralIndexInput`, which needs the
+    package's bands and normalization, so it is applied here rather than in the registry.
+    """
+    options = dict(metadata.architecture_options)
+    if not options.pop("spectral_indices", 0):
+        return build_architecture(metadata.architecture, metadata.encoder, metadata.in_channels, options)
+    from landslide_engine.models.spectral_indices import N_INDICES, SpectralIndexInput
+
+    network = build_architecture(metadata.architecture, metadata.encoder, metadata.in_channels + N_INDICES, options)
+    return SpectralIndexInput(metadata.bands, metadata.mean, metadata.std, network)
 
 
 def load_package(path: str | Path) -> ModelPackage:
