@@ -1,6 +1,7 @@
 """Writing the results: probability and mask GeoTIFFs, landslide polygons, run report.
 
-The rasters are written block by block as the scene is processed. Polygons are
+The rasters are written a row of blocks at a time as the scene is processed, each row compressed and
+released as soon as it is complete. Polygons are
 traced by GDAL straight from the mask file (``rasterio.features.shapes`` on a
 dataset band), so even a huge mask is never loaded whole; each polygon's area
 and probability statistics come from a window around it.
@@ -47,29 +48,92 @@ def raster_profile(grid: Grid, dtype: str, nodata: float, count: int = 1) -> dic
     return profile
 
 
+class _BlockRowWriter:
+    """One single-band GeoTIFF written through GDAL in whole rows of blocks, each dropped from memory once written.
+
+    Rasterio leaves written blocks in GDAL's block cache until the file is closed, so a scene's output fills
+    the cache (up to ``GDAL_CACHEMAX``) and pushes out the source tiles still being read. Here rows are
+    buffered until a row of blocks is complete, written, and flushed, which compresses those blocks and frees
+    them: memory holds one row of output blocks whatever the scene height, and no block is compressed twice.
+    """
+
+    def __init__(self, path: str, grid: Grid, dtype: str, nodata: float, description: str) -> None:
+        from osgeo import gdal
+
+        options = ["COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER"]
+        if grid.width >= _BLOCK and grid.height >= _BLOCK:
+            options += ["TILED=YES", f"BLOCKXSIZE={_BLOCK}", f"BLOCKYSIZE={_BLOCK}"]
+        gdal_type = {"float32": gdal.GDT_Float32, "uint8": gdal.GDT_Byte}[dtype]
+        self._path = path
+        self._dataset = gdal.GetDriverByName("GTiff").Create(path, grid.width, grid.height, 1, gdal_type, options)
+        if self._dataset is None:
+            raise OSError(f"cannot create {path}: {gdal.GetLastErrorMsg()}")
+        self._dataset.SetProjection(grid.crs.to_wkt())
+        self._dataset.SetGeoTransform(grid.transform.to_gdal())
+        self._band = self._dataset.GetRasterBand(1)
+        self._band.SetNoDataValue(nodata)
+        self._band.SetDescription(description)
+        self._block_rows = self._band.GetBlockSize()[1]
+        self._first_row = 0
+        self._buffered: list[np.ndarray] = []
+
+    def write_rows(self, row: int, values: np.ndarray) -> None:
+        """Rows of ``values`` from ``row`` on; rows must arrive in order, each row once."""
+        if row != self._first_row + sum(len(b) for b in self._buffered):
+            raise ValueError(f"{self._path}: rows must be written in order; got row {row}")
+        self._buffered.append(values)
+        buffered = sum(len(b) for b in self._buffered)
+        complete = (self._first_row + buffered) // self._block_rows * self._block_rows - self._first_row
+        if complete > 0:
+            rows = np.concatenate(self._buffered) if len(self._buffered) > 1 else self._buffered[0]
+            self._write(rows[:complete])
+            self._buffered = [rows[complete:]] if complete < len(rows) else []
+
+    def _write(self, rows: np.ndarray) -> None:
+        from osgeo import gdal
+
+        if self._band.WriteArray(rows, 0, self._first_row) != 0:
+            raise OSError(f"cannot write {self._path}: {gdal.GetLastErrorMsg()}")
+        self._dataset.FlushCache()
+        self._first_row += len(rows)
+
+    def close(self) -> None:
+        """Write what is buffered and close the file."""
+        if self._dataset is None:
+            return
+        try:
+            if self._buffered:
+                self._write(np.concatenate(self._buffered))
+                self._buffered = []
+        finally:
+            self._band = None
+            self._dataset = None
+
+
 class ResultRasters:
     """The probability (float32 0-1) and mask (uint8 0/1) GeoTIFFs, written in row blocks."""
 
     def __init__(self, probability_path: str, mask_path: str, grid: Grid, threshold: float) -> None:
         self.threshold = threshold
         self.landslide_pixels = 0
-        self._probability = rasterio.open(probability_path, "w", **raster_profile(grid, "float32", PROBABILITY_NODATA))
-        self._mask = rasterio.open(mask_path, "w", **raster_profile(grid, "uint8", MASK_NODATA))
-        self._probability.set_band_description(1, "landslide probability")
-        self._mask.set_band_description(1, f"landslide (probability >= {threshold:g})")
+        self._probability = _BlockRowWriter(
+            probability_path, grid, "float32", PROBABILITY_NODATA, "landslide probability"
+        )
+        self._mask = _BlockRowWriter(mask_path, grid, "uint8", MASK_NODATA, f"landslide (probability >= {threshold:g})")
 
     def write_rows(self, row: int, probability: np.ndarray, valid: np.ndarray) -> None:
-        """Write rows starting at ``row``; pixels where ``valid`` is False become nodata."""
+        """Write rows starting at ``row`` (in order, each once); pixels where ``valid`` is False become nodata."""
         valid = valid & np.isfinite(probability)
         landslide = valid & (probability >= self.threshold)
+        self._probability.write_rows(row, np.where(valid, probability, PROBABILITY_NODATA).astype(np.float32))
+        self._mask.write_rows(row, np.where(valid, landslide, MASK_NODATA).astype(np.uint8))
         self.landslide_pixels += int(np.count_nonzero(landslide))
-        window = Window(0, row, probability.shape[1], probability.shape[0])
-        self._probability.write(np.where(valid, probability, PROBABILITY_NODATA).astype(np.float32), 1, window=window)
-        self._mask.write(np.where(valid, landslide, MASK_NODATA).astype(np.uint8), 1, window=window)
 
     def close(self) -> None:
-        self._probability.close()
-        self._mask.close()
+        try:
+            self._probability.close()
+        finally:
+            self._mask.close()
 
 
 def write_polygons(

@@ -25,7 +25,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -363,6 +363,44 @@ def _prefetched(jobs: Sequence[Any], produce: Callable[[Any], Any]) -> Iterator[
                     pending.result()  # let a running read finish before the datasets are closed
 
 
+class _BackgroundWriter:
+    """Writes finished rows to the result rasters in a thread of its own, one strip at a time.
+
+    Compressing and writing a strip then overlaps inference on the next patch row instead of holding it up.
+    At most one strip is being written while the next is blended, so memory stays at two strips. Only this
+    thread touches the result rasters until :meth:`close` returns; a write's error is raised by the next call.
+    """
+
+    def __init__(self, rasters: ResultRasters, clock: StageClock) -> None:
+        self._rasters = rasters
+        self._clock = clock
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="landslide-writer")
+        self._pending: Future | None = None
+
+    def _write(self, row: int, block: np.ndarray) -> None:
+        with self._clock.measure("write"):
+            self._rasters.write_rows(row, block, np.isfinite(block))
+
+    def write_rows(self, row: int, block: np.ndarray) -> None:
+        """Queue ``block`` (blended probabilities, NaN = no data) for rows from ``row`` on."""
+        self.finish()
+        self._pending = self._pool.submit(self._write, row, block)
+
+    def finish(self) -> None:
+        """Wait for the strip being written; raise its error, if any."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            with self._clock.measure("wait_for_writer"):
+                pending.result()
+
+    def close(self) -> None:
+        """Stop the thread after the strip being written (an error then is dropped: another one is on its way)."""
+        if self._pending is not None:
+            with contextlib.suppress(BaseException):
+                self._pending.result()
+        self._pool.shutdown(wait=True)
+
+
 def _predict_strips(
     scene: _Scene,
     runner,
@@ -404,6 +442,7 @@ def _predict_strips(
 
     finished_rows = 0
     chunks = _prefetched(jobs, read_chunk)
+    writer = _BackgroundWriter(rasters, clock)
     try:
         while True:
             if cancelled():
@@ -427,10 +466,11 @@ def _predict_strips(
                 start = blender.first_row
                 with clock.measure("blend"):
                     block = blender.take_rows(until)
-                with clock.measure("write"):
-                    rasters.write_rows(start, block, np.isfinite(block))
+                writer.write_rows(start, block)
             progress(2.0 + 88.0 * k / len(rows), f"patch row {k} of {len(rows)}")
+        writer.finish()
     finally:
+        writer.close()
         chunks.close()
 
 

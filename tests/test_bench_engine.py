@@ -8,17 +8,22 @@ import time
 
 import numpy as np
 import pytest
+import rasterio
 import torch
+from rasterio.crs import CRS
+from rasterio.transform import from_origin
 
 from landslide_engine.bands import L4S_BANDS
 from landslide_engine.errors import InputError
+from landslide_engine.grid import Grid
 from landslide_engine.models.backends import create_runner
 from landslide_engine.models.package import ModelMetadata, export_onnx, save_torch_package
 from landslide_engine.models.registry import create_model
-from landslide_engine.outputs import peak_memory_mb
+from landslide_engine.outputs import MASK_NODATA, PROBABILITY_NODATA, ResultRasters, peak_memory_mb
 from landslide_engine.pipeline import (
     PredictRequest,
     StageClock,
+    _BackgroundWriter,
     _chunk_columns,
     _prefetched,
     predict_scene,
@@ -134,3 +139,56 @@ def test_run_report_has_seconds_per_stage_and_a_plausible_peak(tmp_path):
     assert all(v >= 0 for v in stages.values()) and stages["infer"] > 0
     assert 10 < report["peak_memory_mb"] == pytest.approx(report["peak_memory_mb"])
     assert 10 < peak_memory_mb() < 64 * 1024
+
+
+@pytest.mark.parametrize(("width", "height"), [(600, 700), (300, 90)], ids=["tiled", "strips"])
+def test_result_rasters_written_in_uneven_strips_hold_every_row(tmp_path, width, height):
+    grid = Grid(CRS.from_epsg(32633), from_origin(500000, 5200000, 10, 10), width, height)
+    probability = np.random.default_rng(1).random((height, width), dtype=np.float32)
+    valid = np.ones((height, width), dtype=bool)
+    valid[40:45, 100:130] = False
+    rasters = ResultRasters(str(tmp_path / "p.tif"), str(tmp_path / "m.tif"), grid, 0.5)
+    for row in range(0, height, 96):  # strips that do not line up with the 256-row blocks
+        rasters.write_rows(row, probability[row : row + 96], valid[row : row + 96])
+    with pytest.raises(ValueError, match="in order"):
+        rasters.write_rows(0, probability[:10], valid[:10])
+    rasters.close()
+    expected_mask = np.where(valid, probability >= 0.5, MASK_NODATA)
+    with rasterio.open(tmp_path / "p.tif") as p, rasterio.open(tmp_path / "m.tif") as m:
+        assert p.crs == grid.crs and p.transform == grid.transform and (p.width, p.height) == (width, height)
+        assert p.nodata == PROBABILITY_NODATA and m.nodata == MASK_NODATA and p.compression.name == "deflate"
+        assert p.descriptions == ("landslide probability",) and m.descriptions[0].startswith("landslide")
+        assert (p.block_shapes[0] == (256, 256)) == (height >= 256)
+        np.testing.assert_array_equal(p.read(1), np.where(valid, probability, PROBABILITY_NODATA))
+        np.testing.assert_array_equal(m.read(1), expected_mask)
+    assert rasters.landslide_pixels == int(np.count_nonzero(expected_mask == 1))
+
+
+class _RecordingRasters:
+    def __init__(self, fail_at: int | None = None) -> None:
+        self.rows: list[int] = []
+        self.fail_at = fail_at
+
+    def write_rows(self, row: int, probability: np.ndarray, valid: np.ndarray) -> None:
+        time.sleep(0.01)
+        if row == self.fail_at:
+            raise OSError("disk full")
+        assert valid.dtype == bool and valid.shape == probability.shape
+        self.rows.append(row)
+
+
+def test_background_writer_writes_in_order_and_passes_errors_on():
+    rasters = _RecordingRasters()
+    writer = _BackgroundWriter(rasters, StageClock())
+    for row in (0, 96, 192):
+        writer.write_rows(row, np.zeros((96, 8), dtype=np.float32))
+    writer.finish()
+    writer.close()
+    assert rasters.rows == [0, 96, 192]
+
+    failing = _BackgroundWriter(_RecordingRasters(fail_at=96), StageClock())
+    failing.write_rows(0, np.zeros((4, 4), dtype=np.float32))
+    failing.write_rows(96, np.zeros((4, 4), dtype=np.float32))
+    with pytest.raises(OSError, match="disk full"):
+        failing.finish()
+    failing.close()

@@ -84,3 +84,71 @@ def test_grid_warp_reads_several_bands_and_falls_back_outside_its_margin(rasters
     np.testing.assert_array_equal(both, expected[:, 6:36, 5:45])
     assert np.isnan(far[:10]).all() and np.isnan(far[:, :10]).all()
     np.testing.assert_array_equal(far[10:, 10:], expected[1, :10, :10])
+
+
+def _write_uint16(path, data, transform, nodata=0, mask=False):
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=data.shape[2],
+        height=data.shape[1],
+        count=data.shape[0],
+        dtype="uint16",
+        crs="EPSG:32633",
+        transform=transform,
+        nodata=nodata,
+    ) as dst:
+        dst.write(data)
+        if mask:
+            dst.write_mask(np.full(data.shape[1:], 255, dtype=np.uint8))
+    return path
+
+
+@pytest.mark.parametrize(
+    "window", [Window(0, 0, 40, 30), Window(5, 3, 20, 10), Window(-3, -2, 12, 9), Window(30, 25, 15, 12)]
+)
+def test_a_source_on_the_grid_is_read_directly_with_the_warps_values(tmp_path, window):
+    data = np.random.default_rng(5).integers(0, 3000, (3, 60, 70)).astype("uint16")
+    data[:, 15:19, 20:24] = 0  # nodata: grid rows 6-9, columns 8-11
+    source = _write_uint16(tmp_path / "s2.tif", data, from_origin(500000, 5200000, 10, 10))
+    # A grid that starts 12 columns and 9 rows into the source and ends inside it.
+    grid = reference_grid([str(source)], extent=(500120, 5199510, 500520, 5199910))
+    with rasterio.open(source) as src:
+        warp = GridWarp(src, grid, Resampling.nearest)
+        try:
+            direct = warp.read([1, 2, 3], window)
+            single = warp.read(2, window)
+        finally:
+            warp.close()
+        fresh = np.stack([read_window(src, b, grid, window, Resampling.nearest, 0) for b in (1, 2, 3)])
+    assert warp.direct
+    assert direct.dtype == np.float32 and direct.shape == (3, window.height, window.width)
+    np.testing.assert_array_equal(direct, fresh)
+    np.testing.assert_array_equal(single, fresh[1])
+    assert np.isfinite(direct).any()
+    if window.col_off <= 8 < window.col_off + window.width and window.row_off <= 6 < window.row_off + window.height:
+        assert np.isnan(direct[:, 6 - window.row_off, 8 - window.col_off]).all()
+
+
+@pytest.mark.parametrize(
+    ("transform", "mask", "resampling"),
+    [
+        (from_origin(500005, 5200000, 10, 10), False, Resampling.nearest),  # half a pixel off the grid
+        (from_origin(500000, 5200000, 10, 10), True, Resampling.nearest),  # an internal mask band
+        (from_origin(500000, 5200000, 10, 10), False, Resampling.bilinear),  # resampled on purpose
+    ],
+    ids=["shifted", "mask band", "bilinear"],
+)
+def test_sources_off_the_grid_or_with_masks_go_through_the_warper(tmp_path, transform, mask, resampling):
+    data = np.ones((1, 20, 20), dtype="uint16")
+    grid_source = _write_uint16(tmp_path / "grid.tif", data, from_origin(500000, 5200000, 10, 10))
+    other = _write_uint16(tmp_path / "other.tif", data, transform, mask=mask)
+    grid = reference_grid([str(grid_source)])
+    with rasterio.open(other) as src:
+        warp = GridWarp(src, grid, resampling)
+        try:
+            assert not warp.direct
+            assert warp.read(1, Window(2, 2, 5, 5)).shape == (5, 5)
+        finally:
+            warp.close()
