@@ -27,6 +27,7 @@ PROBABILITY_NODATA = -9999.0
 MASK_NODATA = 255
 POLYGON_LAYER = "landslides"
 _BLOCK = 256
+_STATS_BLOCK_ROWS = 256  # rows of a polygon's bounding window read at a time for its statistics
 
 
 def raster_profile(grid: Grid, dtype: str, nodata: float, count: int = 1) -> dict[str, Any]:
@@ -188,22 +189,34 @@ def write_polygons(
 
 
 def _polygon_stats(geometry: dict, prob_ds, grid: Grid) -> tuple[float, float, float]:
-    """Area in m2 and mean/max probability of the pixels inside ``geometry``."""
+    """Area in m2 and mean/max probability of the pixels inside ``geometry``.
+
+    The polygon's bounding window is read ``_STATS_BLOCK_ROWS`` rows at a time, so a landslide as large as the
+    scene (an untrained or miscalibrated model can mask everything) costs a few MB, not several copies of the
+    whole probability raster.
+    """
     ring = np.asarray(geometry["coordinates"][0], dtype=np.float64)
     inverse = ~grid.transform
     cols, rows = inverse * (ring[:, 0], ring[:, 1])
     c0, c1 = int(np.floor(cols.min() + 1e-6)), int(np.ceil(cols.max() - 1e-6))
     r0, r1 = int(np.floor(rows.min() + 1e-6)), int(np.ceil(rows.max() - 1e-6))
-    window = Window(c0, r0, c1 - c0, r1 - r0)
-    probs = prob_ds.read(1, window=window)
-    inside = geometry_mask([geometry], out_shape=probs.shape, transform=grid.window_transform(window), invert=True)
-    if grid.crs.is_geographic:
-        row_area = np.array([grid.pixel_area_m2(r) for r in range(r0, r1)])
-        area = float((inside.sum(axis=1) * row_area).sum())
-    else:
-        area = float(inside.sum()) * grid.pixel_area_m2(r0)
-    values = probs[inside]
-    return area, float(values.mean()), float(values.max())
+    count, total, peak, area = 0, 0.0, -np.inf, 0.0
+    for top in range(r0, r1, _STATS_BLOCK_ROWS):
+        window = Window(c0, top, c1 - c0, min(r1, top + _STATS_BLOCK_ROWS) - top)
+        shape = (int(window.height), int(window.width))
+        inside = geometry_mask([geometry], out_shape=shape, transform=grid.window_transform(window), invert=True)
+        if not inside.any():
+            continue
+        values = prob_ds.read(1, window=window)[inside]
+        count += values.size
+        total += float(values.sum(dtype=np.float64))
+        peak = max(peak, float(values.max()))
+        if grid.crs.is_geographic:
+            row_area = np.array([grid.pixel_area_m2(r) for r in range(top, top + shape[0])])
+            area += float((inside.sum(axis=1) * row_area).sum())
+    if not grid.crs.is_geographic:
+        area = count * grid.pixel_area_m2(r0)
+    return area, total / count, peak
 
 
 def peak_memory_mb() -> float | None:

@@ -13,6 +13,7 @@ import torch
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
+from landslide_engine import outputs
 from landslide_engine.bands import L4S_BANDS
 from landslide_engine.errors import InputError
 from landslide_engine.grid import Grid
@@ -192,3 +193,42 @@ def test_background_writer_writes_in_order_and_passes_errors_on():
     with pytest.raises(OSError, match="disk full"):
         failing.finish()
     failing.close()
+
+
+@pytest.mark.parametrize(
+    ("crs", "transform"),
+    [
+        (CRS.from_epsg(32633), from_origin(500000, 5200000, 10, 10)),
+        (CRS.from_epsg(4326), from_origin(14, 47, 1e-4, 1e-4)),
+    ],
+    ids=["projected", "geographic"],
+)
+def test_polygon_statistics_read_in_row_blocks_match_the_whole_window(tmp_path, monkeypatch, crs, transform):
+    from rasterio.features import geometry_mask, shapes
+
+    grid = Grid(crs, transform, 80, 90)
+    probability = np.random.default_rng(2).random((90, 80), dtype=np.float32)
+    yy, xx = np.mgrid[0:90, 0:80]
+    blob = ((yy - 45) ** 2 / 40**2 + (xx - 35) ** 2 / 30**2 < 1) & ~((yy - 45) ** 2 + (xx - 35) ** 2 < 36)
+    with rasterio.open(
+        tmp_path / "p.tif",
+        "w",
+        driver="GTiff",
+        width=80,
+        height=90,
+        count=1,
+        dtype="float32",
+        crs=crs,
+        transform=transform,
+    ) as dst:
+        dst.write(probability, 1)
+    geometry = next(g for g, v in shapes(blob.astype(np.uint8), mask=blob, transform=transform) if v == 1)
+    monkeypatch.setattr(outputs, "_STATS_BLOCK_ROWS", 7)
+    with rasterio.open(tmp_path / "p.tif") as prob_ds:
+        area, mean, peak = outputs._polygon_stats(geometry, prob_ds, grid)
+    inside = geometry_mask([geometry], out_shape=(90, 80), transform=transform, invert=True)
+    np.testing.assert_array_equal(inside, blob)  # the polygon has a hole, which the statistics leave out
+    row_area = np.array([grid.pixel_area_m2(r) for r in range(90)])
+    assert area == pytest.approx(float((inside.sum(axis=1) * row_area).sum()), rel=1e-9)
+    assert mean == pytest.approx(float(probability[inside].astype(np.float64).mean()), rel=1e-9)
+    assert peak == float(probability[inside].max())
