@@ -174,15 +174,36 @@ class SceneStack:
             self._resamplings[path] = choose_resampling(src, self.grid)
         return self._resamplings[path]
 
-    def sample_reflectance(self, bands: Sequence[str], size: int = 256) -> np.ndarray:
-        """Native values of ``bands`` on a decimated view of their files, for a plausibility check."""
-        samples = []
+    def sample_reflectance(self, bands: Sequence[str], size: int = 256, cells: int = 4) -> np.ndarray:
+        """Native values of ``bands`` from ``cells`` x ``cells`` windows spread over their files (``size`` x
+        ``size`` pixels in all per band), for a plausibility check.
+
+        Small windows read only the source blocks under them; a decimated read of the whole file would decode
+        every block of it (all bands of a pixel-interleaved file, once per band), seconds for a 10k scene.
+        """
+        by_path: dict[str, list[str]] = {}
         for band in bands:
-            source = self._s2.bands[band]
-            src = self._dataset(source.path, f"Sentinel-2 band {band}")
-            shape = (min(size, src.height), min(size, src.width))
-            data = src.read(source.index, out_shape=shape, masked=True).astype(np.float64).filled(np.nan)
-            if self._implicit_nodata(src, source.index) is not None:
-                data[data == S2_IMPLICIT_NODATA] = np.nan
-            samples.append(data.ravel())
+            by_path.setdefault(self._s2.bands[band].path, []).append(band)
+        samples = []
+        for path, group in by_path.items():
+            src = self._dataset(path, f"Sentinel-2 band {group[0]}")
+            indexes = [self._s2.bands[b].index for b in group]
+            for window in _spread_windows(src.width, src.height, size, cells):
+                data = src.read(indexes, window=window, masked=True).astype(np.float64).filled(np.nan)
+                for values, index in zip(data, indexes, strict=True):
+                    if self._implicit_nodata(src, index) is not None:
+                        values[values == S2_IMPLICIT_NODATA] = np.nan
+                    samples.append(values.ravel())
         return np.concatenate(samples) if samples else np.empty(0)
+
+
+def _spread_windows(width: int, height: int, size: int, cells: int) -> list[Window]:
+    """``cells`` x ``cells`` windows of ``size // cells`` pixels centred in a regular grid over the raster
+    (the whole raster when it is smaller than ``size``)."""
+    if width <= size and height <= size:
+        return [Window(0, 0, width, height)]
+    side = max(1, size // cells)
+    w, h = min(side, width), min(side, height)
+    cols = [min(max(0, (2 * i + 1) * width // (2 * cells) - w // 2), width - w) for i in range(cells)]
+    rows = [min(max(0, (2 * j + 1) * height // (2 * cells) - h // 2), height - h) for j in range(cells)]
+    return [Window(col, row, w, h) for row in rows for col in cols]

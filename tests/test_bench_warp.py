@@ -152,3 +152,17 @@ def test_sources_off_the_grid_or_with_masks_go_through_the_warper(tmp_path, tran
             assert warp.read(1, Window(2, 2, 5, 5)).shape == (5, 5)
         finally:
             warp.close()
+
+
+@pytest.mark.parametrize(("width", "height"), [(10000, 10000), (300, 100), (100, 100), (1000, 40)])
+def test_reflectance_sample_windows_lie_inside_the_raster_and_spread_over_it(width, height):
+    from landslide_engine.stack import _spread_windows
+
+    windows = _spread_windows(width, height, 256, 4)
+    for w in windows:
+        assert 0 <= w.col_off and w.col_off + w.width <= width and 0 <= w.row_off and w.row_off + w.height <= height
+    if width > 256 or height > 256:
+        assert len(windows) == 16 and {w.width for w in windows} == {min(64, width)}
+        assert max(w.col_off for w in windows) > width // 2 > min(w.col_off for w in windows)
+    else:
+        assert windows == [Window(0, 0, width, height)]
