@@ -29,7 +29,7 @@ from .augment import augment_patch
 from .data import Patch
 from .losses import CompoundLoss
 from .metrics import Confusion
-from .recipes import get_recipe
+from .recipes import Recipe, get_recipe
 from .smalldata import PatchArrays
 from .splits import grouped_holdout, grouped_kfold
 
@@ -64,6 +64,7 @@ class Variant:
     batch_size: int = 8
     self_training: bool = False
     spectral_indices: bool = False
+    overrides: tuple[tuple[str, object], ...] = ()  # recipe fields changed for this variant
     eval_every: int = 25
     patience: int = 6
 
@@ -94,9 +95,25 @@ VARIANTS: dict[str, Variant] = {
             "our recipe, with NDVI, NBR and a bare-soil index computed inside the network as extra inputs",
             spectral_indices=True,
         ),
+        Variant(
+            "default-all-patches",
+            "our recipe without the inner hold-out: all training patches, BCE(w5)+Dice, fixed threshold 0.5",
+            overrides=(("tune_threshold", False), ("pos_weight", 5.0)),
+        ),
+        Variant(
+            "default-all-patches-l2a-bands",
+            "as default-all-patches, on 11 bands (no B1, B9, B10)",
+            bands=L2A_COMPATIBLE_BANDS,
+            overrides=(("tune_threshold", False), ("pos_weight", 5.0)),
+        ),
         Variant("gbm", "pixel-wise HistGradientBoosting on bands, NDVI/NBR/BSI and local means", kind="gbm"),
     )
 }
+
+
+def variant_recipe(variant: Variant) -> Recipe:
+    """The training recipe of ``variant``, with its overrides applied."""
+    return get_recipe(variant.recipe).with_overrides(**dict(variant.overrides))
 
 
 @dataclass
@@ -151,7 +168,7 @@ def fit_cnn(
     steps: int | None = None,
 ) -> FittedCNN:
     """Train ``variant`` on ``train``; early-stop and tune the threshold on ``inner_val`` when the recipe says so."""
-    recipe = get_recipe(variant.recipe)
+    recipe = variant_recipe(variant)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     band_index = [L4S_BANDS.index(b) for b in variant.bands]
@@ -257,7 +274,7 @@ def fit_variant(
     variant: Variant, train: PatchArrays, seed: int, group_width: int, unlabelled: np.ndarray
 ) -> tuple[Callable[[np.ndarray], np.ndarray], float, dict]:
     """Fit ``variant``; returns (predict_proba, threshold, details)."""
-    recipe_tunes = variant.kind == "gbm" or get_recipe(variant.recipe).tune_threshold
+    recipe_tunes = variant.kind == "gbm" or variant_recipe(variant).tune_threshold
     fit, hold = inner_split(train, seed, group_width) if recipe_tunes else (train, None)
     if variant.kind == "gbm":
         from .gbm import fit_pixel_boosting
