@@ -422,18 +422,41 @@ def _predict_strips(
     jobs = [(top, chunk) for top in rows for chunk in _chunk_columns(cols, tile, req.overlap)]
     predict = runner.predict
 
-    def read_chunk(job: tuple[int, list[int]]) -> _ChunkPatches:
-        top, chunk = job
-        left, right = chunk[0], chunk[-1] + tile
-        r0, r1 = max(0, top), min(height, top + tile)
-        c0, c1 = max(0, left), min(width, right)
+    following_top = dict(itertools.pairwise(rows))
+    # Per chunk (keyed by its first column): the first row, values and invalid mask of the rows that the next
+    # patch row shares with this one, so they are read and scaled once, not twice (a quarter of all rows at
+    # the default overlap). Only the reader thread touches it, one job after another.
+    shared_rows: dict[int, tuple[int, np.ndarray, np.ndarray]] = {}
+
+    def read_rows(c0: int, c1: int, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray]:
+        """Scene rows ``r0:r1``, columns ``c0:c1`` in l4s units with no-data filled, and where it was."""
         with clock.measure("read_warp"):
             native = scene.stack.read_native(Window(c0, r0, c1 - c0, r1 - r0), bands)
         with clock.measure("scale"):
             data = scene.stack.to_l4s(native)
             missing = ~np.isfinite(data)
-            invalid = missing.any(axis=0)
             np.copyto(data, np.broadcast_to(fill, data.shape), where=missing)
+            return data, missing.any(axis=0)
+
+    def read_chunk(job: tuple[int, list[int]]) -> _ChunkPatches:
+        top, chunk = job
+        left, right = chunk[0], chunk[-1] + tile
+        r0, r1 = max(0, top), min(height, top + tile)
+        c0, c1 = max(0, left), min(width, right)
+        first, kept, kept_invalid = shared_rows.pop(left, (None, None, None))
+        if first == r0 and r0 + kept.shape[1] >= r1:  # the last patch row can lie inside the one before
+            data, invalid = kept[:, : r1 - r0], kept_invalid[: r1 - r0]
+        elif first == r0:
+            fresh, fresh_invalid = read_rows(c0, c1, r0 + kept.shape[1], r1)
+            with clock.measure("scale"):
+                data = np.concatenate([kept, fresh], axis=1)
+                invalid = np.concatenate([kept_invalid, fresh_invalid])
+        else:
+            data, invalid = read_rows(c0, c1, r0, r1)
+        with clock.measure("scale"):
+            following = following_top.get(top)
+            if following is not None and r0 <= following < r1:
+                shared_rows[left] = (following, data[:, following - r0 :].copy(), invalid[following - r0 :].copy())
             pads = (r0 - top, top + tile - r1, c0 - left, right - c1)
             data = reflect_pad(data, *pads)
             invalid = reflect_pad(invalid[None], *pads)[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -232,3 +233,59 @@ def test_polygon_statistics_read_in_row_blocks_match_the_whole_window(tmp_path, 
     assert area == pytest.approx(float((inside.sum(axis=1) * row_area).sum()), rel=1e-9)
     assert mean == pytest.approx(float(probability[inside].astype(np.float64).mean()), rel=1e-9)
     assert peak == float(probability[inside].max())
+
+
+class _RecordingRunner:
+    """Keeps every patch it is given and answers a constant."""
+
+    backend = "none"
+    device = "cpu"
+
+    def __init__(self) -> None:
+        self.metadata = ModelMetadata.from_spec(
+            "unet_plain_w16", name="rec", bands=BANDS, mean=[1.0] * 14, std=[1.0] * 14
+        )
+        self.patches: list[np.ndarray] = []
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        self.patches.extend(x.copy())
+        return np.full((x.shape[0], x.shape[2], x.shape[3]), 0.3, dtype=np.float32)
+
+
+def test_rows_shared_by_patch_rows_are_read_once_and_patches_equal_the_whole_scene_cut(tmp_path, monkeypatch):
+    from rasterio.windows import Window
+
+    from landslide_engine import pipeline
+    from landslide_engine.stack import SceneStack
+    from landslide_engine.tiling import reflect_pad
+
+    monkeypatch.setattr(pipeline, "_CHUNK_PX", 200)  # several chunks per patch row
+    s2, dem = synthetic_scene(tmp_path, width=300, height=400)
+    runner = _RecordingRunner()
+    windows: list[Window] = []
+    read_native = SceneStack.read_native
+
+    def recording_read_native(self, window, bands):
+        windows.append(window)
+        return read_native(self, window, bands)
+
+    monkeypatch.setattr(SceneStack, "read_native", recording_read_native)
+    req = PredictRequest(s2=[str(s2)], dem=str(dem), out_dir=str(tmp_path / "out"), overlap=32)
+    predict_scene(req, runner=runner)
+    monkeypatch.setattr(SceneStack, "read_native", read_native)
+    for left in {w.col_off for w in windows}:  # every chunk reads each scene row exactly once
+        spans = sorted((w.row_off, w.row_off + w.height) for w in windows if w.col_off == left)
+        assert spans[0][0] == 0 and spans[-1][1] == 400
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(spans)), spans
+
+    scene = pipeline._open_scene([str(s2)], str(dem), None, BANDS, {}, None, "l1c", "auto", None, None, None)
+    with scene.stack:
+        whole = scene.stack.stack_bands(Window(0, 0, 300, 400), BANDS)
+    whole = np.where(np.isfinite(whole), whole, 1.0).astype(np.float32)
+    padded = reflect_pad(whole, 16, 16, 16, 16)
+    rows, cols = tile_starts(400, 128, 32), tile_starts(300, 128, 32)
+    assert rows == [-16, 80, 176, 272, 288]  # the last patch row shares more rows than the others
+    expected = [padded[:, r + 16 : r + 144, c + 16 : c + 144] for r in rows for c in cols]
+    assert len(runner.patches) == len(expected)
+    for got, want in zip(runner.patches, expected, strict=True):
+        np.testing.assert_array_equal(got, want)
