@@ -257,8 +257,7 @@ def render(bench: Bench, details: dict[str, str], elapsed: float, args: argparse
         "",
         *_table(["", ""], [[k, v] for k, v in details.items()]),
         "",
-        "The machine was **shared**: other jobs used the same 2 cores during the run (see the load average), "
-        "so absolute numbers are noisy; ratios measured close together in this run are the meaningful part.",
+        _sharing_note(details),
         "",
         f"Models: `{COMPACT_MODEL}` (compact: the plain U-Net at base width 16, the candidate for the built-in "
         f"model) and `{PAPER_MODEL}` (the paper's best row), both with random weights and all 14 bands. "
@@ -322,9 +321,10 @@ def render(bench: Bench, details: dict[str, str], elapsed: float, args: argparse
         "scene's alone (it includes the Python, torch and ONNX Runtime libraries; GDAL's block cache is capped at "
         f"{GDAL_CACHE_MB} MB as the CLI does). *model-only* is the same "
         "runner in the same process right after the scene. Stage seconds come from `run.json`; `read_warp` "
-        "and `scale` run in the reader thread, overlapping `infer`; `wait_for_input` is inference waiting "
-        "for the reader. The naive rows read the whole scene at once (one read_warp_scale stage). Each scene "
-        "runs with the thread count that was fastest for its variant at batch 16 in the sweep above.",
+        "and `scale` run in the reader thread and `write` in a writer thread, overlapping `infer`; "
+        "`wait_for_input` and `wait_for_writer` are inference waiting for them. The naive rows read the whole "
+        "scene at once (one read_warp_scale stage). Each scene runs with the thread count that was fastest for "
+        "its variant at batch 16 in the sweep above.",
         "",
     ]
     header = ["pipeline", "model", "variant", "threads", "scene px", "overlap", "patches", "wall s", "patches/s"]
@@ -367,6 +367,22 @@ def render(bench: Bench, details: dict[str, str], elapsed: float, args: argparse
     if log.exists():
         lines += ["## Optimization log (before / after each change)", "", log.read_text().strip(), ""]
     return "\n".join(lines) + "\n"
+
+
+def _sharing_note(details: dict[str, str]) -> str:
+    """Whether other jobs shared the cores, judged from the 1-minute load averages recorded during the run."""
+    loads = [float(v.split(",")[0]) for k, v in details.items() if k.startswith("load average")]
+    cores = usable_cpu_count()
+    if loads and max(loads) > cores + 0.5:
+        return (
+            f"The machine was **shared**: the 1-minute load average reached {max(loads):.1f} on {cores} cores "
+            "(see above), so other jobs used the same cores during the run and absolute numbers are noisy; ratios "
+            "measured close together in this run are the meaningful part."
+        )
+    return (
+        f"The 1-minute load average stayed at or below {max(loads, default=0.0):.1f} on {cores} cores when it was "
+        "sampled (see above): the benchmark had the machine mostly to itself."
+    )
 
 
 def targets(bench: Bench) -> list[str]:
@@ -444,6 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     for title, step in steps:
         print(title, flush=True)
         step()
+        details[f"load average after {title}"] = ", ".join(f"{x:.2f}" for x in os.getloadavg())
         args.out.write_text(render(bench, details, time.perf_counter() - started, args), encoding="utf-8")
     print(f"wrote {args.out} in {(time.perf_counter() - started) / 60:.1f} min")
     return 0

@@ -51,3 +51,13 @@ def test_generated_scene_is_an_l1c_product_the_engine_runs(tmp_path):
     result = predict_scene(PredictRequest(s2=[str(scene.s2)], dem=str(scene.dem), out_dir=str(out), model=str(model)))
     with rasterio.open(result.probability) as prob:
         assert prob.shape == (300, 300) and np.isfinite(prob.read(1)).all()
+
+
+def test_report_says_the_machine_was_shared_only_when_the_load_shows_it(monkeypatch):
+    import run
+
+    monkeypatch.setattr(run, "usable_cpu_count", lambda: 2)
+    busy = {"load average at start": "1.20, 1.00, 0.90", "load average after scenes": "4.60, 3.00, 2.00"}
+    quiet = {"CPU": "x", "load average at start": "1.20, 1.00, 0.90", "load average after scenes": "2.10, 2.0, 2.0"}
+    assert "**shared**" in run._sharing_note(busy) and "4.6 on 2 cores" in run._sharing_note(busy)
+    assert "**shared**" not in run._sharing_note(quiet) and "2.1 on 2 cores" in run._sharing_note(quiet)
