@@ -78,6 +78,8 @@ def test_onnx_runner_threads_do_not_change_the_result(packages):
     one = OnnxRunner(package.path, package.metadata, "cpu", 2, threads=1)
     default = OnnxRunner(package.path, package.metadata, "cpu", 2)
     assert one._session.get_session_options().intra_op_num_threads == 1
+    # idle ONNX Runtime workers must not spin on the cores the scene reader and writer need
+    assert default._session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
     np.testing.assert_allclose(one.predict(x), default.predict(x), atol=1e-6)
 
 

@@ -23,6 +23,7 @@ from landslide_engine.models.package import ModelMetadata, ModelPackage, load_pa
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "onnx", "torch")
+ONNX_SPINNING = "0"  # ONNX Runtime's session.intra_op.allow_spinning
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "bf16", "fp16")
 _OOM_MESSAGES = ("out of memory", "failed to allocate memory")
@@ -148,6 +149,9 @@ class OnnxRunner(Runner):
         options = ort.SessionOptions()
         # One operator at a time, each spread over the cores: a U-Net is a chain, so parallel operators gain nothing.
         options.intra_op_num_threads = threads or usable_cpu_count()
+        # Idle worker threads sleep instead of spinning: a spinning thread takes the core that the scene
+        # pipeline's reader and writer threads need between batches.
+        options.add_session_config_entry("session.intra_op.allow_spinning", ONNX_SPINNING)
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
