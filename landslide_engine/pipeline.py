@@ -6,11 +6,13 @@ the scene through the model as rows of overlapping patches and writes
 Memory is bounded by one patch-high strip of the scene width, whatever the
 scene height: inputs are read per chunk of patches (at most about
 ``_CHUNK_PX`` wide) in a reader thread one chunk ahead of the model, so I/O
-overlaps inference; predictions are blended in a strip that slides down the
-scene, and finished rows go straight to disk. ``run.json`` records the seconds
+overlaps inference, and the rows two patch rows share are read once; predictions
+are blended in a strip that slides down the scene, and finished rows are written
+by a writer thread, which also overlaps inference. ``run.json`` records the seconds
 spent per stage (read/warp, scale, infer, blend, write, polygonize). Beyond that, GDAL's block cache
-(``GDAL_CACHEMAX``, set by the host application; the CLI caps it) is the only
-memory that fills up as the outputs are written.
+(``GDAL_CACHEMAX``, set by the host application; the CLI caps it) fills with
+decoded source blocks; it needs one row of the sources' blocks across the
+scene width to decode each block once.
 
 All four outputs are written to temporary files and renamed into place only
 when the whole run succeeded; a cancelled or failed run leaves none of them.
