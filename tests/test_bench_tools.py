@@ -61,3 +61,31 @@ def test_report_says_the_machine_was_shared_only_when_the_load_shows_it(monkeypa
     quiet = {"CPU": "x", "load average at start": "1.20, 1.00, 0.90", "load average after scenes": "2.10, 2.0, 2.0"}
     assert "**shared**" in run._sharing_note(busy) and "4.6 on 2 cores" in run._sharing_note(busy)
     assert "**shared**" not in run._sharing_note(quiet) and "2.1 on 2 cores" in run._sharing_note(quiet)
+
+
+def test_naive_rows_are_compared_with_engine_rows_of_the_same_thread_setting():
+    from types import SimpleNamespace
+
+    import run
+
+    def row(pipeline, wall, threads, setting, overlap=0):
+        return {
+            "pipeline": pipeline,
+            "model": "m",
+            "variant": "v",
+            "size": 1000,
+            "overlap": overlap,
+            "patches": 64,
+            "wall_s": wall,
+            "threads": threads,
+            "setting": setting,
+            "model_only_patches_per_s": 100.0,
+            "peak_rss_mb": 500.0,
+        }
+
+    rows = [row("engine", 2.0, 1, "tuned"), row("naive", 7.0, 1, "tuned")]
+    rows += [row("engine", 1.0, 2, "defaults"), row("naive", 2.0, 2, "defaults")]
+    lines = [line for line in run.targets(SimpleNamespace(scene_rows=rows, models={})) if "naive" in line]
+    assert len(lines) == 2
+    assert "tuned threads (engine 1, naive 1): **3.5x**" in lines[0] and "met" in lines[0]
+    assert "defaults threads (engine 2, naive 2): **2.0x**" in lines[1] and "missed" in lines[1]
