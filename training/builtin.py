@@ -21,6 +21,9 @@ from .crossval import VARIANTS, FittedCNN, fit_cnn
 from .smalldata import load_labelled, load_unlabelled
 
 MAX_PACKAGE_BYTES = 10 * 1024 * 1024
+#: Atmospheric bands that L2A (B10) and 10-band products (B1, B9, B10) lack; the engine fills them with the
+#: training mean so the built-in model runs on those products too, at the cost ``crossval --fill-bands`` measures.
+FILLABLE = ("B1", "B9", "B10")
 
 
 def crossval_row(crossval_json: Path, variant: str) -> dict:
@@ -60,6 +63,7 @@ def train_builtin(
         mean=[float(v) for v in fitted.mean],
         std=[float(v) for v in fitted.std],
         threshold=threshold,
+        fillable_bands={b: float(fitted.mean[variant.bands.index(b)]) for b in FILLABLE if b in variant.bands},
         training_data={
             "dataset": "Landslide4Sense (Ghorbanzadeh et al. 2022), TrainData patches",
             "patch_ids": labelled.ids,

@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     crossval_parser.add_argument("--folds", type=int, default=5)
     crossval_parser.add_argument("--group-width", type=int, default=16, help="IDs per neighbourhood group")
     crossval_parser.add_argument("--seed", type=int, default=0)
+    crossval_parser.add_argument(
+        "--fill-bands", default="", help="also score with these bands set to the training mean, e.g. B1,B9,B10"
+    )
     crossval_parser.add_argument("--out", type=Path, required=True, help="folder for crossval.json and .md")
 
     builtin_parser = commands.add_parser("builtin", help="train the built-in model from a crossval result")
@@ -212,7 +215,13 @@ def _command_crossval(args: argparse.Namespace) -> None:
         raise InputError(f"--variants: unknown {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
     data = load_labelled(args.data)
     rows = cross_validate(
-        data, [VARIANTS[n] for n in names], args.folds, args.group_width, args.seed, load_unlabelled(args.data)
+        data,
+        [VARIANTS[n] for n in names],
+        args.folds,
+        args.group_width,
+        args.seed,
+        load_unlabelled(args.data),
+        fill_bands=tuple(b.strip() for b in args.fill_bands.split(",") if b.strip()),
     )
     header = (
         f"Grouped {args.folds}-fold cross-validation on {len(data.ids)} labelled patches of {args.data} "

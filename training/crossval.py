@@ -250,6 +250,15 @@ def self_train(
     return fit_cnn(combined, variant, seed + 1, inner_val, init=fitted, steps=max(1, (variant.steps or 100) // 2))
 
 
+def fill_with_mean(images: np.ndarray, train_images: np.ndarray, bands: tuple[str, ...]) -> np.ndarray:
+    """A copy of ``images`` with ``bands`` set to their mean over ``train_images`` (l4s units)."""
+    filled = images.copy()
+    for band in bands:
+        i = L4S_BANDS.index(band)
+        filled[:, i] = train_images[:, i].mean()
+    return filled
+
+
 def _as_patches(ids: list[int]) -> list[Patch]:
     return [Patch(patch_id=i, image=Path(f"image_{i}.h5"), mask=None) for i in ids]
 
@@ -296,8 +305,14 @@ def cross_validate(
     seed: int = 0,
     unlabelled: np.ndarray | None = None,
     log: Log = print,
+    fill_bands: tuple[str, ...] = (),
 ) -> list[dict]:
-    """Score every variant on the same grouped outer folds; one result row per variant."""
+    """Score every variant on the same grouped outer folds; one result row per variant.
+
+    With ``fill_bands``, each fold's model is scored a second time with those bands replaced by
+    their training-fold mean, which is what the engine does for a band the input lacks
+    (``fillable_bands``); ``f1_with_filled_bands`` is the cost of running on such products.
+    """
     if data.masks is None or len(data.images) < folds:
         raise InputError(f"cross-validation needs at least {folds} labelled patches, found {len(data.images)}")
     unlabelled = np.zeros((0, *data.images.shape[1:]), np.float32) if unlabelled is None else unlabelled
@@ -305,18 +320,24 @@ def cross_validate(
     rows = []
     for variant in variants:
         started = time.perf_counter()
-        pooled, fold_f1, thresholds, best_steps = Confusion(), [], [], []
+        pooled, pooled_filled, fold_f1, thresholds, best_steps = Confusion(), Confusion(), [], [], []
         for k, (train_index, test_index) in enumerate(splits):
             train, test = data.subset(train_index), data.subset(test_index)
             predict, threshold, details = fit_variant(variant, train, seed + k, group_width, unlabelled)
             confusion = Confusion.from_masks(predict(test.images) >= threshold, test.masks)
             pooled = pooled + confusion
+            if fill_bands:
+                filled_images = fill_with_mean(test.images, train.images, fill_bands)
+                pooled_filled = pooled_filled + Confusion.from_masks(predict(filled_images) >= threshold, test.masks)
             fold_f1.append(confusion.scores()["f1"])
             thresholds.append(threshold)
             if "best_step" in details:
                 best_steps.append(details["best_step"])
             log(f"{variant.name} fold {k}: test IDs {test.ids} F1 {fold_f1[-1]:.3f} threshold {threshold:.2f}")
         scores = pooled.scores()
+        if fill_bands:
+            scores["f1_with_filled_bands"] = pooled_filled.scores()["f1"]
+            scores["filled_bands"] = list(fill_bands)
         rows.append(
             {
                 "variant": variant.name,
