@@ -100,6 +100,29 @@ def _inside_qgis() -> None:
     startPlugin("landslide_qgis")
     dock = plugins["landslide_qgis"].dock
 
+    def show_true_colour(layer) -> None:
+        """Draw a multi-band Sentinel-2 layer as B4, B3, B2 with a 2-98 % stretch, as an analyst would."""
+        from qgis.core import QgsContrastEnhancement, QgsRasterMinMaxOrigin
+
+        names = [layer.dataProvider().generateBandName(i) for i in range(1, layer.bandCount() + 1)]
+        descriptions = [layer.bandName(i) for i in range(1, layer.bandCount() + 1)]
+        wanted = []
+        for band in ("B4", "B3", "B2"):
+            found = [
+                i + 1 for i, text in enumerate(descriptions) if text.split(":")[-1].strip().replace("B0", "B") == band
+            ]
+            wanted.append(found[0] if found else None)
+        renderer = layer.renderer()
+        if None in wanted or not hasattr(renderer, "setRedBand") or len(names) < 3:
+            return
+        renderer.setRedBand(wanted[0])
+        renderer.setGreenBand(wanted[1])
+        renderer.setBlueBand(wanted[2])
+        layer.setContrastEnhancement(
+            QgsContrastEnhancement.StretchToMinimumMaximum, QgsRasterMinMaxOrigin.CumulativeCut
+        )
+        layer.triggerRepaint()
+
     def fail(message: str) -> None:
         print(f"screenshot: {message}", file=sys.stderr)
         _quit(1)
@@ -108,7 +131,10 @@ def _inside_qgis() -> None:
     QgsProject.instance().setCrs(s2_layers[0].crs())  # the results are on the Sentinel-2 grid
     for layer in s2_layers:
         QgsProject.instance().addMapLayer(layer)
-    QgsProject.instance().addMapLayer(QgsRasterLayer(args["dem"], Path(args["dem"]).stem))
+    dem_layer = QgsRasterLayer(args["dem"], Path(args["dem"]).stem)
+    QgsProject.instance().addMapLayer(dem_layer)
+    QgsProject.instance().layerTreeRoot().findLayer(dem_layer.id()).setItemVisibilityChecked(False)
+    show_true_colour(s2_layers[0])
     iface.mainWindow().resize(1600, 1000)
     iface.mainWindow().showMaximized()
     plugins["landslide_qgis"].action.setChecked(True)
