@@ -16,6 +16,7 @@ from pathlib import Path
 
 from landslide_engine.errors import InputError
 from landslide_engine.models.package import ModelMetadata, export_onnx
+from landslide_engine.models.slope_prior import SlopePrior
 
 from .crossval import VARIANTS, FittedCNN, fit_cnn
 from .smalldata import load_labelled, load_unlabelled
@@ -39,9 +40,19 @@ def crossval_row(crossval_json: Path, variant: str) -> dict:
 
 
 def train_builtin(
-    data: Path, crossval_json: Path, variant_name: str, out: Path, name: str = "builtin", seed: int = 0
+    data: Path,
+    crossval_json: Path,
+    variant_name: str,
+    out: Path,
+    name: str = "builtin",
+    seed: int = 0,
+    min_slope_deg: int = 0,
 ) -> Path:
-    """Train ``variant_name`` on all labelled patches under ``data`` and export ``out`` (.onnx)."""
+    """Train ``variant_name`` on all labelled patches under ``data`` and export ``out`` (.onnx).
+
+    ``min_slope_deg`` adds the :class:`~landslide_engine.models.slope_prior.SlopePrior` to the exported
+    network (it has no weights, so training is unchanged).
+    """
     variant = VARIANTS.get(variant_name)
     if variant is None or variant.kind != "cnn":
         raise InputError(f"--variant {variant_name!r}: the built-in model must be one of the CNN variants")
@@ -81,11 +92,15 @@ def train_builtin(
             "fold_f1_std": round(row["fold_f1_std"], 4),
         },
     )
+    options = dict(metadata.architecture_options)
     if variant.spectral_indices:
-        metadata = dataclasses.replace(
-            metadata, architecture_options={**metadata.architecture_options, "spectral_indices": 1}
-        )
-    path = export_onnx(fitted.model, metadata, out)
+        options["spectral_indices"] = 1
+    model = fitted.model
+    if min_slope_deg:
+        options["min_slope_deg"] = int(min_slope_deg)
+        model = SlopePrior(variant.bands, metadata.mean, metadata.std, min_slope_deg, model)
+    metadata = dataclasses.replace(metadata, architecture_options=options)
+    path = export_onnx(model, metadata, out)
     if path.stat().st_size > MAX_PACKAGE_BYTES:
         raise InputError(f"{path}: {path.stat().st_size / 2**20:.1f} MiB is over the 10 MiB budget of a built-in model")
     return path

@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     builtin_parser.add_argument("--variant", required=True, help="the CNN variant to ship")
     builtin_parser.add_argument("--name", default="builtin", help="model name in the package metadata")
     builtin_parser.add_argument("--seed", type=int, default=0)
+    builtin_parser.add_argument(
+        "--min-slope", type=int, default=0, metavar="DEG", help="no landslide on slopes under DEG degrees (0: off)"
+    )
     builtin_parser.add_argument("--out", type=Path, required=True, help="FILE.onnx")
 
     import_parser = commands.add_parser("import-deepslide", help="convert the Seed paper's released weights")
@@ -235,7 +238,10 @@ def _command_crossval(args: argparse.Namespace) -> None:
 def _command_builtin(args: argparse.Namespace) -> None:
     from .builtin import train_builtin
 
-    print("wrote", train_builtin(args.data, args.crossval, args.variant, args.out, args.name, args.seed))
+    print(
+        "wrote",
+        train_builtin(args.data, args.crossval, args.variant, args.out, args.name, args.seed, args.min_slope),
+    )
 
 
 COMMANDS = {

@@ -80,17 +80,26 @@ class ModelPackage:
 def build_model(metadata: ModelMetadata) -> nn.Module:
     """The untrained network that ``metadata`` describes, with ``metadata.in_channels`` inputs.
 
-    The option ``spectral_indices: 1`` wraps the network in
-    :class:`~landslide_engine.models.spectral_indices.SpectralIndexInput`, which needs the
-    package's bands and normalization, so it is applied here rather than in the registry.
+    Two options wrap the network, and need the package's bands and normalization, so they are
+    applied here rather than in the registry: ``spectral_indices: 1``
+    (:class:`~landslide_engine.models.spectral_indices.SpectralIndexInput`) and
+    ``min_slope_deg: N`` (:class:`~landslide_engine.models.slope_prior.SlopePrior`).
     """
     options = dict(metadata.architecture_options)
-    if not options.pop("spectral_indices", 0):
-        return build_architecture(metadata.architecture, metadata.encoder, metadata.in_channels, options)
-    from landslide_engine.models.spectral_indices import N_INDICES, SpectralIndexInput
+    with_indices = options.pop("spectral_indices", 0)
+    min_slope_deg = options.pop("min_slope_deg", 0)
+    if with_indices:
+        from landslide_engine.models.spectral_indices import N_INDICES, SpectralIndexInput
 
-    network = build_architecture(metadata.architecture, metadata.encoder, metadata.in_channels + N_INDICES, options)
-    return SpectralIndexInput(metadata.bands, metadata.mean, metadata.std, network)
+        network = build_architecture(metadata.architecture, metadata.encoder, metadata.in_channels + N_INDICES, options)
+        network = SpectralIndexInput(metadata.bands, metadata.mean, metadata.std, network)
+    else:
+        network = build_architecture(metadata.architecture, metadata.encoder, metadata.in_channels, options)
+    if min_slope_deg:
+        from landslide_engine.models.slope_prior import SlopePrior
+
+        network = SlopePrior(metadata.bands, metadata.mean, metadata.std, min_slope_deg, network)
+    return network
 
 
 def load_package(path: str | Path) -> ModelPackage:
