@@ -191,19 +191,18 @@ def build_demo_scene(out_dir: str | Path, size: int = 384, n_scars: int = 30, se
     return paths
 
 
-def _stretch(rgb: np.ndarray) -> np.ndarray:
-    low, high = np.percentile(rgb, (2, 98), axis=(0, 1))
-    return np.clip((rgb - low) / np.where(high > low, high - low, 1.0), 0.0, 1.0)
-
-
 def render_preview(scene: DemoScene, probability: Path, mask: Path, out_png: Path, title: str) -> Path:
     """PNG with true colour (B4, B3, B2), probability and the predicted mask, true scars outlined."""
     import rasterio
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    from landslide_engine.h5predict import stretch_rgb
+
     with rasterio.open(scene.s2) as src:
-        rgb = _stretch(np.stack([src.read(ESA_L1C_ORDER.index(b) + 1) for b in ("B4", "B3", "B2")], -1).astype(float))
+        rgb = stretch_rgb(
+            np.stack([src.read(ESA_L1C_ORDER.index(b) + 1) for b in ("B4", "B3", "B2")], -1).astype(float)
+        )
     with rasterio.open(probability) as src:
         prob = src.read(1, masked=True).filled(np.nan)
     with rasterio.open(mask) as src:

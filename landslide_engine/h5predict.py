@@ -91,12 +91,16 @@ def predict_h5(
     return written
 
 
-def true_colour(image: np.ndarray) -> np.ndarray:
-    """(H, W, 3) RGB in 0..1 from bands B4, B3, B2 of a (14, H, W) l4s image, each stretched 2–98 %."""
-    rgb = np.stack([image[L4S_BANDS.index(band)] for band in RGB_BANDS], axis=-1).astype(np.float64)
+def stretch_rgb(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) values to 0..1, each channel stretched between its 2nd and 98th percentile."""
     low, high = np.percentile(rgb, STRETCH_PERCENTILES, axis=(0, 1))
     span = np.where(high > low, high - low, 1.0)
     return np.clip((rgb - low) / span, 0.0, 1.0)
+
+
+def true_colour(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) RGB in 0..1 from bands B4, B3, B2 of a (14, H, W) l4s image, each stretched 2–98 %."""
+    return stretch_rgb(np.stack([image[L4S_BANDS.index(band)] for band in RGB_BANDS], axis=-1).astype(np.float64))
 
 
 def patch_figure(image: np.ndarray, probability: np.ndarray, threshold: float, title: str):

@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from landslide_engine.bands import L4S_BANDS, RGB_BANDS
+from landslide_engine.h5predict import true_colour
 
 from .metrics import PrecisionRecallCurve
 
@@ -63,13 +63,6 @@ def plot_examples(
             axis.set_title(title)
             axis.axis("off")
     return _save(figure, path)
-
-
-def true_colour(image: np.ndarray) -> np.ndarray:
-    """(H, W, 3) RGB in [0, 1] from a (C, H, W) l4s patch, stretched between the 2nd and 98th percentiles."""
-    rgb = np.stack([image[L4S_BANDS.index(band)] for band in RGB_BANDS], axis=-1).astype(np.float64)
-    low, high = np.percentile(rgb, [2, 98])
-    return np.clip((rgb - low) / max(high - low, 1e-6), 0.0, 1.0)
 
 
 def _save(figure: plt.Figure, path: Path) -> Path:
