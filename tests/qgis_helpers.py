@@ -10,6 +10,8 @@ import sys
 import sysconfig
 from pathlib import Path
 
+from tests.rasters import write_raster
+
 ROOT = Path(__file__).resolve().parents[1]
 QGIS_PROCESS = shutil.which("qgis_process.bin") or "/usr/bin/qgis_process.bin"
 
@@ -58,19 +60,6 @@ def run_json(args: list[str], env: dict[str, str], timeout: float = 600) -> dict
 S2_DESCRIPTIONS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09", "B10", "B11", "B12")
 # a tiny model without B1/B9/B10 also runs on L2A or ARCSI products that lack them
 TINY_MODEL_BANDS = ["B2", "B3", "B4", "B5", "B6", "B7", "B8", "B11", "B12", "B13", "B14"]
-
-
-def write_raster(path: Path, data, crs: str, transform, descriptions=(), nodata=None) -> Path:
-    """A GeoTIFF from a (bands, rows, cols) array, with optional band descriptions."""
-    import rasterio
-
-    count, height, width = data.shape
-    profile = dict(driver="GTiff", width=width, height=height, count=count, dtype=data.dtype, crs=crs)
-    with rasterio.open(path, "w", transform=transform, nodata=nodata, **profile) as dst:
-        dst.write(data)
-        for index, text in enumerate(descriptions, start=1):
-            dst.set_band_description(index, text)
-    return path
 
 
 def synthetic_scene(folder: Path, width: int = 200, height: int = 160) -> tuple[Path, Path]:

@@ -11,39 +11,26 @@ from rasterio.windows import Window
 
 from landslide_engine.grid import reference_grid
 from landslide_engine.warp import GridWarp, choose_resampling, read_window
-
-
-def _write(path, data, crs, transform):
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        width=data.shape[2],
-        height=data.shape[1],
-        count=data.shape[0],
-        dtype=data.dtype,
-        crs=crs,
-        transform=transform,
-        nodata=-9999.0,
-    ) as dst:
-        dst.write(data)
-    return path
+from tests.rasters import write_raster
 
 
 @pytest.fixture(scope="module")
 def rasters(tmp_path_factory):
     folder = tmp_path_factory.mktemp("warp")
     rng = np.random.default_rng(3)
-    image = _write(
+    image = write_raster(
         folder / "image.tif",
         rng.uniform(0, 1000, (2, 90, 120)).astype("float32"),
         "EPSG:32633",
         from_origin(500000, 5200000, 10, 10),
+        nodata=-9999.0,
     )
     yy, xx = np.mgrid[0:40, 0:50]
     dem = (500 + 7.3 * xx + 3.1 * yy + 20 * np.sin(xx / 3.0)).astype("float32")[None]
-    coarse = _write(folder / "dem30.tif", dem, "EPSG:32633", from_origin(499985, 5200015, 30, 30))
-    geographic = _write(folder / "dem_geo.tif", dem, "EPSG:4326", from_origin(14.98, 46.96, 0.001, 0.001))
+    coarse = write_raster(folder / "dem30.tif", dem, "EPSG:32633", from_origin(499985, 5200015, 30, 30), nodata=-9999.0)
+    geographic = write_raster(
+        folder / "dem_geo.tif", dem, "EPSG:4326", from_origin(14.98, 46.96, 0.001, 0.001), nodata=-9999.0
+    )
     return image, coarse, geographic
 
 
@@ -86,32 +73,13 @@ def test_grid_warp_reads_several_bands_and_falls_back_outside_its_margin(rasters
     np.testing.assert_array_equal(far[10:, 10:], expected[1, :10, :10])
 
 
-def _write_uint16(path, data, transform, nodata=0, mask=False):
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        width=data.shape[2],
-        height=data.shape[1],
-        count=data.shape[0],
-        dtype="uint16",
-        crs="EPSG:32633",
-        transform=transform,
-        nodata=nodata,
-    ) as dst:
-        dst.write(data)
-        if mask:
-            dst.write_mask(np.full(data.shape[1:], 255, dtype=np.uint8))
-    return path
-
-
 @pytest.mark.parametrize(
     "window", [Window(0, 0, 40, 30), Window(5, 3, 20, 10), Window(-3, -2, 12, 9), Window(30, 25, 15, 12)]
 )
 def test_a_source_on_the_grid_is_read_directly_with_the_warps_values(tmp_path, window):
     data = np.random.default_rng(5).integers(0, 3000, (3, 60, 70)).astype("uint16")
     data[:, 15:19, 20:24] = 0  # nodata: grid rows 6-9, columns 8-11
-    source = _write_uint16(tmp_path / "s2.tif", data, from_origin(500000, 5200000, 10, 10))
+    source = write_raster(tmp_path / "s2.tif", data, "EPSG:32633", from_origin(500000, 5200000, 10, 10), nodata=0)
     # A grid that starts 12 columns and 9 rows into the source and ends inside it.
     grid = reference_grid([str(source)], extent=(500120, 5199510, 500520, 5199910))
     with rasterio.open(source) as src:
@@ -142,8 +110,10 @@ def test_a_source_on_the_grid_is_read_directly_with_the_warps_values(tmp_path, w
 )
 def test_sources_off_the_grid_or_with_masks_go_through_the_warper(tmp_path, transform, mask, resampling):
     data = np.ones((1, 20, 20), dtype="uint16")
-    grid_source = _write_uint16(tmp_path / "grid.tif", data, from_origin(500000, 5200000, 10, 10))
-    other = _write_uint16(tmp_path / "other.tif", data, transform, mask=mask)
+    grid_source = write_raster(
+        tmp_path / "grid.tif", data, "EPSG:32633", from_origin(500000, 5200000, 10, 10), nodata=0
+    )
+    other = write_raster(tmp_path / "other.tif", data, "EPSG:32633", transform, nodata=0, all_valid_mask=mask)
     grid = reference_grid([str(grid_source)])
     with rasterio.open(other) as src:
         warp = GridWarp(src, grid, resampling)

@@ -17,6 +17,7 @@ from landslide_engine.bands import L4S_BANDS, L4S_S2_BANDS, divisor
 from landslide_engine.errors import Cancelled, InputError
 from landslide_engine.pipeline import PredictRequest, predict_scene, stack_to_file
 from landslide_engine.tiling import blend_weights
+from tests.rasters import write_raster
 
 NO_ATMOSPHERIC = [b for b in L4S_BANDS if b not in ("B1", "B9", "B10")]
 
@@ -58,26 +59,6 @@ class FakeRunner:
         h, w = band.shape[1:]
         box = sum(padded[:, i : i + h, j : j + w] for i in range(3) for j in range(3)) / 9
         return (1 / (1 + np.exp(-4 * (box - 1.0)))).astype(np.float32)
-
-
-def write_raster(path: Path, data: np.ndarray, crs, transform, descriptions=(), nodata=None) -> Path:
-    data = data if data.ndim == 3 else data[None]
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        width=data.shape[2],
-        height=data.shape[1],
-        count=data.shape[0],
-        dtype=data.dtype,
-        crs=crs,
-        transform=transform,
-        nodata=nodata,
-    ) as dst:
-        dst.write(data)
-        for i, d in enumerate(descriptions, start=1):
-            dst.set_band_description(i, d)
-    return path
 
 
 def l4s_s2_stack(l4s: np.ndarray) -> np.ndarray:

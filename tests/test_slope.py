@@ -12,6 +12,7 @@ from rasterio.transform import from_origin
 
 from landslide_engine.errors import InputError
 from landslide_engine.slope import horn_slope, metres_per_degree, slope_for_grid, write_slope
+from tests.rasters import write_raster
 
 
 def test_horn_center_pixel_matches_hand_computation():
@@ -63,22 +64,6 @@ def test_metres_per_degree_matches_known_values():
     assert per_lat[0] == pytest.approx(110574.3, rel=1e-4)
 
 
-def _write(path, arr, crs, transform, nodata=None):
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        height=arr.shape[0],
-        width=arr.shape[1],
-        count=1,
-        dtype=arr.dtype,
-        crs=crs,
-        transform=transform,
-        nodata=nodata,
-    ) as dst:
-        dst.write(arr, 1)
-
-
 def test_write_slope_matches_gdaldem_and_keeps_grid(tmp_path):
     from osgeo import gdal
 
@@ -87,7 +72,7 @@ def test_write_slope_matches_gdaldem_and_keeps_grid(tmp_path):
     dem[100, 50] = -32768
     t = from_origin(500000, 4200000, 12.5, 12.5)
     src = tmp_path / "dem.tif"
-    _write(src, dem, CRS.from_epsg(32645), t, nodata=-32768)
+    write_raster(src, dem, CRS.from_epsg(32645), t, nodata=-32768)
     out = write_slope(src, tmp_path / "slope.tif", block_rows=64)  # several blocks: halos must line up
     gd = tmp_path / "gdal.tif"
     gdal.DEMProcessing(str(gd), str(src), "slope", computeEdges=True, alg="Horn")
