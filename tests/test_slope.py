@@ -91,3 +91,65 @@ def test_missing_dem_names_the_file(tmp_path):
     with pytest.raises(InputError, match=r"nope\.tif"):
         write_slope(tmp_path / "nope.tif", tmp_path / "s.tif")
     assert not (tmp_path / "s.tif").exists()
+
+
+def _reference_horn_slope(dem, xres, yres, nodata_mask=None):
+    """The fill rule applied to every pixel with whole-array neighbours (the original implementation)."""
+    z = np.asarray(dem, dtype=np.float64)
+    invalid = ~np.isfinite(z)
+    if nodata_mask is not None:
+        invalid |= nodata_mask
+    zc = np.where(invalid, np.nan, z)
+    zp = np.pad(zc, 1, mode="constant", constant_values=np.nan)
+
+    def neighbour(dr, dc):
+        n = zp[1 + dr : zp.shape[0] - 1 + dr, 1 + dc : zp.shape[1] - 1 + dc]
+        return np.where(np.isnan(n), zc, n)
+
+    a, b, c = neighbour(-1, -1), neighbour(-1, 0), neighbour(-1, 1)
+    d, f = neighbour(0, -1), neighbour(0, 1)
+    g, h, i = neighbour(1, -1), neighbour(1, 0), neighbour(1, 1)
+    dzdx = ((c + 2 * f + i) - (a + 2 * d + g)) / (8.0 * np.asarray(xres))
+    dzdy = ((g + 2 * h + i) - (a + 2 * b + c)) / (8.0 * np.asarray(yres))
+    slope = np.degrees(np.arctan(np.hypot(dzdx, dzdy)))
+    slope[invalid] = np.nan
+    return slope.astype(np.float32)
+
+
+def _random_dems():
+    """Random-walk DEMs of many shapes and dtypes, with and without holes and masks."""
+    rng = np.random.default_rng(42)
+    tiny = [(0, 0), (0, 3), (3, 0), (1, 1), (1, 2), (2, 1), (1, 7), (7, 1), (2, 2), (2, 5), (3, 3), (3, 4), (4, 3)]
+    shapes = [*tiny, (5, 9), (98, 2050)]  # the last is a scene window with its halo
+    for shape in shapes:
+        for dtype in (np.float64, np.float32):
+            dem = (rng.normal(size=shape).cumsum(0).cumsum(1) * 3 + 800).astype(dtype)
+            yield dem, None
+            holes = dem.copy()
+            holes[rng.random(shape) < 0.05] = np.nan
+            if holes.size:
+                holes.flat[0] = np.inf
+            yield holes, None
+            yield holes, rng.random(shape) < 0.1
+            yield np.full(shape, np.nan, dtype), None
+    flat = np.full((6, 6), 100.0)
+    yield flat, flat == 100.0  # everything masked
+    corners = np.arange(30.0).reshape(5, 6)
+    corners[[0, 0, -1, -1], [0, -1, 0, -1]] = np.nan
+    yield corners, None
+
+
+def test_horn_slope_is_bit_identical_to_the_fill_rule_everywhere():
+    rng = np.random.default_rng(7)
+    cases = 0
+    for dem, mask in _random_dems():
+        rows = dem.shape[0]
+        per_row_x = (12.5 + rng.random((rows, 1)) * 20).astype(np.float64)
+        per_row_y = (rng.random((rows, 1)) * 30 + 5).astype(np.float32)
+        for xres, yres in [(12.5, 12.5), (10, 30.0), (np.float32(0.3), 7.7), (per_row_x, per_row_y)]:
+            ours = horn_slope(dem, xres, yres, mask)
+            ref = _reference_horn_slope(dem, xres, yres, mask)
+            assert ours.dtype == ref.dtype == np.float32 and ours.shape == ref.shape == dem.shape
+            assert np.array_equal(ours, ref, equal_nan=True), (dem.shape, dem.dtype, mask is not None)
+            cases += 1
+    assert cases > 200
