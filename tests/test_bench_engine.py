@@ -22,15 +22,9 @@ from landslide_engine.models.backends import create_runner
 from landslide_engine.models.package import ModelMetadata, export_onnx, save_torch_package
 from landslide_engine.models.registry import create_model
 from landslide_engine.outputs import MASK_NODATA, PROBABILITY_NODATA, ResultRasters, peak_memory_mb
-from landslide_engine.pipeline import (
-    PredictRequest,
-    StageClock,
-    _BackgroundWriter,
-    _chunk_columns,
-    _prefetched,
-    predict_scene,
-)
-from landslide_engine.tiling import tile_starts
+from landslide_engine.pipeline import PredictRequest, predict_scene
+from landslide_engine.streaming import BackgroundWriter, StageClock, prefetched, run_in_order
+from landslide_engine.tiling import column_bands, tile_starts
 from tests.qgis_helpers import synthetic_scene, tiny_model_package
 
 BANDS = list(L4S_BANDS)
@@ -69,6 +63,19 @@ def test_impossible_precisions_are_refused_with_one_line(packages, backend, prec
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("form", [0, 1], ids=["torch", "onnx"])
+def test_runner_workers_share_out_patches_without_changing_the_result(packages, form):
+    x = _patches(5)
+    one = create_runner(packages[form], device="cpu", batch_size=2, threads=2, workers=1)
+    expected = one.predict(x)
+    two = create_runner(packages[form], device="cpu", batch_size=2, threads=2, workers=2)
+    assert (one.workers, two.workers) == (1, 2)
+    np.testing.assert_allclose(two.predict(x), expected, atol=1e-6)
+    np.testing.assert_allclose(two.predict_serial(x[:3]), expected[:3], atol=1e-6)
+    with pytest.raises(InputError, match="workers must be between 1 and the 2"):
+        create_runner(packages[form], device="cpu", threads=2, workers=3)
+
+
 def test_onnx_runner_threads_do_not_change_the_result(packages):
     from landslide_engine.models.backends import OnnxRunner
     from landslide_engine.models.package import load_package
@@ -83,13 +90,37 @@ def test_onnx_runner_threads_do_not_change_the_result(packages):
     np.testing.assert_allclose(one.predict(x), default.predict(x), atol=1e-6)
 
 
-def test_chunks_are_balanced_and_cover_every_column():
-    cols = tile_starts(4096, 128, 32)
-    chunks = _chunk_columns(cols, 128, 32)
-    assert [c for chunk in chunks for c in chunk] == cols
-    sizes = [len(chunk) for chunk in chunks]
-    assert max(sizes) - min(sizes) <= 1 and len(chunks) == 3
-    assert _chunk_columns([5], 128, 32) == [[5]]
+@pytest.mark.parametrize(
+    ("width", "overlap", "patches"), [(10000, 32, 32), (4000, 0, 16), (1300, 100, 1), (300, 32, 32)]
+)
+def test_column_bands_cover_every_column_once_on_block_boundaries(width, overlap, patches):
+    bands = column_bands(width, 128, overlap, patches, 256)
+    assert [c for band in bands for c in band.cols] == tile_starts(width, 128, overlap)
+    assert bands[0].own_start == 0 and bands[-1].own_stop == width
+    for before, after in itertools.pairwise(bands):
+        assert before.own_stop == after.own_start and after.own_start % 256 == 0
+        assert before.own_start < before.own_stop <= after.cols[0]  # a band writes no column the next one adds to
+        assert before.reach <= after.own_stop  # ... and adds only to the next band's columns
+    assert all(len(band.cols) >= patches for band in bands[:-1])
+
+
+def test_run_in_order_keeps_the_order_with_calls_running_at_once():
+    running, most = 0, 0
+    lock = threading.Lock()
+
+    def work(item: int) -> int:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.02 if item % 3 == 0 else 0.001)  # some calls finish out of order
+        with lock:
+            running -= 1
+        return item * item
+
+    assert list(run_in_order(range(12), work, workers=3)) == [(i, i * i) for i in range(12)]
+    assert most >= 2
+    assert list(run_in_order(range(4), work, workers=1)) == [(i, i * i) for i in range(4)]
 
 
 def test_prefetch_keeps_order_runs_one_ahead_and_stops_early():
@@ -102,13 +133,13 @@ def test_prefetch_keeps_order_runs_one_ahead_and_stops_early():
             produced.append(job)
         return job * 10
 
-    assert list(_prefetched(list(range(6)), produce)) == [0, 10, 20, 30, 40, 50]
+    assert list(prefetched(list(range(6)), produce)) == [0, 10, 20, 30, 40, 50]
     produced.clear()
-    chunks = _prefetched(list(range(100)), produce)
+    chunks = prefetched(list(range(100)), produce)
     assert next(chunks) == 0
     chunks.close()
     assert len(produced) <= 3  # a cancelled run does not keep reading the scene
-    assert list(_prefetched([], produce)) == []
+    assert list(prefetched([], produce)) == []
 
 
 def test_prefetch_passes_reader_errors_to_the_caller():
@@ -117,7 +148,7 @@ def test_prefetch_passes_reader_errors_to_the_caller():
             raise InputError("band B4 unreadable")
         return job
 
-    chunks = _prefetched([0, 1, 2, 3], produce)
+    chunks = prefetched([0, 1, 2, 3], produce)
     assert next(chunks) == 0 and next(chunks) == 1
     with pytest.raises(InputError, match="B4"):
         next(chunks)
@@ -173,24 +204,24 @@ class _RecordingRasters:
         self.rows: list[int] = []
         self.fail_at = fail_at
 
-    def write_rows(self, row: int, probability: np.ndarray, valid: np.ndarray) -> None:
+    def write_rows(self, row: int, probability: np.ndarray, valid: np.ndarray, col: int = 0) -> None:
         time.sleep(0.01)
         if row == self.fail_at:
             raise OSError("disk full")
         assert valid.dtype == bool and valid.shape == probability.shape
-        self.rows.append(row)
+        self.rows.append((row, col))
 
 
 def test_background_writer_writes_in_order_and_passes_errors_on():
     rasters = _RecordingRasters()
-    writer = _BackgroundWriter(rasters, StageClock())
+    writer = BackgroundWriter(rasters, StageClock())
     for row in (0, 96, 192):
-        writer.write_rows(row, np.zeros((96, 8), dtype=np.float32))
+        writer.write_rows(row, np.zeros((96, 8), dtype=np.float32), col=256)
     writer.finish()
     writer.close()
-    assert rasters.rows == [0, 96, 192]
+    assert rasters.rows == [(0, 256), (96, 256), (192, 256)]
 
-    failing = _BackgroundWriter(_RecordingRasters(fail_at=96), StageClock())
+    failing = BackgroundWriter(_RecordingRasters(fail_at=96), StageClock())
     failing.write_rows(0, np.zeros((4, 4), dtype=np.float32))
     failing.write_rows(96, np.zeros((4, 4), dtype=np.float32))
     with pytest.raises(OSError, match="disk full"):
@@ -261,8 +292,8 @@ def test_rows_shared_by_patch_rows_are_read_once_and_patches_equal_the_whole_sce
     from landslide_engine.stack import SceneStack
     from landslide_engine.tiling import reflect_pad
 
-    monkeypatch.setattr(pipeline, "_CHUNK_PX", 200)  # several chunks per patch row
-    s2, dem = synthetic_scene(tmp_path, width=300, height=400)
+    monkeypatch.setattr(pipeline, "_BAND_PX", 400)  # several column bands
+    s2, dem = synthetic_scene(tmp_path, width=1100, height=400)
     runner = _RecordingRunner()
     windows: list[Window] = []
     read_native = SceneStack.read_native
@@ -272,22 +303,49 @@ def test_rows_shared_by_patch_rows_are_read_once_and_patches_equal_the_whole_sce
         return read_native(self, window, bands)
 
     monkeypatch.setattr(SceneStack, "read_native", recording_read_native)
-    req = PredictRequest(s2=[str(s2)], dem=str(dem), out_dir=str(tmp_path / "out"), overlap=32)
+    req = PredictRequest(s2=[str(s2)], dem=str(dem), out_dir=str(tmp_path / "out"), overlap=32, batch_size=2)
     predict_scene(req, runner=runner)
     monkeypatch.setattr(SceneStack, "read_native", read_native)
-    for left in {w.col_off for w in windows}:  # every chunk reads each scene row exactly once
+    assert len({w.col_off for w in windows}) == 3
+    for left in {w.col_off for w in windows}:  # every band reads each scene row exactly once
         spans = sorted((w.row_off, w.row_off + w.height) for w in windows if w.col_off == left)
         assert spans[0][0] == 0 and spans[-1][1] == 400
         assert all(a[1] == b[0] for a, b in itertools.pairwise(spans)), spans
 
     scene = pipeline._open_scene([str(s2)], str(dem), None, BANDS, {}, None, "l1c", "auto", None, None, None)
     with scene.stack:
-        whole = scene.stack.stack_bands(Window(0, 0, 300, 400), BANDS)
+        whole = scene.stack.stack_bands(Window(0, 0, 1100, 400), BANDS)
     whole = np.where(np.isfinite(whole), whole, 1.0).astype(np.float32)
     padded = reflect_pad(whole, 16, 16, 16, 16)
-    rows, cols = tile_starts(400, 128, 32), tile_starts(300, 128, 32)
+    rows = tile_starts(400, 128, 32)
     assert rows == [-16, 80, 176, 272, 288]  # the last patch row shares more rows than the others
-    expected = [padded[:, r + 16 : r + 144, c + 16 : c + 144] for r in rows for c in cols]
+    bands = column_bands(1100, 128, 32, 5, 256)
+    expected = [padded[:, r + 16 : r + 144, c + 16 : c + 144] for band in bands for r in rows for c in band.cols]
     assert len(runner.patches) == len(expected)
     for got, want in zip(runner.patches, expected, strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+class _InputRunner(_RecordingRunner):
+    """Answers a probability that follows the input, from two workers at once."""
+
+    workers = 2
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.clip(0.2 + 0.3 * x[:, 3] - 0.1 * x[:, 7], 0.0, 1.0).astype(np.float32)
+
+
+def test_column_bands_and_parallel_workers_give_the_mosaic_of_one_band(tmp_path, monkeypatch):
+    from landslide_engine import pipeline
+
+    s2, dem = synthetic_scene(tmp_path, width=1100, height=300)
+    results = {}
+    for name, band_px in (("one", 100_000), ("several", 400)):
+        monkeypatch.setattr(pipeline, "_BAND_PX", band_px)
+        req = PredictRequest(s2=[str(s2)], dem=str(dem), out_dir=str(tmp_path / name), overlap=40, batch_size=2)
+        result = predict_scene(req, runner=_InputRunner())
+        with rasterio.open(result.probability) as src:
+            results[name] = src.read(1)
+    one, several = results["one"], results["several"]
+    assert np.ptp(one) > 0.05  # the mosaic really varies
+    np.testing.assert_allclose(several, one, atol=1e-6)  # only the float32 summation order differs

@@ -5,6 +5,13 @@ normalisation ``(x - mean) / std`` to l4s-unit input, feeds the network in batch
 probabilities. On GPU out-of-memory it halves the batch and carries on, so a batch size that suits an H200 does
 not fail on a laptop GPU. ``device`` reports what actually ran, e.g. ``cpu`` or ``cuda:0 (NVIDIA H200)``:
 ONNX Runtime silently falls back to the CPU when its CUDA libraries are missing, and the analyst should know.
+
+On the CPU a runner has one *worker* per core, each running whole batches on one thread, instead of one batch
+at a time spread over all cores: a batch of 128 px patches is too small to split well, and threads that meet
+inside every convolution all wait whenever one of them loses its core to the scene pipeline's reader. Two
+single-thread workers ran the compact U-Net 10 % faster than one two-thread session on 2 cores
+(``bench/RESULTS.md``). :meth:`Runner.predict` uses all workers; the scene pipeline instead calls
+:meth:`Runner.predict_serial` from ``workers`` threads of its own, one chunk of patches each.
 """
 
 from __future__ import annotations
@@ -12,7 +19,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -30,24 +39,51 @@ _OOM_MESSAGES = ("out of memory", "failed to allocate memory")
 
 
 class Runner(ABC):
-    """Normalises, batches and runs patches through one model; subclasses run one batch of normalised input."""
+    """Normalises, batches and runs patches through one model; subclasses run one batch of normalised input.
+
+    ``workers`` is how many :meth:`predict_serial` calls may run at once, and how many it takes to use the
+    device fully (one per core on the CPU, one on a GPU).
+    """
 
     backend: str
     device: str
 
-    def __init__(self, metadata: ModelMetadata, batch_size: int) -> None:
+    def __init__(self, metadata: ModelMetadata, batch_size: int, workers: int = 1) -> None:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise InputError(f"batch size must be a positive integer, got {batch_size!r}")
+        if not isinstance(workers, int) or workers < 1:
+            raise InputError(f"workers must be a positive integer, got {workers!r}")
         self.metadata = metadata
         self.batch_size = batch_size
+        self.workers = workers
         self._mean = np.asarray(metadata.mean, dtype=np.float32).reshape(1, -1, 1, 1)
         self._std = np.asarray(metadata.std, dtype=np.float32).reshape(1, -1, 1, 1)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Landslide probabilities (N, H, W) float32 for patches ``x`` (N, C, H, W) in l4s units.
 
         The channels must be ``metadata.bands`` in that order and finite, and H = W = ``metadata.tile_size``.
+        With several workers the patches are shared out among them and run at once.
         """
+        x = np.asarray(x, dtype=np.float32)
+        parts = min(self.workers, len(x)) if x.ndim == 4 else 1
+        if parts <= 1:
+            return self.predict_serial(x)
+        pool = self._worker_pool()
+        futures = [pool.submit(self.predict_serial, part) for part in np.array_split(x, parts)]
+        return np.concatenate([future.result() for future in futures])
+
+    def _worker_pool(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="landslide-model")
+            return self._pool
+
+    def predict_serial(self, x: np.ndarray) -> np.ndarray:
+        """:meth:`predict` on one worker. Up to ``workers`` threads may call it at once (the scene pipeline
+        does, each with its own chunk of patches)."""
         x = np.asarray(x, dtype=np.float32)
         tile = self.metadata.tile_size
         if x.ndim != 4 or x.shape[1] != self.metadata.in_channels or x.shape[2:] != (tile, tile):
@@ -88,12 +124,21 @@ class TorchRunner(Runner):
     ``precision`` "bf16" or "fp16" runs the network under autocast: convolutions in reduced precision,
     reductions and the output in float32. bf16 is fast on CPUs with AMX or AVX-512 BF16 and on recent GPUs;
     fp16 only pays off on a GPU. Probabilities then differ from float32 by a few 1e-3.
+
+    On the CPU, ``threads`` cores (default: all usable) are shared among ``workers`` (default: one per core).
+    PyTorch's thread count is process-wide, so the runner sets it to ``threads // workers``.
     """
 
     backend = "torch"
 
     def __init__(
-        self, package: ModelPackage, device: str = "auto", batch_size: int = 16, precision: str = "fp32"
+        self,
+        package: ModelPackage,
+        device: str = "auto",
+        batch_size: int = 16,
+        precision: str = "fp32",
+        threads: int | None = None,
+        workers: int | None = None,
     ) -> None:
         import torch
 
@@ -101,11 +146,16 @@ class TorchRunner(Runner):
 
         if precision not in PRECISIONS:
             raise InputError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
-        super().__init__(package.metadata, batch_size)
-        self._torch = torch
-        self._device = _torch_device(device)
-        if precision == "fp16" and self._device.type == "cpu":
+        torch_device = _torch_device(device)
+        on_cpu = torch_device.type == "cpu"
+        if precision == "fp16" and on_cpu:
             raise InputError("precision fp16 needs a GPU; use bf16 or fp32 on the CPU")
+        threads, workers = cpu_workers(threads, workers) if on_cpu else (threads, 1)
+        super().__init__(package.metadata, batch_size, workers)
+        if on_cpu:
+            torch.set_num_threads(threads // workers)
+        self._torch = torch
+        self._device = torch_device
         self.precision = precision
         self._model = load_torch_model(package).to(self._device)
         self.device = _describe_torch_device(self._device)
@@ -141,14 +191,18 @@ class OnnxRunner(Runner):
         device: str = "auto",
         batch_size: int = 16,
         threads: int | None = None,
+        workers: int | None = None,
     ):
         import onnxruntime as ort
 
-        super().__init__(metadata, batch_size)
         providers = _onnx_providers(device, ort.get_available_providers())
+        on_cpu = providers == ["CPUExecutionProvider"]
+        threads, workers = cpu_workers(threads, workers) if on_cpu else (threads or usable_cpu_count(), 1)
+        super().__init__(metadata, batch_size, workers)
         options = ort.SessionOptions()
-        # One operator at a time, each spread over the cores: a U-Net is a chain, so parallel operators gain nothing.
-        options.intra_op_num_threads = threads or usable_cpu_count()
+        # One operator at a time, each on the calling worker's share of the cores: a U-Net is a chain, so
+        # parallel operators gain nothing. One session serves all workers (ONNX Runtime's run is thread-safe).
+        options.intra_op_num_threads = threads // workers
         # Idle worker threads sleep instead of spinning: a spinning thread takes the core that the scene
         # pipeline's reader and writer threads need between batches.
         options.add_session_config_entry("session.intra_op.allow_spinning", ONNX_SPINNING)
@@ -179,12 +233,15 @@ def create_runner(
     device: str = "auto",
     batch_size: int = 16,
     precision: str = "fp32",
+    threads: int | None = None,
+    workers: int | None = None,
 ) -> Runner:
     """A runner for ``model`` (a package, a file path, or a name that the catalog resolves).
 
     ``backend="auto"`` runs ``.onnx`` packages with ONNX Runtime and ``.pt`` packages with PyTorch. A ``.pt``
     package also runs on ONNX Runtime (exported in memory); an ``.onnx`` package cannot run on PyTorch.
-    ``precision`` other than "fp32" (see :class:`TorchRunner`) needs the torch backend.
+    ``precision`` other than "fp32" (see :class:`TorchRunner`) needs the torch backend. On the CPU,
+    ``threads`` cores (default all usable) are shared among ``workers`` (default one per core).
     """
     if backend not in BACKENDS:
         raise InputError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
@@ -198,13 +255,13 @@ def create_runner(
     if backend == "torch":
         if package.format == "onnx":
             raise InputError(f"backend torch cannot run the ONNX model {package.path}; use --backend onnx or auto")
-        return TorchRunner(package, device, batch_size, precision)
+        return TorchRunner(package, device, batch_size, precision, threads, workers)
     if precision != "fp32":
         raise InputError(f"precision {precision} is available with the torch backend only")
     if device == "mps":
         raise InputError("device mps is available with the torch backend only")
     if package.format == "onnx":
-        return OnnxRunner(package.path, package.metadata, device, batch_size)
+        return OnnxRunner(package.path, package.metadata, device, batch_size, threads, workers)
     import onnxruntime as ort
 
     from landslide_engine.models.package import load_torch_model, onnx_package_bytes
@@ -212,7 +269,7 @@ def create_runner(
     _onnx_providers(device, ort.get_available_providers())  # refuse an impossible device before exporting
 
     graph = onnx_package_bytes(load_torch_model(package), package.metadata)
-    return OnnxRunner(graph, package.metadata, device, batch_size)
+    return OnnxRunner(graph, package.metadata, device, batch_size, threads, workers)
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -222,6 +279,15 @@ def is_out_of_memory(exc: BaseException) -> bool:
         return True
     message = str(exc).lower()
     return any(text in message for text in _OOM_MESSAGES)
+
+
+def cpu_workers(threads: int | None, workers: int | None) -> tuple[int, int]:
+    """(cores, workers) for a CPU runner: by default every usable core, each its own worker."""
+    threads = threads or usable_cpu_count()
+    workers = workers or threads
+    if not 1 <= workers <= threads:
+        raise InputError(f"workers must be between 1 and the {threads} thread(s), got {workers}")
+    return threads, workers
 
 
 def usable_cpu_count() -> int:
