@@ -1,7 +1,7 @@
 """Writing the results: probability and mask GeoTIFFs, landslide polygons, run report.
 
-The rasters are written a row of blocks at a time as the scene is processed, each row compressed and
-released as soon as it is complete. Polygons are
+The rasters are written a row of blocks of one column band at a time as the scene is processed, each
+compressed and released as soon as it is complete. Polygons are
 traced by GDAL straight from the mask file (``rasterio.features.shapes`` on a
 dataset band), so even a huge mask is never loaded whole; each polygon's area
 and probability statistics come from a window around it.
@@ -55,7 +55,9 @@ class _BlockRowWriter:
     Rasterio leaves written blocks in GDAL's block cache until the file is closed, so a scene's output fills
     the cache (up to ``GDAL_CACHEMAX``) and pushes out the source tiles still being read. Here rows are
     buffered until a row of blocks is complete, written, and flushed, which compresses those blocks and frees
-    them: memory holds one row of output blocks whatever the scene height, and no block is compressed twice.
+    them: memory holds one row of output blocks of one column band, whatever the scene size, and no block is
+    compressed twice. Column bands start on block boundaries (:attr:`block_width`) and are written one after
+    another, each from the top row to the bottom one.
     """
 
     def __init__(self, path: str, grid: Grid, dtype: str, nodata: float, description: str) -> None:
@@ -78,12 +80,20 @@ class _BlockRowWriter:
         self._band = self._dataset.GetRasterBand(1)
         self._band.SetNoDataValue(nodata)
         self._band.SetDescription(description)
-        self._block_rows = self._band.GetBlockSize()[1]
+        self.block_width, self._block_rows = self._band.GetBlockSize()
+        self._height = grid.height
+        self._col = 0
         self._first_row = 0
         self._buffered: list[np.ndarray] = []
 
-    def write_rows(self, row: int, values: np.ndarray) -> None:
-        """Rows of ``values`` from ``row`` on; rows must arrive in order, each row once."""
+    def write_rows(self, row: int, values: np.ndarray, col: int = 0) -> None:
+        """Rows of ``values`` from ``row`` on, columns from ``col`` on; within a column band rows must arrive
+        in order, each row once, and a band must be finished (down to the last row) before the next starts."""
+        if col != self._col:
+            if self._first_row + sum(len(b) for b in self._buffered) != self._height:
+                raise ValueError(f"{self._path}: column band at {self._col} left unfinished for the one at {col}")
+            self._write_buffered()
+            self._col, self._first_row = col, 0
         if row != self._first_row + sum(len(b) for b in self._buffered):
             raise ValueError(f"{self._path}: rows must be written in order; got row {row}")
         self._buffered.append(values)
@@ -97,19 +107,22 @@ class _BlockRowWriter:
     def _write(self, rows: np.ndarray) -> None:
         from osgeo import gdal
 
-        if self._band.WriteArray(rows, 0, self._first_row) != 0:
+        if self._band.WriteArray(rows, self._col, self._first_row) != 0:
             raise OSError(f"cannot write {self._path}: {gdal.GetLastErrorMsg()}")
         self._dataset.FlushCache()
         self._first_row += len(rows)
+
+    def _write_buffered(self) -> None:
+        if self._buffered:
+            self._write(np.concatenate(self._buffered))
+            self._buffered = []
 
     def close(self) -> None:
         """Write what is buffered and close the file."""
         if self._dataset is None:
             return
         try:
-            if self._buffered:
-                self._write(np.concatenate(self._buffered))
-                self._buffered = []
+            self._write_buffered()
         finally:
             self._band = None
             self._dataset = None
@@ -126,12 +139,18 @@ class ResultRasters:
         )
         self._mask = _BlockRowWriter(mask_path, grid, "uint8", MASK_NODATA, f"landslide (probability >= {threshold:g})")
 
-    def write_rows(self, row: int, probability: np.ndarray, valid: np.ndarray) -> None:
-        """Write rows starting at ``row`` (in order, each once); pixels where ``valid`` is False become nodata."""
+    @property
+    def block_width(self) -> int:
+        """Columns per output block: column bands must start on multiples of it."""
+        return self._probability.block_width
+
+    def write_rows(self, row: int, probability: np.ndarray, valid: np.ndarray, col: int = 0) -> None:
+        """Write rows starting at ``row`` and columns at ``col`` (see :class:`_BlockRowWriter` for the order);
+        pixels where ``valid`` is False become nodata."""
         valid = valid & np.isfinite(probability)
         landslide = valid & (probability >= self.threshold)
-        self._probability.write_rows(row, np.where(valid, probability, PROBABILITY_NODATA).astype(np.float32))
-        self._mask.write_rows(row, np.where(valid, landslide, MASK_NODATA).astype(np.uint8))
+        self._probability.write_rows(row, np.where(valid, probability, PROBABILITY_NODATA).astype(np.float32), col)
+        self._mask.write_rows(row, np.where(valid, landslide, MASK_NODATA).astype(np.uint8), col)
         self.landslide_pixels += int(np.count_nonzero(landslide))
 
     def close(self) -> None:

@@ -3,16 +3,15 @@
 :func:`predict_scene` identifies the bands, builds the reference grid, streams
 the scene through the model as rows of overlapping patches and writes
 ``probability.tif``, ``landslides.tif``, ``landslides.gpkg`` and ``run.json``.
-Memory is bounded by one patch-high strip of the scene width, whatever the
-scene height: inputs are read per chunk of patches (at most about
-``_CHUNK_PX`` wide) in a reader thread one chunk ahead of the model, so I/O
-overlaps inference, and the rows two patch rows share are read once; predictions
-are blended in a strip that slides down the scene, and finished rows are written
-by a writer thread, which also overlaps inference. ``run.json`` records the seconds
-spent per stage (read/warp, scale, infer, blend, write, polygonize). Beyond that, GDAL's block cache
-(``GDAL_CACHEMAX``, set by the host application; the CLI caps it) fills with
-decoded source blocks; it needs one row of the sources' blocks across the
-scene width to decode each block once.
+The scene is processed in column bands about ``_BAND_PX`` wide, each from top to bottom one patch row at a
+time, so memory is the same for any scene size: a few band-wide patch strips, plus the columns two bands
+share (:mod:`landslide_engine.tiling`). A reader thread reads, warps and scales the chunks (one band, one
+patch row) ahead of the model, and the rows two patch rows share are read once; the runner's workers (one
+per core on the CPU) each run one batch at a time; predictions are blended in a strip that slides down the
+band, and finished rows are written by a writer thread (:mod:`landslide_engine.streaming`). ``run.json``
+records the seconds spent per stage (read/warp, scale, infer, blend, write, polygonize). Beyond that, GDAL's
+block cache (``GDAL_CACHEMAX``, set by the host application; the CLI caps it) holds decoded source blocks;
+it needs one row of the sources' blocks across a band to decode each block about once.
 
 All four outputs are written to temporary files and renamed into place only
 when the whole run succeeded; a cancelled or failed run leaves none of them.
@@ -24,10 +23,8 @@ import contextlib
 import datetime as dt
 import itertools
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,14 +42,15 @@ from landslide_engine.rasterio_io import atomic_output
 from landslide_engine.scaling import L2A_WARNING, resolve_scaling, scale_warning
 from landslide_engine.sources import identify_s2
 from landslide_engine.stack import SceneStack
-from landslide_engine.tiling import RowBlender, predict_tta, reflect_pad, tile_starts
+from landslide_engine.streaming import BackgroundWriter, StageClock, prefetched, run_in_order
+from landslide_engine.tiling import ColumnBand, RowBlender, column_bands, predict_tta, reflect_fill, tile_starts
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[float, str], None]
 IsCancelled = Callable[[], bool]
 
-_CHUNK_PX = 2048
+_BAND_PX = 3072  # about this wide; wider bands decode fewer source tiles twice, narrower ones use less memory
 _STACK_BLOCK_ROWS = 256
 STACK_NODATA = -9999.0
 _SCALE_CHECK_BANDS = ("B2", "B3", "B4", "B8")
@@ -236,7 +234,7 @@ def predict_scene(
         t0 = time.perf_counter()
         rasters = ResultRasters(tmp[PROBABILITY_FILE], tmp[MASK_FILE], scene.grid, threshold)
         try:
-            _predict_strips(scene, runner, rows, cols, req, rasters, report_progress, is_cancelled, clock)
+            _predict_bands(scene, runner, rows, req, rasters, report_progress, is_cancelled, clock)
         finally:
             with clock.measure("write"):
                 rasters.close()
@@ -298,205 +296,175 @@ def predict_scene(
 
 @dataclass(frozen=True)
 class _ChunkPatches:
-    """The patches of one chunk of a patch row, ready for the model."""
+    """The input of one column band in one patch row, from which the model's patches are cut."""
 
     top: int
-    cols: list[int]
-    left: int
-    patches: np.ndarray  # (n, C, tile, tile) float32, l4s units, no NaN
+    band: ColumnBand
+    strip: np.ndarray  # (C, tile, right - left) float32, l4s units, no NaN, reflect-padded beyond the scene
     invalid: np.ndarray  # (tile, right - left) bool: pixels where some input had no data
 
+    @property
+    def left(self) -> int:
+        return self.band.cols[0]
 
-class StageClock:
-    """Seconds spent in each stage of a run, summed; the reader thread and the main thread both add to it.
+    def patches(self, first: int, stop: int) -> np.ndarray:
+        """Patches ``first .. stop - 1`` of the band as one (n, C, tile, tile) array.
 
-    Stages that run in the reader thread overlap inference, so the stages add up to more than the wall time;
-    ``wait_for_input`` is how long inference sat idle waiting for the reader.
-    """
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    @contextlib.contextmanager
-    def measure(self, stage: str):
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            elapsed = time.perf_counter() - started
-            with self._lock:
-                self.seconds[stage] = self.seconds.get(stage, 0.0) + elapsed
+        Cut one batch at a time, when a worker needs them: overlapping patches stacked all at once would
+        take a third more memory than the strip they come from.
+        """
+        tile = self.strip.shape[1]
+        return np.stack([self.strip[:, :, c - self.left : c - self.left + tile] for c in self.band.cols[first:stop]])
 
 
-def _chunk_columns(cols: list[int], tile: int, overlap: int) -> list[list[int]]:
-    """Patch columns split into chunks of at most about ``_CHUNK_PX`` pixels, as equal in size as possible.
+@dataclass(frozen=True)
+class _Piece:
+    """Up to one batch of a chunk's patches: what one model worker runs at a time."""
 
-    Equal chunks keep the model's batches full: 43 columns become 15 + 14 + 14, not 21 + 21 + 1.
-    """
-    most = max(1, _CHUNK_PX // max(1, tile - overlap))
-    n_chunks = -(-len(cols) // most)
-    size, extra = divmod(len(cols), n_chunks)
-    bounds = itertools.accumulate((size + (i < extra) for i in range(n_chunks)), initial=0)
-    return [cols[a:b] for a, b in itertools.pairwise(bounds)]
+    chunk: _ChunkPatches
+    first: int  # index of the piece's first patch in the chunk
+    stop: int
 
 
-def _prefetched(jobs: Sequence[Any], produce: Callable[[Any], Any]) -> Iterator[Any]:
-    """``produce(job)`` for each job in order, computing the next one in a thread while the caller works.
-
-    GDAL reads and most numpy work release the GIL, so reading the next chunk overlaps inference on this
-    one. At most two chunks are in memory. Datasets read by ``produce`` must not be used by the caller
-    meanwhile (GDAL dataset handles are not thread-safe); the caller only touches the output files.
-    """
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="landslide-reader") as pool:
-        pending = pool.submit(produce, jobs[0]) if jobs else None
-        try:
-            for job in jobs[1:]:
-                ready = pending.result()
-                pending = pool.submit(produce, job)
-                yield ready
-            if pending is not None:
-                ready, pending = pending.result(), None
-                yield ready
-        finally:
-            if pending is not None:
-                pending.cancel()
-                with contextlib.suppress(BaseException):
-                    pending.result()  # let a running read finish before the datasets are closed
+def _band_patches(tile: int, overlap: int, batch_size: int) -> int:
+    """Patches per column band: whole batches, about ``_BAND_PX`` wide."""
+    batches = max(1, round(_BAND_PX / ((tile - overlap) * batch_size)))
+    return batches * batch_size
 
 
-class _BackgroundWriter:
-    """Writes finished rows to the result rasters in a thread of its own, one strip at a time.
-
-    Compressing and writing a strip then overlaps inference on the next patch row instead of holding it up.
-    At most one strip is being written while the next is blended, so memory stays at two strips. Only this
-    thread touches the result rasters until :meth:`close` returns; a write's error is raised by the next call.
-    """
-
-    def __init__(self, rasters: ResultRasters, clock: StageClock) -> None:
-        self._rasters = rasters
-        self._clock = clock
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="landslide-writer")
-        self._pending: Future | None = None
-
-    def _write(self, row: int, block: np.ndarray) -> None:
-        with self._clock.measure("write"):
-            self._rasters.write_rows(row, block, np.isfinite(block))
-
-    def write_rows(self, row: int, block: np.ndarray) -> None:
-        """Queue ``block`` (blended probabilities, NaN = no data) for rows from ``row`` on."""
-        self.finish()
-        self._pending = self._pool.submit(self._write, row, block)
-
-    def finish(self) -> None:
-        """Wait for the strip being written; raise its error, if any."""
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            with self._clock.measure("wait_for_writer"):
-                pending.result()
-
-    def close(self) -> None:
-        """Stop the thread after the strip being written (an error then is dropped: another one is on its way)."""
-        if self._pending is not None:
-            with contextlib.suppress(BaseException):
-                self._pending.result()
-        self._pool.shutdown(wait=True)
-
-
-def _predict_strips(
+def _predict_bands(
     scene: _Scene,
     runner,
     rows: list[int],
-    cols: list[int],
     req: PredictRequest,
     rasters: ResultRasters,
     progress: Progress,
     cancelled: IsCancelled,
     clock: StageClock,
 ) -> None:
-    """Predict patch row by patch row, writing each finished strip of rows; inputs are read one chunk ahead."""
+    """Predict column band by column band, each patch row by patch row, writing finished strips as they come.
+
+    A reader thread prepares the chunks (one band, one patch row) ahead of the model; each chunk is cut
+    into pieces of one batch that the runner's workers run at once; results are blended in order.
+    """
     meta = runner.metadata
     tile = int(meta.tile_size)
     height, width = scene.grid.height, scene.grid.width
     bands = list(meta.bands)
     fill = np.asarray(meta.mean, dtype=np.float32)[:, None, None]
-    blender = RowBlender(width, tile, req.overlap)
-    jobs = [(top, chunk) for top in rows for chunk in _chunk_columns(cols, tile, req.overlap)]
-    predict = runner.predict
+    layout = column_bands(
+        width, tile, req.overlap, _band_patches(tile, req.overlap, req.batch_size), rasters.block_width
+    )
+    jobs = [(top, band) for band in layout for top in rows]
+    describe_band = {band: f"column band {i} of {len(layout)}" for i, band in enumerate(layout, start=1)}
+    predict = getattr(runner, "predict_serial", runner.predict)
+    workers = int(getattr(runner, "workers", 1))
 
     following_top = dict(itertools.pairwise(rows))
-    # Per chunk (keyed by its first column): the first row, values and invalid mask of the rows that the next
-    # patch row shares with this one, so they are read and scaled once, not twice (a quarter of all rows at
-    # the default overlap). Only the reader thread touches it, one job after another.
+    row_number = {top: k for k, top in enumerate(rows, start=1)}
+    # The first row, values and invalid mask of the rows that the next patch row of the same band shares with
+    # this one, so they are read and scaled once, not twice (a quarter of all rows at the default overlap).
+    # Only the reader thread touches it, one job after another.
     shared_rows: dict[int, tuple[int, np.ndarray, np.ndarray]] = {}
 
-    def read_rows(c0: int, c1: int, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray]:
-        """Scene rows ``r0:r1``, columns ``c0:c1`` in l4s units with no-data filled, and where it was."""
+    def read_rows(window: Window, out: np.ndarray, out_invalid: np.ndarray) -> None:
+        """Scene ``window`` in l4s units into ``out`` (C, h, w), no-data filled; where it was into ``out_invalid``."""
         with clock.measure("read_warp"):
-            native = scene.stack.read_native(Window(c0, r0, c1 - c0, r1 - r0), bands)
+            native = scene.stack.read_native(window, bands)
         with clock.measure("scale"):
-            data = scene.stack.to_l4s(native)
-            missing = ~np.isfinite(data)
-            np.copyto(data, np.broadcast_to(fill, data.shape), where=missing)
-            return data, missing.any(axis=0)
+            scene.stack.to_l4s(native, out=out)
+            missing = ~np.isfinite(out)
+            np.copyto(out, np.broadcast_to(fill, out.shape), where=missing)
+            np.any(missing, axis=0, out=out_invalid)
 
-    def read_chunk(job: tuple[int, list[int]]) -> _ChunkPatches:
-        top, chunk = job
-        left, right = chunk[0], chunk[-1] + tile
+    def read_chunk(job: tuple[int, ColumnBand]) -> _ChunkPatches:
+        """The band's strip for the patch row at ``top``, read straight into an array of the padded size."""
+        top, band = job
+        left, right = band.cols[0], band.cols[-1] + tile
         r0, r1 = max(0, top), min(height, top + tile)
         c0, c1 = max(0, left), min(width, right)
+        strip = np.empty((len(bands), tile, right - left), dtype=np.float32)
+        invalid = np.empty((tile, right - left), dtype=bool)
+        cs = slice(c0 - left, c1 - left)
         first, kept, kept_invalid = shared_rows.pop(left, (None, None, None))
-        if first == r0 and r0 + kept.shape[1] >= r1:  # the last patch row can lie inside the one before
-            data, invalid = kept[:, : r1 - r0], kept_invalid[: r1 - r0]
-        elif first == r0:
-            fresh, fresh_invalid = read_rows(c0, c1, r0 + kept.shape[1], r1)
+        done = min(kept.shape[1], r1 - r0) if first == r0 else 0  # the last patch row can lie inside the one before
+        if done:
             with clock.measure("scale"):
-                data = np.concatenate([kept, fresh], axis=1)
-                invalid = np.concatenate([kept_invalid, fresh_invalid])
-        else:
-            data, invalid = read_rows(c0, c1, r0, r1)
+                strip[:, r0 - top : r0 - top + done, cs] = kept[:, :done]
+                invalid[r0 - top : r0 - top + done, cs] = kept_invalid[:done]
+        if r0 + done < r1:
+            rs = slice(r0 + done - top, r1 - top)
+            read_rows(Window(c0, r0 + done, c1 - c0, r1 - r0 - done), strip[:, rs, cs], invalid[rs, cs])
         with clock.measure("scale"):
             following = following_top.get(top)
             if following is not None and r0 <= following < r1:
-                shared_rows[left] = (following, data[:, following - r0 :].copy(), invalid[following - r0 :].copy())
+                shared = slice(following - top, r1 - top)
+                shared_rows[left] = (following, strip[:, shared, cs].copy(), invalid[shared, cs].copy())
             pads = (r0 - top, top + tile - r1, c0 - left, right - c1)
-            data = reflect_pad(data, *pads)
-            invalid = reflect_pad(invalid[None], *pads)[0]
-            patches = np.stack([data[:, :, c - left : c - left + tile] for c in chunk])
-        return _ChunkPatches(top, chunk, left, patches, invalid)
+            reflect_fill(strip, *pads)
+            reflect_fill(invalid, *pads)
+        return _ChunkPatches(top, band, strip, invalid)
 
-    finished_rows = 0
-    chunks = _prefetched(jobs, read_chunk)
-    writer = _BackgroundWriter(rasters, clock)
+    def pieces() -> Iterator[_Piece]:
+        chunks = prefetched(jobs, read_chunk)
+        try:
+            while True:
+                if cancelled():
+                    raise Cancelled("cancelled")
+                with clock.measure("wait_for_input"):
+                    chunk = next(chunks, None)
+                if chunk is None:
+                    return
+                for first in range(0, len(chunk.band.cols), req.batch_size):
+                    yield _Piece(chunk, first, min(first + req.batch_size, len(chunk.band.cols)))
+        finally:
+            chunks.close()
+
+    def infer(piece: _Piece) -> np.ndarray:
+        with clock.measure("cut"):
+            patches = piece.chunk.patches(piece.first, piece.stop)
+        with clock.measure("infer"):
+            return predict_tta(predict, patches) if req.tta else predict(patches)
+
+    blender: RowBlender | None = None
+    carried: tuple[np.ndarray, np.ndarray] | None = None  # from the band before, for all rows done so far
+    carry: tuple[np.ndarray, np.ndarray] | None = None  # for the band after
+    done = 0
+    writer = BackgroundWriter(rasters, clock)
     try:
-        while True:
-            if cancelled():
-                raise Cancelled("cancelled")
-            with clock.measure("wait_for_input"):
-                item = next(chunks, None)
-            if item is None:
-                break
-            with clock.measure("infer"):
-                probs = predict_tta(predict, item.patches) if req.tta else predict(item.patches)
+        for piece, probs in run_in_order(pieces(), infer, workers):
+            chunk, band = piece.chunk, piece.chunk.band
+            if blender is None or blender.origin != band.own_start:
+                blender = RowBlender(band.reach - band.own_start, tile, req.overlap, origin=band.own_start)
+                carried, carry = carry, None
             with clock.measure("blend"):
-                for j, c in enumerate(item.cols):
-                    p = np.array(probs[j], dtype=np.float32)
-                    p[item.invalid[:, c - item.left : c - item.left + tile]] = np.nan
-                    blender.add(p, item.top, c)
-            if item.cols[-1] != cols[-1]:
+                for j, p in enumerate(probs, start=piece.first):
+                    c = band.cols[j]
+                    p = np.array(p, dtype=np.float32)
+                    p[chunk.invalid[:, c - chunk.left : c - chunk.left + tile]] = np.nan
+                    blender.add(p, chunk.top, c)
+            if piece.stop < len(band.cols):
                 continue
-            k = finished_rows = finished_rows + 1
+            done += 1
+            k = row_number[chunk.top]
             until = min(height, rows[k]) if k < len(rows) else height
             if until > blender.first_row:
                 start = blender.first_row
                 with clock.measure("blend"):
-                    block = blender.take_rows(until)
-                writer.write_rows(start, block)
-            progress(2.0 + 88.0 * k / len(rows), f"patch row {k} of {len(rows)}")
+                    rows_in = None if carried is None else (carried[0][start:until], carried[1][start:until])
+                    block, (extra_sum, extra_weight) = blender.take_rows(
+                        until, rows_in, keep=band.own_stop - band.own_start
+                    )
+                    if extra_sum.shape[1]:
+                        if carry is None:
+                            carry = tuple(np.zeros((height, extra_sum.shape[1]), np.float32) for _ in range(2))
+                        carry[0][start:until] = extra_sum
+                        carry[1][start:until] = extra_weight
+                writer.write_rows(start, block, band.own_start)
+            progress(2.0 + 88.0 * done / len(jobs), f"patch row {k} of {len(rows)}, {describe_band[band]}")
         writer.finish()
     finally:
         writer.close()
-        chunks.close()
 
 
 def stack_to_file(

@@ -113,11 +113,16 @@ class SceneStack:
         dem = self._dem_with_halo(window) if needs_dem else None
         return NativeWindow(window, tuple(bands), s2, dem, slope)
 
-    def to_l4s(self, native: NativeWindow) -> np.ndarray:
-        """Stack ``native``'s bands as float32 (C, h, w) in L4S units; slope from the DEM when no file gave it."""
+    def to_l4s(self, native: NativeWindow, out: np.ndarray | None = None) -> np.ndarray:
+        """Stack ``native``'s bands as float32 (C, h, w) in L4S units; slope from the DEM when no file gave it.
+
+        ``out`` (float32, that shape) receives the result instead of a new array, e.g. a view into a larger
+        array the caller assembles.
+        """
         window = native.window
         height, width = int(window.height), int(window.width)
-        out = np.empty((len(native.bands), height, width), dtype=np.float32)
+        if out is None:
+            out = np.empty((len(native.bands), height, width), dtype=np.float32)
         for i, band in enumerate(native.bands):
             if band == DEM_BAND:
                 out[i] = np.round(native.dem_with_halo[1:-1, 1:-1]) / divisor(band)

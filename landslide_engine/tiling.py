@@ -8,13 +8,19 @@ the first and last patches reach ``overlap // 2`` pixels beyond the scene into
 reflect-padded data, so edge pixels are not on a patch border either. A scene
 smaller than one patch becomes one centred, reflect-padded patch.
 
-The scene is processed as rows of patches (:class:`RowBlender`), so only one
-patch-high strip of accumulated probabilities is held at a time.
+The scene is processed in column bands of a fixed number of patches
+(:func:`column_bands`), each from the top of the scene to the bottom as rows of
+patches (:class:`RowBlender`), so only one patch-high strip of one band is held
+at a time, whatever the scene's width and height. Each band owns the output
+columns between two output block boundaries; what its patches add beyond them
+is carried over to the next band (:meth:`RowBlender.take_rows`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -57,6 +63,33 @@ def reflect_pad(data: np.ndarray, top: int, bottom: int, left: int, right: int) 
     return np.pad(data, pads, mode=mode)
 
 
+def reflect_fill(data: np.ndarray, top: int, bottom: int, left: int, right: int) -> None:
+    """Fill the outer ``top``/``bottom`` rows and ``left``/``right`` columns of ``data``'s last two axes in place,
+    by reflecting what lies inside them: the same values as :func:`reflect_pad` of the inside, without a copy.
+
+    The scene pipeline reads each chunk straight into an array of the padded size, so chunks at the scene
+    edges (all of them in a scene one band wide) are not copied once more just to be padded.
+    """
+    height, width = data.shape[-2] - top - bottom, data.shape[-1] - left - right
+    if not (top or bottom or left or right):
+        return
+    if max(top, bottom) >= height or max(left, right) >= width or min(height, width) <= 1:  # repeats, or edge mode
+        data[...] = reflect_pad(data[..., top : top + height, left : left + width].copy(), top, bottom, left, right)
+        return
+    # Rows first, over the inside columns, then columns over every row: the order np.pad fills corners in.
+    cols = slice(left, left + width)
+    if top:
+        data[..., :top, cols] = data[..., top + 1 : 2 * top + 1, cols][..., ::-1, :]
+    end = top + height
+    if bottom:
+        data[..., end:, cols] = data[..., end - 1 - bottom : end - 1, cols][..., ::-1, :]
+    if left:
+        data[..., :left] = data[..., left + 1 : 2 * left + 1][..., ::-1]
+    end = left + width
+    if right:
+        data[..., end:] = data[..., end - 1 - right : end - 1][..., ::-1]
+
+
 def predict_tta(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
     """Mean prediction over the 8 flips and 90-degree rotations of the (N, C, H, W) batch ``x``."""
     total = np.zeros((x.shape[0], x.shape[2], x.shape[3]), dtype=np.float64)
@@ -69,16 +102,49 @@ def predict_tta(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> n
     return (total / 8).astype(np.float32)
 
 
-class RowBlender:
-    """Weighted accumulation of patch predictions for one strip of scene rows at a time.
+@dataclass(frozen=True)
+class ColumnBand:
+    """Patch columns processed together from the top of the scene to the bottom.
 
-    Holds ``tile`` rows of the scene width: rows from ``first_row`` on. After
-    all patches starting at or above some row are added, :meth:`take_rows`
-    hands out the finished rows above it and slides the strip down.
+    ``cols`` are the patches' first columns; the band writes output columns ``own_start .. own_stop - 1``,
+    and its patches reach up to column ``reach - 1`` (clipped to the scene): columns from ``own_stop`` to
+    ``reach`` also get contributions from the next band.
     """
 
-    def __init__(self, width: int, tile: int, overlap: int) -> None:
+    cols: tuple[int, ...]
+    own_start: int
+    own_stop: int
+    reach: int
+
+
+def column_bands(width: int, tile: int, overlap: int, patches: int, block: int) -> list[ColumnBand]:
+    """The scene's patch columns in bands of ``patches`` patches (the last band takes the rest), with output
+    boundaries on multiples of ``block`` (the output rasters' block width, so every write fills whole blocks).
+
+    Bands are made at least wide enough that only neighbouring bands share output columns.
+    """
+    cols = tile_starts(width, tile, overlap)
+    patches = max(patches, math.ceil((block + tile) / (tile - overlap)) + 1)
+    groups = [tuple(cols[i : i + patches]) for i in range(0, len(cols), patches)] if block < width else [tuple(cols)]
+    starts = [0] + [group[0] // block * block for group in groups[1:]]
+    stops = [*starts[1:], width]
+    return [
+        ColumnBand(group, own_start, own_stop, min(width, group[-1] + tile))
+        for group, own_start, own_stop in zip(groups, starts, stops, strict=True)
+    ]
+
+
+class RowBlender:
+    """Weighted accumulation of patch predictions for one strip of rows of one column band at a time.
+
+    Holds ``tile`` rows of columns ``origin .. origin + width - 1``: rows from ``first_row`` on. After all
+    patches starting at or above some row are added, :meth:`take_rows` hands out the finished rows above it
+    and slides the strip down.
+    """
+
+    def __init__(self, width: int, tile: int, overlap: int, origin: int = 0) -> None:
         self.width = width
+        self.origin = origin
         self.tile = tile
         self.weights = blend_weights(tile, overlap)
         self.first_row = 0
@@ -86,28 +152,42 @@ class RowBlender:
         self._weight = np.zeros((tile, width), dtype=np.float32)
 
     def add(self, probs: np.ndarray, row: int, col: int) -> None:
-        """Add one (tile, tile) prediction whose top-left is at scene (row, col), clipped to the scene."""
+        """Add one (tile, tile) prediction whose top-left is at scene (row, col), clipped to the strip."""
         if row > self.first_row:
             raise ValueError(f"patch row {row} is below the strip starting at row {self.first_row}")
-        r0, c0 = max(row, self.first_row), max(col, 0)
-        r1, c1 = row + self.tile, min(col + self.tile, self.width)
+        r0, c0 = max(row, self.first_row), max(col, self.origin)
+        r1, c1 = row + self.tile, min(col + self.tile, self.origin + self.width)
         if r0 >= r1 or c0 >= c1:
             return
         pr, pc = slice(r0 - row, r1 - row), slice(c0 - col, c1 - col)
-        br = slice(r0 - self.first_row, r1 - self.first_row)
+        br, bc = slice(r0 - self.first_row, r1 - self.first_row), slice(c0 - self.origin, c1 - self.origin)
         w = self.weights[pr, pc]
-        self._sum[br, c0:c1] += probs[pr, pc] * w
-        self._weight[br, c0:c1] += w
+        self._sum[br, bc] += probs[pr, pc] * w
+        self._weight[br, bc] += w
 
-    def take_rows(self, until_row: int) -> np.ndarray:
-        """The blended probabilities of rows ``first_row .. until_row - 1``; later rows stay."""
+    def take_rows(
+        self, until_row: int, carried: tuple[np.ndarray, np.ndarray] | None = None, keep: int | None = None
+    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        """The blended probabilities of rows ``first_row .. until_row - 1``; later rows stay.
+
+        ``carried`` (weighted sums and weights of the same rows from the band before, for this band's first
+        columns) is added first. Only the first ``keep`` columns (default all) are blended; the weighted sums
+        and weights of the columns after them are returned for the next band.
+        """
         n = until_row - self.first_row
         if not 0 <= n <= self.tile:
             raise ValueError(f"cannot take {n} rows from a strip of {self.tile}")
+        total, weight = self._sum[:n].copy(), self._weight[:n].copy()
+        if carried is not None:
+            carried_sum, carried_weight = carried
+            k = carried_sum.shape[1]
+            total[:, :k] += carried_sum
+            weight[:, :k] += carried_weight
+        keep = self.width if keep is None else keep
         with np.errstate(invalid="ignore", divide="ignore"):
-            rows = self._sum[:n] / self._weight[:n]
+            rows = total[:, :keep] / weight[:, :keep]
         for buf in (self._sum, self._weight):
             buf[: self.tile - n] = buf[n:]
             buf[self.tile - n :] = 0
         self.first_row = until_row
-        return rows
+        return rows, (total[:, keep:], weight[:, keep:])

@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 from landslide_engine.errors import InputError
-from landslide_engine.tiling import RowBlender, blend_weights, predict_tta, reflect_pad, tile_starts, tile_windows
+from landslide_engine.tiling import (
+    RowBlender,
+    blend_weights,
+    predict_tta,
+    reflect_fill,
+    reflect_pad,
+    tile_starts,
+    tile_windows,
+)
 
 
 @pytest.mark.parametrize("length", [1, 24, 96, 127, 128, 129, 300, 1000])
@@ -46,6 +54,19 @@ def test_reflect_pad_handles_pads_larger_than_the_data():
     np.testing.assert_array_equal(padded[:, 51, 43:85], data[:, 1])  # reflection, not edge repetition
 
 
+@pytest.mark.parametrize("inside", [(1, 1), (1, 5), (2, 2), (24, 42), (96, 300)])
+@pytest.mark.parametrize("pads", [(0, 0, 0, 0), (16, 0, 16, 0), (0, 16, 0, 16), (1, 2, 3, 4), (52, 16, 43, 2)])
+def test_reflect_fill_in_place_equals_reflect_pad(inside, pads):
+    height, width = inside
+    top, _, left, _ = pads
+    data = np.random.default_rng(height * width).random((2, height, width)).astype(np.float32)
+    want = reflect_pad(data, *pads)
+    got = np.full(want.shape, np.nan, dtype=np.float32)
+    got[:, top : top + height, left : left + width] = data
+    reflect_fill(got, *pads)
+    np.testing.assert_array_equal(got, want)
+
+
 def test_row_blender_mosaic_of_a_constant_is_constant_and_rows_come_out_in_order():
     height, width, tile, overlap = 300, 250, 128, 40
     blender = RowBlender(width, tile, overlap)
@@ -55,7 +76,7 @@ def test_row_blender_mosaic_of_a_constant_is_constant_and_rows_come_out_in_order
         for c in cols:
             blender.add(np.full((tile, tile), 0.7, np.float32), top, c)
         until = rows[k + 1] if k + 1 < len(rows) else height
-        out.append(blender.take_rows(until))
+        out.append(blender.take_rows(until)[0])
     mosaic = np.concatenate(out)
     assert mosaic.shape == (height, width)
     np.testing.assert_allclose(mosaic, 0.7, atol=1e-6)
