@@ -52,26 +52,35 @@ def cpu_has_bf16() -> bool:
     return " amx_bf16" in flags or " avx512_bf16" in flags
 
 
-def make_runner(variant: Variant, model_pt: Path, batch_size: int, threads: int, int8_graphs: dict[str, bytes]):
-    """A runner for ``variant`` of the network in package ``model_pt`` (the .onnx twin is made in memory)."""
+def make_runner(
+    variant: Variant,
+    model_pt: Path,
+    batch_size: int,
+    threads: int,
+    int8_graphs: dict[str, bytes],
+    workers: int | None = None,
+):
+    """A runner for ``variant`` of the network in package ``model_pt`` (the .onnx twin is made in memory).
+
+    On the CPU, ``threads`` cores are shared among ``workers`` (default one per core, as the engine does).
+    """
     import torch
 
-    torch.set_num_threads(threads)
     package = load_package(model_pt)
-    if variant.kind == "torch":
-        return create_runner(package, "torch", variant.device, batch_size, variant.precision)
-    if variant.kind == "torch-compile":
-        runner = create_runner(package, "torch", variant.device, batch_size, variant.precision)
-        runner._model = torch.compile(runner._model, mode="max-autotune")
+    if variant.kind in ("torch", "torch-compile"):
+        runner = create_runner(package, "torch", variant.device, batch_size, variant.precision, threads, workers)
+        if variant.kind == "torch-compile":
+            runner._model = torch.compile(runner._model, mode="max-autotune")
         return runner
     if variant.kind in ("onnx-int8-dynamic", "onnx-int8-static"):
-        return OnnxRunner(int8_graphs[variant.kind], package.metadata, "cpu", batch_size, threads=threads)
+        graph = int8_graphs[variant.kind]
+        return OnnxRunner(graph, package.metadata, "cpu", batch_size, threads=threads, workers=workers)
     if variant.kind == "onnx-tensorrt":
         return _tensorrt_runner(package, batch_size)
     from landslide_engine.models.package import load_torch_model, onnx_package_bytes
 
     graph = onnx_package_bytes(load_torch_model(package), package.metadata)
-    return OnnxRunner(graph, package.metadata, variant.device, batch_size, threads=threads)
+    return OnnxRunner(graph, package.metadata, variant.device, batch_size, threads=threads, workers=workers)
 
 
 def _tensorrt_runner(package, batch_size: int):
@@ -85,6 +94,13 @@ def _tensorrt_runner(package, batch_size: int):
     providers = [("TensorrtExecutionProvider", {"trt_fp16_enable": True}), "CUDAExecutionProvider"]
     runner._session = ort.InferenceSession(graph, providers=providers)
     return runner
+
+
+def test_patches(runner, batch_size: int, channels: int = 14) -> np.ndarray:
+    """Random l4s-like patches, one batch for each of the runner's workers (as the scene pipeline feeds them)."""
+    rng = np.random.default_rng(0)
+    n = batch_size * getattr(runner, "workers", 1)
+    return (1.0 + 0.4 * rng.standard_normal((n, channels, 128, 128))).astype(np.float32)
 
 
 def patches_per_second(predict: Predict, patches: np.ndarray, min_seconds: float, min_calls: int = 2) -> float:

@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from model_speed import Variant, make_runner, patches_per_second
+from model_speed import Variant, make_runner, patches_per_second, test_patches
 from quantize import normalised, quantize_dynamic_graph, quantize_static_graph, sample_patches
 
 from landslide_engine.models.package import load_package, load_torch_model, onnx_package_bytes
@@ -104,19 +104,17 @@ def run_naive(job: dict, runner) -> dict:
 
 def run_job(job: dict) -> dict:
     """Keys of ``job``: pipeline (engine|naive), s2, dem, model_pt, kind, precision, device, batch_size,
-    threads, work_dir, l4s_root (or None)."""
+    threads, workers, work_dir, l4s_root (or None)."""
     variant = Variant(job["kind"], job["precision"], job["device"])
     model_pt = Path(job["model_pt"])
     l4s_root = Path(job["l4s_root"]) if job.get("l4s_root") else None
     graphs = int8_graphs(model_pt, job["kind"], l4s_root)
-    runner = make_runner(variant, model_pt, job["batch_size"], job["threads"], graphs)
+    runner = make_runner(variant, model_pt, job["batch_size"], job["threads"], graphs, job.get("workers"))
     run = run_naive if job["pipeline"] == "naive" else run_engine
     result = run(job, runner)
     result["peak_rss_mb"] = peak_memory_mb()
     result["device"] = runner.device
-    n = len(runner.metadata.bands)
-    noise = np.random.default_rng(0).standard_normal((job["batch_size"], n, 128, 128))
-    patches = (1.0 + 0.4 * noise).astype(np.float32)
+    patches = test_patches(runner, job["batch_size"], len(runner.metadata.bands))
     result["model_only_patches_per_s"] = patches_per_second(runner.predict, patches, job.get("model_only_seconds", 3.0))
     return result
 
