@@ -373,9 +373,11 @@ def _predict_bands(
             native = scene.stack.read_native(window, bands)
         with clock.measure("scale"):
             scene.stack.to_l4s(native, out=out)
-            missing = ~np.isfinite(out)
-            np.copyto(out, np.broadcast_to(fill, out.shape), where=missing)
+            missing = np.isfinite(out)
+            np.logical_not(missing, out=missing)
             np.any(missing, axis=0, out=out_invalid)
+            if out_invalid.any():
+                np.copyto(out, np.broadcast_to(fill, out.shape), where=missing)
 
     def read_chunk(job: tuple[int, ColumnBand]) -> _ChunkPatches:
         """The band's strip for the patch row at ``top``, read straight into an array of the padded size."""
@@ -406,7 +408,8 @@ def _predict_bands(
         return _ChunkPatches(top, band, strip, invalid)
 
     def pieces() -> Iterator[_Piece]:
-        chunks = prefetched(jobs, read_chunk)
+        # Two chunks ahead: the reader shares the cores with the model, so its pace varies from chunk to chunk.
+        chunks = prefetched(jobs, read_chunk, ahead=2)
         try:
             while True:
                 if cancelled():

@@ -42,9 +42,21 @@ class ReflectanceScaling:
     offset: float
     offset_evidence: str
 
-    def to_l4s(self, native: np.ndarray, band: str) -> np.ndarray:
-        """Native values of ``band`` (float, NaN = nodata) in L4S units."""
-        return ((native - self.offset) * (self.to_dn / divisor(band))).astype(np.float32)
+    def to_l4s(self, native: np.ndarray, band: str, out: np.ndarray | None = None) -> np.ndarray:
+        """Native values of ``band`` (float, NaN = nodata) in L4S units, as float32 (into ``out`` if given).
+
+        float32 input is converted in place in ``out`` (same values, no temporaries: this runs on every pixel
+        of every band of a scene); wider input is computed in its own precision first.
+        """
+        factor = self.to_dn / divisor(band)
+        if native.dtype != np.float32:
+            result = ((native - self.offset) * factor).astype(np.float32)
+            if out is None:
+                return result
+            out[...] = result
+            return out
+        out = np.subtract(native, self.offset, out=out)
+        return np.multiply(out, factor, out=out)
 
 
 def resolve_scaling(

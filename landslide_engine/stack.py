@@ -135,7 +135,7 @@ class SceneStack:
                     slope = slope_for_grid(native.dem_with_halo, transform, geographic)[1:-1, 1:-1]
                 out[i] = np.round(slope) / divisor(band)
             elif band in native.s2:
-                out[i] = self.scaling.to_l4s(native.s2[band], band)
+                self.scaling.to_l4s(native.s2[band], band, out=out[i])
             else:
                 out[i] = self.fill_values[band]
         return out
@@ -179,12 +179,14 @@ class SceneStack:
             self._resamplings[path] = choose_resampling(src, self.grid)
         return self._resamplings[path]
 
-    def sample_reflectance(self, bands: Sequence[str], size: int = 256, cells: int = 4) -> np.ndarray:
+    def sample_reflectance(self, bands: Sequence[str], size: int = 256, cells: int = 3) -> np.ndarray:
         """Native values of ``bands`` from ``cells`` x ``cells`` windows spread over their files (``size`` x
         ``size`` pixels in all per band), for a plausibility check.
 
         Small windows read only the source blocks under them; a decimated read of the whole file would decode
         every block of it (all bands of a pixel-interleaved file, once per band), seconds for a 10k scene.
+        Each window still decodes a whole block of every band, so there are 9 of them (0.5 s for 16 in a
+        13-band deflate file), while the model waits.
         """
         by_path: dict[str, list[str]] = {}
         for band in bands:

@@ -63,29 +63,31 @@ def test_report_says_the_machine_was_shared_only_when_the_load_shows_it(monkeypa
     assert "**shared**" not in run._sharing_note(quiet) and "2.1 on 2 cores" in run._sharing_note(quiet)
 
 
-def test_naive_rows_are_compared_with_engine_rows_of_the_same_thread_setting():
+def test_naive_rows_are_compared_with_every_engine_variant_of_the_same_scene():
     from types import SimpleNamespace
 
     import run
 
-    def row(pipeline, wall, threads, setting, overlap=0):
+    def row(pipeline, variant, wall, threads, workers, overlap=0, size=4000):
         return {
             "pipeline": pipeline,
             "model": "m",
-            "variant": "v",
-            "size": 1000,
+            "variant": variant,
+            "size": size,
             "overlap": overlap,
-            "patches": 64,
+            "patches": 1024,
             "wall_s": wall,
             "threads": threads,
-            "setting": setting,
+            "workers": workers,
             "model_only_patches_per_s": 100.0,
             "peak_rss_mb": 500.0,
         }
 
-    rows = [row("engine", 2.0, 1, "tuned"), row("naive", 7.0, 1, "tuned")]
-    rows += [row("engine", 1.0, 2, "defaults"), row("naive", 2.0, 2, "defaults")]
+    rows = [row("naive", "PyTorch fp32", 21.0, 2, 1), row("engine", "fp32", 10.5, 2, 2)]
+    rows += [row("engine", "int8", 6.0, 2, 2), row("engine", "fp32", 5.0, 2, 2, overlap=32)]
+    rows += [row("engine", "fp32", 1.0, 2, 2, size=1000)]
     lines = [line for line in run.targets(SimpleNamespace(scene_rows=rows, models={})) if "naive" in line]
-    assert len(lines) == 2
-    assert "tuned threads (engine 1, naive 1): **3.5x**" in lines[0] and "met" in lines[0]
-    assert "defaults threads (engine 2, naive 2): **2.0x**" in lines[1] and "missed" in lines[1]
+    assert len(lines) == 2  # not the overlapping scene, not the other size
+    assert "m fp32 4000² overlap 0 (engine 2 threads in 2 workers" in lines[0] and "**2.0x**" in lines[0]
+    assert "missed" in lines[0]
+    assert "m int8 4000²" in lines[1] and "**3.5x**" in lines[1] and "met" in lines[1]
