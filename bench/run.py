@@ -51,7 +51,7 @@ from quantize import (
 )
 from scenes import write_scene
 
-from landslide_engine.cli import GDAL_CACHE_MB
+from landslide_engine.memory import GDAL_CACHE_MB
 from landslide_engine.models.backends import usable_cpu_count
 from landslide_engine.models.package import load_package, load_torch_model, onnx_package_bytes
 
@@ -276,7 +276,7 @@ class Bench:
         label = f"{pipeline} {name} {variant.label} {size}px overlap {overlap}"
         print(f"  scene {label} ...", flush=True)
         worker = Path(__file__).resolve().with_name("scene_worker.py")
-        # GDAL's block cache as the CLI sets it: by default it is 5 % of RAM and would fill with scene blocks.
+        # GDAL's block cache as the CLI sets it (landslide_engine.memory): by default it is 5 % of RAM.
         env = {**os.environ, "GDAL_CACHEMAX": os.environ.get("GDAL_CACHEMAX", GDAL_CACHE_MB)}
         proc = subprocess.run(
             [sys.executable, str(worker), json.dumps(job)],
