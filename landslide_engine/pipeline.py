@@ -71,6 +71,7 @@ class PredictRequest:
     model: str | None = None
     device: str = "auto"
     backend: str = "auto"
+    precision: str = "fp32"  # "bf16"/"fp16": the torch backend under autocast (see TorchRunner)
     batch_size: int = 16
     overlap: int = 32
     threshold: float | None = None
@@ -184,7 +185,13 @@ def _create_runner(req: PredictRequest):
     from landslide_engine.models.backends import create_runner
     from landslide_engine.models.catalog import resolve_model
 
-    return create_runner(resolve_model(req.model), backend=req.backend, device=req.device, batch_size=req.batch_size)
+    return create_runner(
+        resolve_model(req.model),
+        backend=req.backend,
+        device=req.device,
+        batch_size=req.batch_size,
+        precision=req.precision,
+    )
 
 
 def predict_scene(
