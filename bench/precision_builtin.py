@@ -2,7 +2,8 @@
 
 `bench/run.py` measures reduced precision on untrained networks, which only compares number formats.
 This script asks the question that decides an engine default: how much does the *trained* built-in
-model's mask change, against fp32 and against the labels?
+model's mask change, against fp32 and against the labels? The int8 model is the package that
+``python -m landslide_engine quantize`` writes (:func:`landslide_engine.models.quantize.quantize_static`).
 
     .venv/bin/python bench/precision_builtin.py [L4S_ROOT]
 """
@@ -10,6 +11,7 @@ model's mask change, against fp32 and against the labels?
 from __future__ import annotations
 
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +19,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.quantize import accuracy_cost, normalised, quantize_static_graph  # noqa: E402
+from bench.quantize import accuracy_cost  # noqa: E402
 from landslide_engine.h5io import read_l4s_image, read_l4s_mask  # noqa: E402
 from landslide_engine.models.catalog import builtin_model_path  # noqa: E402
 from landslide_engine.models.package import load_package  # noqa: E402
+from landslide_engine.models.quantize import normalised, quantize_static  # noqa: E402
 
 
 def probabilities(graph: bytes, x: np.ndarray) -> np.ndarray:
@@ -46,9 +49,11 @@ def main(l4s_root: Path) -> None:
     masks = np.stack(
         [read_l4s_mask(l4s_root / "TrainData" / "mask" / p.name.replace("image", "mask")) for p in train_images]
     ).astype(bool)
-    unlabelled = normalised(np.stack([read_l4s_image(p) for p in test_images]), package.metadata)
+    test_patches = np.stack([read_l4s_image(p) for p in test_images])
+    unlabelled = normalised(test_patches, package.metadata)
     threshold = package.metadata.threshold
-    int8 = quantize_static_graph(graph, unlabelled)  # calibrated on TestData, scored on both
+    with tempfile.TemporaryDirectory() as tmp:  # calibrated on TestData, scored on both
+        int8 = quantize_static(package, test_patches, Path(tmp) / "int8.onnx").read_bytes()
     print(f"built-in model {package.metadata.name}, threshold {threshold}")
     print("| patches | variant | mean abs prob diff | mask F1 vs fp32 | F1 vs labels |")
     print("|---|---|---|---|---|")

@@ -1,20 +1,28 @@
-"""int8 versions of a model's ONNX graph, and what reduced precision costs in accuracy.
+"""Sample patches for the benchmarks, and what reduced precision costs in accuracy.
 
-Two ONNX Runtime quantizations are compared: *dynamic* (weights int8 ahead of time, activations quantized per
-batch at run time; no calibration data) and *static* QDQ (activation ranges calibrated once on sample patches;
-the CPU then runs int8 convolutions, which VNNI/AMX accelerate). Accuracy is measured against the fp32 graph
-on the same patches: the largest and mean absolute probability difference, how often the thresholded masks
-agree, and the F1 of the reduced-precision mask taking the fp32 mask as truth.
+The int8 graphs themselves (*dynamic* and *static* QDQ, see :mod:`landslide_engine.models.quantize`) are the
+engine's, so the benchmark measures exactly what ``python -m landslide_engine quantize`` writes; the benchmark
+scripts import them from here with the bench-only helpers. Accuracy is measured against the fp32 graph on the
+same patches: the largest and mean absolute probability difference, how often the thresholded masks agree,
+and the F1 of the reduced-precision mask taking the fp32 mask as truth.
 """
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from landslide_engine.models.package import ModelMetadata
+from landslide_engine.models.quantize import normalised, quantize_dynamic_graph, quantize_static_graph
+
+__all__ = [
+    "accuracy_cost",
+    "comparison_threshold",
+    "normalised",
+    "quantize_dynamic_graph",
+    "quantize_static_graph",
+    "sample_patches",
+]
 
 SAMPLE_PATCHES = 32
 
@@ -38,55 +46,6 @@ def sample_patches(l4s_root: Path | None, seed: int = 0) -> tuple[np.ndarray, np
     rng = np.random.default_rng(seed)
     noise = (1.0 + 0.4 * rng.standard_normal((2 * 16, 14, 128, 128))).astype(np.float32)
     return noise[:16], noise[16:], "synthetic noise patches (no Landslide4Sense data found)"
-
-
-def normalised(patches: np.ndarray, metadata: ModelMetadata) -> np.ndarray:
-    """What the runner feeds the graph: ``(x - mean) / std`` per band."""
-    mean = np.asarray(metadata.mean, dtype=np.float32).reshape(1, -1, 1, 1)
-    std = np.asarray(metadata.std, dtype=np.float32).reshape(1, -1, 1, 1)
-    return np.ascontiguousarray((patches - mean) / std, dtype=np.float32)
-
-
-def quantize_dynamic_graph(graph: bytes) -> bytes:
-    """Weights int8, activations quantized on the fly (ConvInteger)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    with tempfile.TemporaryDirectory() as tmp:
-        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
-        src.write_bytes(graph)
-        quantize_dynamic(src, dst, weight_type=QuantType.QInt8)
-        return dst.read_bytes()
-
-
-def quantize_static_graph(graph: bytes, calibration: np.ndarray) -> bytes:
-    """QDQ int8 with activation ranges calibrated (min/max) on ``calibration`` (already normalised input)."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    class Reader(CalibrationDataReader):
-        def __init__(self, name: str) -> None:
-            self._batches = iter([{name: calibration[i : i + 4]} for i in range(0, len(calibration), 4)])
-
-        def get_next(self):
-            return next(self._batches, None)
-
-    import onnx
-
-    name = onnx.load_from_string(graph).graph.input[0].name
-    with tempfile.TemporaryDirectory() as tmp:
-        src, prep, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "prep.onnx", Path(tmp) / "int8.onnx"
-        src.write_bytes(graph)
-        quant_pre_process(str(src), str(prep), skip_symbolic_shape=True)
-        quantize_static(
-            prep,
-            dst,
-            Reader(name),
-            quant_format=QuantFormat.QDQ,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            per_channel=True,
-        )
-        return dst.read_bytes()
 
 
 def comparison_threshold(reference: np.ndarray, threshold: float) -> float:
