@@ -149,3 +149,87 @@ def test_module_entry_point_exits_2_without_traceback(tmp_path):
     )
     assert proc.returncode == 2
     assert_bad_input(proc.returncode, proc.stderr, "dem.tif")
+
+
+def test_predict_precision_bf16_runs_the_torch_model_in_bf16(capsys, tmp_path, scene, tiny_model):
+    s2, dem = scene
+    probabilities = {}
+    for precision in ("fp32", "bf16"):
+        out = tmp_path / precision
+        code, _, err = run_cli(
+            capsys, "predict", "--s2", s2, "--dem", dem, "--model", tiny_model, "--device", "cpu",
+            "--precision", precision, "--out", out,
+        )  # fmt: skip
+        assert code == 0, err
+        with rasterio.open(out / "probability.tif") as src:
+            probabilities[precision] = src.read(1, masked=True)
+    difference = np.abs(probabilities["bf16"] - probabilities["fp32"])
+    assert 0 < difference.max() < 0.05  # another number format, yet close
+
+
+def test_precision_bf16_with_an_onnx_model_exits_2_with_one_line(capsys, tmp_path, scene):
+    from tests.qgis_helpers import tiny_model_package
+
+    s2, dem = scene
+    model = tiny_model_package(tmp_path / "tiny.onnx")
+    out = tmp_path / "o"
+    code, _, err = run_cli(
+        capsys, "predict", "--s2", s2, "--dem", dem, "--model", model, "--precision", "bf16", "--out", out
+    )
+    assert_bad_input(code, err, "precision bf16 is available with the torch backend only")
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_quantize_writes_an_int8_package_that_predict_runs(capsys, tmp_path, scene, tiny_model):
+    from landslide_engine.models.package import load_package
+    from tests.test_precision import write_l4s_patches
+
+    write_l4s_patches(tmp_path / "l4s" / "TrainData" / "img", 6)
+    int8 = tmp_path / "tiny-int8.onnx"
+    code, stdout, err = run_cli(
+        capsys, "quantize", "--model", tiny_model, "--calibration", tmp_path / "l4s", "--out", int8, "--patches", "3"
+    )
+    assert code == 0, err
+    assert stdout.strip().splitlines() == [
+        f"int8 model written to {int8}, calibrated on 3 patch(es) from {tmp_path / 'l4s' / 'TrainData' / 'img'}"
+    ]
+    assert load_package(int8).metadata.name == "tiny-cli"
+    s2, dem = scene
+    code, stdout, err = run_cli(capsys, "predict", "--s2", s2, "--dem", dem, "--model", int8, "--out", tmp_path / "r")
+    assert code == 0, err
+    assert "(onnx)" in stdout
+
+
+@pytest.mark.parametrize(
+    ("case", "needle"),
+    [
+        ("no_folder", "calibration folder not found"),
+        ("no_h5", "no .h5 patches"),
+        ("not_onnx", "must end in .onnx"),
+        ("zero_patches", "(--patches) must be a positive integer, got 0"),
+        ("unknown_model", "unknown model 'no-such-model'"),
+        ("not_hdf5", "cannot read"),
+    ],
+)
+def test_quantize_bad_input_exits_2_with_one_line(capsys, tmp_path, tiny_model, case, needle):
+    from tests.test_precision import write_l4s_patches
+
+    good = tmp_path / "patches"
+    write_l4s_patches(good, 2)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "image_1.h5").write_bytes(b"not hdf5")
+    args = {"--model": tiny_model, "--calibration": good, "--out": tmp_path / "int8.onnx", "--patches": "2"}
+    args.update(
+        {
+            "no_folder": {"--calibration": tmp_path / "nowhere"},
+            "no_h5": {"--calibration": tmp_path / "empty"},
+            "not_onnx": {"--out": tmp_path / "int8.pt"},
+            "zero_patches": {"--patches": "0"},
+            "unknown_model": {"--model": "no-such-model"},
+            "not_hdf5": {"--calibration": tmp_path / "broken"},
+        }[case]
+    )
+    code, _, err = run_cli(capsys, "quantize", *(item for pair in args.items() for item in pair))
+    assert_bad_input(code, err, needle)
+    assert not list(tmp_path.glob("int8*"))
