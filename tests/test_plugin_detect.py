@@ -191,3 +191,37 @@ def test_predict_h5_writes_npy_and_png_per_patch(provider, scene, l4s_root, tmp_
     assert result["N_FILES"] == len(npys) + len(pngs)
     prob = np.load(npys[0])
     assert prob.shape == (128, 128) and prob.min() >= 0.0 and prob.max() <= 1.0
+
+
+def test_precision_is_an_advanced_choice_among_the_engine_precisions(provider):
+    from qgis.core import QgsProcessingParameterDefinition
+
+    from landslide_engine.models.backends import PRECISIONS
+
+    parameter = provider.algorithm("detect").parameterDefinition("PRECISION")
+    assert parameter.options() == list(PRECISIONS)
+    assert parameter.defaultValue() == "fp32"
+    assert parameter.flags() & QgsProcessingParameterDefinition.FlagAdvanced
+
+
+def test_detect_precision_reaches_the_engine(provider, scene, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException
+
+    s2, dem, onnx_model = scene
+    params = {"SENTINEL2": [str(s2)], "DEM": str(dem), "DEVICE": "cpu"}
+    with pytest.raises(QgsProcessingException, match="precision bf16 is available with the torch backend only"):
+        processing.run(
+            "landslide:detect",
+            {**params, "MODEL_FILE": str(onnx_model), "PRECISION": "bf16", **_outputs(tmp_path / "onnx")},
+        )
+    torch_model = tiny_model_package(tmp_path / "tiny.pt")  # the same weights as the .onnx of the scene fixture
+    probabilities = {}
+    for precision in ("fp32", "bf16"):
+        result = processing.run(
+            "landslide:detect",
+            {**params, "MODEL_FILE": str(torch_model), "PRECISION": precision, **_outputs(tmp_path / precision)},
+        )
+        with rasterio.open(result["OUTPUT_PROBABILITY"]) as src:
+            probabilities[precision] = src.read(1, masked=True)
+    assert 0 < np.abs(probabilities["bf16"] - probabilities["fp32"]).max() < 0.05
