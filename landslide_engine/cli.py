@@ -15,19 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from landslide_engine.errors import Cancelled, InputError
-
-# GDAL's block cache defaults to 5 % of RAM and keeps every source block it decoded; cap it so any scene runs
-# in the same memory. A column band needs one or two rows of decoded source blocks (13 bands in 512 px tiles
-# across 3100 px: about 50 MB each) plus the warped DEM's; below 256 MB the read stage of a 4000 px scene
-# grew (+15 % at 192 MB, +25 % at 128 MB) as blocks were decoded again. An explicit GDAL_CACHEMAX wins.
-GDAL_CACHE_MB = "256"
+from landslide_engine.memory import configure_for_scenes
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -347,7 +341,7 @@ def build_parser(commands: Sequence[Command] = COMMANDS) -> argparse.ArgumentPar
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the subcommand; returns the exit code."""
-    os.environ.setdefault("GDAL_CACHEMAX", GDAL_CACHE_MB)
+    configure_for_scenes()  # GDAL's block cache capped, large arrays returned to the OS: see memory.py
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr)
     args = build_parser().parse_args(argv)
     try:
