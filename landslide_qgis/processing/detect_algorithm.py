@@ -183,8 +183,13 @@ class DetectAlgorithm(QgsProcessingAlgorithm):
             "Names the Sentinel-2 bands the descriptions and file names do not identify, as BAND=SOURCE pairs "
             "separated by commas: a band number of the only input (B2=1), a file (B8=nir.tif) or both (B4=scene.tif:3)."
         )
+        # Optional, so models and scripts written before this parameter existed still run (in fp32).
         precision = QgsProcessingParameterEnum(
-            self.PRECISION, "Model number format", options=list(PRECISIONS), defaultValue=PRECISIONS[0]
+            self.PRECISION,
+            "Model number format",
+            options=list(PRECISIONS),
+            defaultValue=PRECISIONS[0],
+            optional=True,
         )
         precision.setUsesStaticStrings(True)
         precision.setHelp(
