@@ -1,9 +1,11 @@
 """What the scene pipeline costs without a network: reading, warping, scaling, tiling, blending and writing.
 
-``python bench/pipeline_overhead.py --size 2048 [--profile]`` runs :func:`predict_scene` on a generated
-scene with :class:`ConstantRunner`, a stand-in that answers instantly, so every second measured is pipeline
-overhead. This is the number to watch when optimising I/O: the pipeline keeps up with a model only if it
-prepares patches faster than the model consumes them. ``--profile`` prints the top of a cProfile listing.
+``python bench/pipeline_overhead.py --size 2048 [--readers N] [--profile]`` runs :func:`predict_scene` on a
+generated scene with :class:`ConstantRunner`, a stand-in that answers instantly, so every second measured is
+pipeline overhead. This is the number to watch when optimising I/O: the pipeline keeps up with a model only if
+it prepares patches faster than the model consumes them; with a GPU it is the ceiling of the whole run.
+``--readers`` sets the column parts read at once, as the engine does for a runner on an accelerator (on the
+CPU it reads with one thread). ``--profile`` prints the top of a cProfile listing (of the main thread).
 """
 
 from __future__ import annotations
@@ -46,8 +48,11 @@ class ConstantRunner:
         return np.clip(0.3 + 0.01 * x[:, 0], 0.0, 1.0).astype(np.float32)
 
 
-def measure(size: int, work: Path, profile: bool = False) -> dict:
+def measure(size: int, work: Path, profile: bool = False, readers: int = 1) -> dict:
     """Run the pipeline once on a ``size``-px scene; the run report's stage seconds and patches per second."""
+    from landslide_engine import pipeline
+
+    pipeline._reader_threads = lambda runner: readers  # as for a runner on an accelerator
     scene = write_scene(work / "scenes", size)
     with tempfile.TemporaryDirectory(dir=work) as out:
         req = PredictRequest(s2=[str(scene.s2)], dem=str(scene.dem), out_dir=out)
@@ -62,6 +67,7 @@ def measure(size: int, work: Path, profile: bool = False) -> dict:
         report = json.loads(result.report.read_text())
     return {
         "size": size,
+        "readers": readers,
         "patches": result.n_patches,
         "wall_s": round(wall, 2),
         "patches_per_s": round(result.n_patches / wall, 1),
@@ -74,9 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=2048, help="scene width and height in pixels")
     parser.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "landslide_bench")
+    parser.add_argument("--readers", type=int, default=1, help="column parts read at once (accelerator runners)")
     parser.add_argument("--profile", action="store_true", help="print a cProfile listing")
     args = parser.parse_args(argv)
-    print(json.dumps(measure(args.size, args.work_dir, args.profile)))
+    print(json.dumps(measure(args.size, args.work_dir, args.profile, args.readers)))
     return 0
 
 

@@ -25,6 +25,7 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 Progress = Callable[[float, str], None]
 IsCancelled = Callable[[], bool]
 
+_MAX_READERS = 4
 _BAND_PX = 3072  # about this wide; wider bands decode fewer source tiles twice, narrower ones use less memory
 _STACK_BLOCK_ROWS = 256
 STACK_NODATA = -9999.0
@@ -241,7 +243,8 @@ def predict_scene(
         t0 = time.perf_counter()
         rasters = ResultRasters(tmp[PROBABILITY_FILE], tmp[MASK_FILE], scene.grid, threshold)
         try:
-            _predict_bands(scene, runner, rows, req, rasters, report_progress, is_cancelled, clock)
+            readers = _reader_threads(runner)
+            _predict_bands(scene, runner, rows, req, rasters, report_progress, is_cancelled, clock, readers)
         finally:
             with clock.measure("write"):
                 rasters.close()
@@ -333,6 +336,69 @@ class _Piece:
     stop: int
 
 
+def _reader_threads(runner) -> int:
+    """Reader threads for ``runner``: one on the CPU, where the model needs every core; on an accelerator,
+    enough to keep it fed (one reader prepares a few hundred patches a second), leaving cores for the rest."""
+    if str(getattr(runner, "device", "cpu")).startswith("cpu"):
+        return 1
+    from landslide_engine.models.backends import usable_cpu_count
+
+    return max(1, min(_MAX_READERS, usable_cpu_count() - 2))
+
+
+class _ColumnPartReaders:
+    """Reads a window in up to ``count`` column parts at once, part ``i`` always in the same thread.
+
+    Each part's thread reads through a stack of its own (GDAL dataset handles are not thread-safe), so each
+    keeps its own decoded source blocks; as a part covers the same columns of a band from one patch row to the
+    next, each block is decoded about once. With ``count`` 1 everything is read in the calling thread.
+    """
+
+    def __init__(self, stack: SceneStack, count: int, min_width: int) -> None:
+        self._stacks = [stack]
+        self._pools: list[ThreadPoolExecutor] = []
+        self._min_width = min_width
+        try:
+            for _ in range(count - 1):
+                self._stacks.append(stack.reopen())
+                self._pools.append(ThreadPoolExecutor(1, thread_name_prefix="landslide-reader-part"))
+        except BaseException:
+            self.close()
+            raise
+
+    def read(self, window: Window, read_part: Callable[[SceneStack, Window, slice], None]) -> None:
+        """``read_part(stack, part_window, columns)`` for each part of ``window`` (``columns`` relative to it)."""
+        width = int(window.width)
+        count = max(1, min(len(self._stacks), width // self._min_width))
+        bounds = [round(i * width / count) for i in range(count + 1)]
+        parts = [
+            (Window(window.col_off + a, window.row_off, b - a, window.height), slice(a, b))
+            for a, b in itertools.pairwise(bounds)
+        ]
+        futures = [
+            pool.submit(read_part, stack, part, cols)
+            for pool, stack, (part, cols) in zip(self._pools, self._stacks[1:], parts[1:], strict=False)
+        ]
+        try:
+            read_part(self._stacks[0], *parts[0])
+        finally:
+            errors = []
+            for future in futures:
+                try:
+                    future.result()
+                except BaseException as exc:  # every part must have finished before the strip is used
+                    errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    def close(self) -> None:
+        """Stop the part threads and close the stacks they read through (not the scene's own)."""
+        for pool in self._pools:
+            pool.shutdown(wait=True)
+        for stack in self._stacks[1:]:
+            stack.close()
+
+
 def _band_patches(tile: int, overlap: int, batch_size: int) -> int:
     """Patches per column band: whole batches, about ``_BAND_PX`` wide."""
     batches = max(1, round(_BAND_PX / ((tile - overlap) * batch_size)))
@@ -348,11 +414,13 @@ def _predict_bands(
     progress: Progress,
     cancelled: IsCancelled,
     clock: StageClock,
+    readers: int = 1,
 ) -> None:
     """Predict column band by column band, each patch row by patch row, writing finished strips as they come.
 
-    A reader thread prepares the chunks (one band, one patch row) ahead of the model; each chunk is cut
-    into pieces of one batch that the runner's workers run at once; results are blended in order.
+    A reader thread prepares the chunks (one band, one patch row) ahead of the model, reading each in
+    ``readers`` column parts at once; each chunk is cut into pieces of one batch that the runner's workers
+    run at once; results are blended in order.
     """
     meta = runner.metadata
     tile = int(meta.tile_size)
@@ -374,17 +442,23 @@ def _predict_bands(
     # Only the reader thread touches it, one job after another.
     shared_rows: dict[int, tuple[int, np.ndarray, np.ndarray]] = {}
 
-    def read_rows(window: Window, out: np.ndarray, out_invalid: np.ndarray) -> None:
+    def read_part(stack: SceneStack, window: Window, out: np.ndarray, out_invalid: np.ndarray) -> None:
         """Scene ``window`` in l4s units into ``out`` (C, h, w), no-data filled; where it was into ``out_invalid``."""
         with clock.measure("read_warp"):
-            native = scene.stack.read_native(window, bands)
+            native = stack.read_native(window, bands)
         with clock.measure("scale"):
-            scene.stack.to_l4s(native, out=out)
+            stack.to_l4s(native, out=out)
             missing = np.isfinite(out)
             np.logical_not(missing, out=missing)
             np.any(missing, axis=0, out=out_invalid)
             if out_invalid.any():
                 np.copyto(out, np.broadcast_to(fill, out.shape), where=missing)
+
+    def read_rows(window: Window, out: np.ndarray, out_invalid: np.ndarray) -> None:
+        def into(stack: SceneStack, part: Window, cols: slice) -> None:
+            read_part(stack, part, out[:, :, cols], out_invalid[:, cols])
+
+        part_readers.read(window, into)
 
     def read_chunk(job: tuple[int, ColumnBand]) -> _ChunkPatches:
         """The band's strip for the patch row at ``top``, read straight into an array of the padded size."""
@@ -440,9 +514,12 @@ def _predict_bands(
     carried: tuple[np.ndarray, np.ndarray] | None = None  # from the band before, for all rows done so far
     carry: tuple[np.ndarray, np.ndarray] | None = None  # for the band after
     done = 0
+    part_readers = _ColumnPartReaders(scene.stack, readers, min_width=tile)
     writer = BackgroundWriter(rasters, clock)
+    source = pieces()
+    results = run_in_order(source, infer, workers)
     try:
-        for piece, probs in run_in_order(pieces(), infer, workers):
+        for piece, probs in results:
             chunk, band = piece.chunk, piece.chunk.band
             if blender is None or blender.origin != band.own_start:
                 blender = RowBlender(band.reach - band.own_start, tile, req.overlap, origin=band.own_start)
@@ -474,6 +551,9 @@ def _predict_bands(
             progress(2.0 + 88.0 * done / len(jobs), f"patch row {k} of {len(rows)}, {describe_band[band]}")
         writer.finish()
     finally:
+        results.close()
+        source.close()  # waits for the read under way: only then may the datasets be closed
+        part_readers.close()
         writer.close()
 
 

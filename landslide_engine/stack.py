@@ -72,8 +72,14 @@ class SceneStack:
         self._open: dict[str, object] = {}
         self._resamplings: dict[str, Resampling] = {}
         self._warps: dict[tuple[str, float | None], GridWarp] = {}
+        self._dem_path, self._slope_path = dem, slope
         self._dem = self._dataset(dem, "DEM")
         self._slope = self._dataset(slope, "slope") if slope else None
+
+    def reopen(self) -> SceneStack:
+        """The same stack with dataset handles (and warped views) of its own, for reading in another thread:
+        GDAL dataset handles must not be shared between threads."""
+        return SceneStack(self._s2, self._dem_path, self.grid, self.scaling, self._slope_path, self.fill_values)
 
     def __enter__(self) -> SceneStack:
         return self

@@ -335,13 +335,14 @@ class _InputRunner(_RecordingRunner):
         return np.clip(0.2 + 0.3 * x[:, 3] - 0.1 * x[:, 7], 0.0, 1.0).astype(np.float32)
 
 
-def test_column_bands_and_parallel_workers_give_the_mosaic_of_one_band(tmp_path, monkeypatch):
+def test_column_bands_workers_and_part_readers_give_the_mosaic_of_one_band(tmp_path, monkeypatch):
     from landslide_engine import pipeline
 
     s2, dem = synthetic_scene(tmp_path, width=1100, height=300)
     results = {}
-    for name, band_px in (("one", 100_000), ("several", 400)):
+    for name, band_px, readers in (("one", 100_000, 1), ("several", 400, 1), ("readers", 400, 3)):
         monkeypatch.setattr(pipeline, "_BAND_PX", band_px)
+        monkeypatch.setattr(pipeline, "_reader_threads", lambda runner, n=readers: n)
         req = PredictRequest(s2=[str(s2)], dem=str(dem), out_dir=str(tmp_path / name), overlap=40, batch_size=2)
         result = predict_scene(req, runner=_InputRunner())
         with rasterio.open(result.probability) as src:
@@ -349,3 +350,35 @@ def test_column_bands_and_parallel_workers_give_the_mosaic_of_one_band(tmp_path,
     one, several = results["one"], results["several"]
     assert np.ptp(one) > 0.05  # the mosaic really varies
     np.testing.assert_allclose(several, one, atol=1e-6)  # only the float32 summation order differs
+    np.testing.assert_array_equal(results["readers"], several)  # chunks read in 3 column parts at once
+
+
+def test_part_readers_read_every_column_once_and_pass_errors_on(tmp_path):
+    from rasterio.windows import Window
+
+    from landslide_engine import pipeline
+
+    s2, dem = synthetic_scene(tmp_path, width=500, height=200)
+    scene = pipeline._open_scene([str(s2)], str(dem), None, BANDS, {}, None, "l1c", "auto", None, None, None)
+    with scene.stack:
+        readers = pipeline._ColumnPartReaders(scene.stack, 3, min_width=128)
+        seen: list[tuple] = []
+
+        def record(stack, part, cols):
+            seen.append((int(part.col_off), cols.start, cols.stop, id(stack), threading.current_thread().name))
+
+        readers.read(Window(10, 0, 400, 50), record)
+        assert sorted((s[1], s[2]) for s in seen) == [(0, 133), (133, 267), (267, 400)]
+        assert all(col == 10 + start for col, start, *_ in seen)
+        assert len({s[3] for s in seen}) == 3  # each part through dataset handles of its own
+        seen.clear()
+        readers.read(Window(0, 0, 200, 50), record)  # too narrow for three parts of 128 px
+        assert [(s[1], s[2]) for s in seen] == [(0, 200)]
+
+        def failing(stack, part, cols):
+            if cols.start > 0:
+                raise InputError("band B4 unreadable")
+
+        with pytest.raises(InputError, match="B4"):
+            readers.read(Window(0, 0, 400, 50), failing)
+        readers.close()
