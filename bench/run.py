@@ -25,8 +25,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -61,7 +59,6 @@ PAPER_MODEL = "unet_resnet34"
 STAGES = ("read_warp", "scale", "wait_for_input", "infer", "blend", "write", "polygonize")
 ENGINE_BATCH = 16
 OVERLAP = 32
-LANDSLIDE_SHARE = 0.02  # of the pixels flagged in the bench scenes: a large event's share of a mountain scene
 
 
 def cpu_variants() -> list[Variant]:
@@ -98,7 +95,6 @@ class Bench:
         self.models: dict[str, BenchModel] = {}
         self.flops: dict[str, float] = {}
         self.graphs: dict[str, dict[str, bytes]] = {}
-        self.thresholds: dict[str, float] = {}
         self.model_rows: list[dict] = []
         self.accuracy_rows: list[dict] = []
         self.scene_rows: list[dict] = []
@@ -118,29 +114,6 @@ class Bench:
                 "onnx-int8-dynamic": quantize_dynamic_graph(graph),
                 "onnx-int8-static": quantize_static_graph(graph, normalised(calibration, package.metadata)),
             }
-            self.thresholds[name] = self._realistic_threshold(name, graph, package.metadata)
-
-    def _realistic_threshold(self, name: str, graph: bytes, metadata) -> float:
-        """The probability above which ``LANDSLIDE_SHARE`` of the smallest scene's pixels lie.
-
-        Random weights put every pixel on the same side of 0.5, so the mask would be one scene-sized polygon
-        (or none) and the polygonize stage would time a case no real run has. At this threshold the mask
-        has scattered landslides of realistic extent, and every scene of this model uses it.
-        """
-        import rasterio
-
-        from landslide_engine.models.backends import OnnxRunner
-        from landslide_engine.pipeline import PredictRequest, predict_scene
-
-        scene = write_scene(self.work / "scenes", min(self.args.sizes))
-        runner = OnnxRunner(graph, metadata, "cpu", ENGINE_BATCH)
-        with tempfile.TemporaryDirectory(dir=self.work) as out:
-            req = PredictRequest(s2=[str(scene.s2)], dem=str(scene.dem), out_dir=out, threshold=1.0)
-            with rasterio.open(predict_scene(req, runner=runner).probability) as src:
-                probability = src.read(1, masked=True).compressed()
-        threshold = float(np.quantile(probability, 1.0 - LANDSLIDE_SHARE))
-        print(f"  {name}: threshold {threshold:.6f} flags {100 * LANDSLIDE_SHARE:g} % of the smallest scene")
-        return threshold
 
     def model_only(self) -> None:
         """Patches/s grid: all variants on the compact model; fewer batch sizes and thread layouts on the others.
@@ -270,7 +243,6 @@ class Bench:
             "workers": workers,
             "work_dir": str(self.work),
             "l4s_root": str(self.args.l4s_root) if self.args.l4s_root else None,
-            "threshold": self.thresholds.get(name),
             "model_only_seconds": self.args.min_seconds,
         }
         label = f"{pipeline} {name} {variant.label} {size}px overlap {overlap}"

@@ -55,7 +55,6 @@ def run_engine(job: dict, runner) -> dict:
             out_dir=out,
             batch_size=job["batch_size"],
             overlap=job["overlap"],
-            threshold=job.get("threshold"),
         )
         started = time.perf_counter()
         result = predict_scene(req, runner=runner)
@@ -103,15 +102,14 @@ def run_naive(job: dict, runner) -> dict:
         with rasterio.open(Path(out) / "probability.tif", "w", **raster_profile(grid, "float32", -9999.0)) as dst:
             dst.write(probability, 1)
         with rasterio.open(Path(out) / "landslides.tif", "w", **raster_profile(grid, "uint8", 255)) as dst:
-            threshold = meta.threshold if job.get("threshold") is None else job["threshold"]
-            dst.write((probability >= threshold).astype(np.uint8), 1)
+            dst.write((probability >= meta.threshold).astype(np.uint8), 1)
     stages["write"] = time.perf_counter() - t0
     return {"wall_s": time.perf_counter() - started, "patches": rows * cols, "seconds": {}, "stage_seconds": stages}
 
 
 def run_job(job: dict) -> dict:
     """Keys of ``job``: pipeline (engine|naive), s2, dem, model_pt, kind, precision, device, batch_size,
-    threads, workers, work_dir, l4s_root (or None), threshold (or None: the model's)."""
+    threads, workers, work_dir, l4s_root (or None)."""
     variant = Variant(job["kind"], job["precision"], job["device"])
     model_pt = Path(job["model_pt"])
     l4s_root = Path(job["l4s_root"]) if job.get("l4s_root") else None
