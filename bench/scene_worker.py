@@ -63,6 +63,7 @@ def run_engine(job: dict, runner) -> dict:
     return {
         "wall_s": wall,
         "patches": result.n_patches,
+        "peak_rss_before_polygons_mb": report["peak_memory_mb_before_polygons"],
         "seconds": report["seconds"],
         "stage_seconds": report["stage_seconds"],
     }

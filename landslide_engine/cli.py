@@ -341,7 +341,7 @@ def build_parser(commands: Sequence[Command] = COMMANDS) -> argparse.ArgumentPar
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the subcommand; returns the exit code."""
-    configure_for_scenes()  # GDAL's block cache capped, large arrays returned to the OS: see memory.py
+    configure_for_scenes()  # GDAL's block cache capped: see memory.py
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr)
     args = build_parser().parse_args(argv)
     try:

@@ -249,6 +249,7 @@ def predict_scene(
             with clock.measure("write"):
                 rasters.close()
         seconds["predict"] = time.perf_counter() - t0
+        peak_before_polygons = peak_memory_mb()  # the polygons' own peak depends on the mask, not the scene size
         report_progress(90.0, "tracing landslide polygons")
         t0 = time.perf_counter()
         with clock.measure("polygonize"):
@@ -285,6 +286,7 @@ def predict_scene(
             "seconds": seconds,
             "stage_seconds": {stage: round(value, 3) for stage, value in clock.seconds.items()},
             "peak_memory_mb": peak_memory_mb(),
+            "peak_memory_mb_before_polygons": peak_before_polygons,
             "warnings": scene.warnings,
             "outputs": {name: str(path) for name, path in paths.items()},
         }

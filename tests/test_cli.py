@@ -235,22 +235,12 @@ def test_quantize_bad_input_exits_2_with_one_line(capsys, tmp_path, tiny_model, 
     assert not list(tmp_path.glob("int8*"))
 
 
-def test_the_cli_caps_gdal_cache_and_returns_large_arrays_to_the_os(monkeypatch):
+def test_the_cli_caps_gdal_cache_unless_the_environment_sets_it(monkeypatch):
     from landslide_engine import memory
 
-    calls = []
     monkeypatch.delenv("GDAL_CACHEMAX", raising=False)
-    monkeypatch.setattr(memory, "return_large_arrays_to_os", lambda: calls.append(True) or True)
     memory.configure_for_scenes()
-    assert os.environ["GDAL_CACHEMAX"] == memory.GDAL_CACHE_MB and calls == [True]
+    assert os.environ["GDAL_CACHEMAX"] == memory.GDAL_CACHE_MB
     monkeypatch.setenv("GDAL_CACHEMAX", "64")
     memory.configure_for_scenes()
     assert os.environ["GDAL_CACHEMAX"] == "64"  # an explicit setting wins
-
-
-def test_large_arrays_go_back_to_the_os_on_glibc():
-    from landslide_engine import memory
-
-    if not sys.platform.startswith("linux"):
-        pytest.skip("glibc's mallopt is Linux only")
-    assert memory.return_large_arrays_to_os() is True
