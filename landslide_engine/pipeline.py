@@ -38,6 +38,7 @@ from landslide_engine import __version__
 from landslide_engine.bands import L4S_BANDS, L4S_S2_BANDS
 from landslide_engine.errors import Cancelled, InputError
 from landslide_engine.grid import Grid, reference_grid
+from landslide_engine.memory import release_free_memory
 from landslide_engine.outputs import ResultRasters, peak_memory_mb, raster_profile, write_polygons, write_report
 from landslide_engine.rasterio_io import atomic_output
 from landslide_engine.scaling import L2A_WARNING, resolve_scaling, scale_warning
@@ -52,6 +53,7 @@ Progress = Callable[[float, str], None]
 IsCancelled = Callable[[], bool]
 
 _MAX_READERS = 4
+_TRIM_EVERY_CHUNKS = 16  # chunks between giving the C heap's free pages back (a few ms each time)
 _BAND_PX = 3072  # about this wide; wider bands decode fewer source tiles twice, narrower ones use less memory
 _STACK_BLOCK_ROWS = 256
 STACK_NODATA = -9999.0
@@ -535,6 +537,8 @@ def _predict_bands(
             if piece.stop < len(band.cols):
                 continue
             done += 1
+            if done % _TRIM_EVERY_CHUNKS == 0:
+                release_free_memory()
             k = row_number[chunk.top]
             until = min(height, rows[k]) if k < len(rows) else height
             if until > blender.first_row:

@@ -244,3 +244,12 @@ def test_the_cli_caps_gdal_cache_unless_the_environment_sets_it(monkeypatch):
     monkeypatch.setenv("GDAL_CACHEMAX", "64")
     memory.configure_for_scenes()
     assert os.environ["GDAL_CACHEMAX"] == "64"  # an explicit setting wins
+
+
+def test_free_heap_pages_go_back_to_the_os_on_glibc():
+    from landslide_engine import memory
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("malloc_trim is glibc's")
+    assert memory._MALLOC_TRIM is not None
+    assert memory.release_free_memory() is None  # callable from any thread at any time
