@@ -124,7 +124,8 @@ class TorchRunner(Runner):
 
     ``precision`` "bf16" or "fp16" runs the network under autocast: convolutions in reduced precision,
     reductions and the output in float32. bf16 is fast on CPUs with AMX or AVX-512 BF16 and on recent GPUs;
-    fp16 only pays off on a GPU. Probabilities then differ from float32 by a few 1e-3.
+    fp16 only pays off on a GPU. On the benchmark models bf16 probabilities differed from float32 by under 1e-3 on
+    average (bench/RESULTS.md).
 
     On the CPU, ``threads`` cores (default: all usable) are shared among ``workers`` (default: one per core).
     PyTorch's thread count is process-wide, so the runner sets it to ``threads // workers``.
