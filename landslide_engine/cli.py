@@ -178,6 +178,7 @@ def _add_predict_h5(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="+", metavar="FILE.h5")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--backend", default="auto", choices=["auto", "onnx", "torch"])
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"], help=PRECISION_HELP)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--out", required=True, metavar="DIR")
 
@@ -195,6 +196,7 @@ def _run_predict_h5(args: argparse.Namespace) -> int:
         device=args.device,
         batch_size=args.batch_size,
         progress=_print_progress,
+        precision=args.precision,
     )
     _print_progress.end()
     print(f"{len(written)} file(s) written to {args.out}")

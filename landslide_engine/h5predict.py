@@ -38,8 +38,11 @@ def predict_h5(
     batch_size: int = 16,
     progress: Progress | None = None,
     cancelled: Callable[[], bool] | None = None,
+    precision: str = "fp32",
 ) -> list[Path]:
     """Predict every patch in ``paths`` with every model in ``models``; returns the files written.
+
+    ``precision`` is passed to :func:`~landslide_engine.models.backends.create_runner` (bf16/fp16: torch only).
 
     ``models`` are catalog references (names, paths, or "builtin"). Raises InputError for a malformed patch, two
     patches with the same file name, or an unusable model, before writing anything; Cancelled when ``cancelled()``
@@ -65,7 +68,7 @@ def predict_h5(
     try:
         for model_index, (package, folder) in enumerate(zip(packages, folders, strict=True)):
             _raise_if_cancelled(cancelled)
-            runner = create_runner(package, backend=backend, device=device, batch_size=batch_size)
+            runner = create_runner(package, backend=backend, device=device, batch_size=batch_size, precision=precision)
             metadata = runner.metadata
             band_index = [L4S_BANDS.index(band) for band in metadata.bands]
             _report(

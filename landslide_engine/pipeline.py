@@ -276,6 +276,8 @@ def predict_scene(
             },
             "device": runner.device,
             "backend": runner.backend,
+            "precision": getattr(runner, "precision", req.precision),
+            "workers": getattr(runner, "workers", 1),
             "batch_size": req.batch_size,
             "overlap": req.overlap,
             "tta": req.tta,

@@ -180,6 +180,25 @@ def test_precision_bf16_with_an_onnx_model_exits_2_with_one_line(capsys, tmp_pat
     assert not out.exists() or not any(out.iterdir())
 
 
+def test_predict_h5_precision_reaches_its_runner(capsys, tmp_path):
+    from tests.qgis_helpers import tiny_model_package
+    from tests.test_precision import write_l4s_patches
+
+    files = write_l4s_patches(tmp_path / "img", 2)
+    onnx_model = tiny_model_package(tmp_path / "tiny.onnx")
+    code, _, err = run_cli(
+        capsys, "predict-h5", *files, "--model", onnx_model, "--precision", "bf16", "--out", tmp_path / "o"
+    )
+    assert_bad_input(code, err, "precision bf16 is available with the torch backend only")
+    pt_model = tiny_model_package(tmp_path / "tiny.pt")
+    code, _, err = run_cli(
+        capsys, "predict-h5", *files, "--model", pt_model, "--device", "cpu", "--precision", "bf16",
+        "--out", tmp_path / "bf16",
+    )  # fmt: skip
+    assert code == 0, err
+    assert len(list((tmp_path / "bf16").rglob("*.npy"))) == 2
+
+
 def test_quantize_writes_an_int8_package_that_predict_runs(capsys, tmp_path, scene, tiny_model):
     from landslide_engine.models.package import load_package
     from tests.test_precision import write_l4s_patches

@@ -183,6 +183,7 @@ def test_polygons_and_report(tmp_path):
     assert report["device"] == "cpu" and report["backend"] == "fake"
     assert set(report["seconds"]) >= {"prepare", "predict", "polygons", "total"}
     assert 0 < report["peak_memory_mb_before_polygons"] <= report["peak_memory_mb"]
+    assert (report["precision"], report["workers"]) == ("fp32", 1)  # what ran: a stand-in runner, one call at a time
     assert report["inputs"]["bands"]["B8"]["identified_by"] == "band description"
 
 

@@ -153,3 +153,11 @@ def test_int8_builtin_model_keeps_its_mask_on_real_patches(l4s_root, tmp_path):
     f1 = 2 * np.sum(ref_mask & red_mask) / (np.sum(ref_mask) + np.sum(red_mask))
     assert np.abs(reduced - reference).mean() < 0.01
     assert f1 > 0.98, f1
+
+
+def test_runners_name_their_number_format(tiny, l4s_folder, tmp_path):
+    """run.json records the runner's precision: an int8 package must say int8, a float one fp32."""
+    patches, _ = read_calibration_patches(l4s_folder, load_package(tiny[".onnx"]).metadata, limit=4)
+    int8_path = quantize_static(tiny[".onnx"], patches, tmp_path / "tiny.int8.onnx")
+    assert create_runner(tiny[".onnx"], device="cpu").precision == "fp32"
+    assert create_runner(int8_path, device="cpu").precision == "int8"

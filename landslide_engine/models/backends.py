@@ -212,6 +212,7 @@ class OnnxRunner(Runner):
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         source = str(model) if isinstance(model, Path) else model
+        self.precision = "int8" if _is_quantized(model) else "fp32"
         self._session = ort.InferenceSession(source, sess_options=options, providers=providers)
         self._input_name = self._session.get_inputs()[0].name
         active = self._session.get_providers()
@@ -272,6 +273,17 @@ def create_runner(
 
     graph = onnx_package_bytes(load_torch_model(package), package.metadata)
     return OnnxRunner(graph, package.metadata, device, batch_size, threads, workers)
+
+
+_QUANTIZED_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "ConvInteger", "QLinearConv", "MatMulInteger"})
+
+
+def _is_quantized(model: bytes | Path) -> bool:
+    """Whether an ONNX graph computes in int8 (written by ``landslide_engine quantize`` or another quantizer)."""
+    import onnx
+
+    graph = onnx.load(str(model)) if isinstance(model, Path) else onnx.load_from_string(model)
+    return any(node.op_type in _QUANTIZED_OPS for node in graph.graph.node)
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
