@@ -275,15 +275,17 @@ def create_runner(
     return OnnxRunner(graph, package.metadata, device, batch_size, threads, workers)
 
 
-_QUANTIZED_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "ConvInteger", "QLinearConv", "MatMulInteger"})
+_QUANTIZED_OPS = (b"QuantizeLinear", b"ConvInteger", b"QLinearConv", b"MatMulInteger")
 
 
 def _is_quantized(model: bytes | Path) -> bool:
-    """Whether an ONNX graph computes in int8 (written by ``landslide_engine quantize`` or another quantizer)."""
-    import onnx
+    """Whether an ONNX graph computes in int8 (written by ``landslide_engine quantize`` or another quantizer).
 
-    graph = onnx.load(str(model)) if isinstance(model, Path) else onnx.load_from_string(model)
-    return any(node.op_type in _QUANTIZED_OPS for node in graph.graph.node)
+    Operator types are plain strings in the serialized graph, so this needs neither the ``onnx`` package (the
+    engine runs ONNX packages with onnxruntime alone) nor a parse of the whole model.
+    """
+    data = model.read_bytes() if isinstance(model, Path) else model
+    return any(op in data for op in _QUANTIZED_OPS)
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
