@@ -1,10 +1,9 @@
 """Sample patches for the benchmarks, and what reduced precision costs in accuracy.
 
-The int8 graphs themselves (*dynamic* and *static* QDQ, see :mod:`landslide_engine.models.quantize`) are the
-engine's, so the benchmark measures exactly what ``python -m landslide_engine quantize`` writes; the benchmark
-scripts import them from here with the bench-only helpers. Accuracy is measured against the fp32 graph on the
-same patches: the largest and mean absolute probability difference, how often the thresholded masks agree,
-and the F1 of the reduced-precision mask taking the fp32 mask as truth.
+The int8 graphs themselves (*dynamic* and *static* QDQ) come from :mod:`landslide_engine.models.quantize`, so
+the benchmark measures exactly what ``python -m landslide_engine quantize`` writes. Accuracy is measured
+against the fp32 graph on the same patches: the largest and mean absolute probability difference, how often
+the thresholded masks agree, and the F1 of the reduced-precision mask taking the fp32 mask as truth.
 """
 
 from __future__ import annotations
@@ -12,17 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
-from landslide_engine.models.quantize import normalised, quantize_dynamic_graph, quantize_static_graph
-
-__all__ = [
-    "accuracy_cost",
-    "comparison_threshold",
-    "normalised",
-    "quantize_dynamic_graph",
-    "quantize_static_graph",
-    "sample_patches",
-]
 
 SAMPLE_PATCHES = 32
 

@@ -26,10 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from model_speed import Variant, make_runner, patches_per_second, test_patches
-from quantize import normalised, quantize_dynamic_graph, quantize_static_graph, sample_patches
+from quantize import sample_patches
 
 from landslide_engine.memory import configure_for_scenes
 from landslide_engine.models.package import load_package, load_torch_model, onnx_package_bytes
+from landslide_engine.models.quantize import normalised, quantize_dynamic_graph, quantize_static_graph
 from landslide_engine.outputs import peak_memory_mb
 from landslide_engine.pipeline import PredictRequest, predict_scene
 

@@ -211,9 +211,9 @@ class OnnxRunner(Runner):
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        source = str(model) if isinstance(model, Path) else model
-        self.precision = "int8" if _is_quantized(model) else "fp32"
-        self._session = ort.InferenceSession(source, sess_options=options, providers=providers)
+        graph = model.read_bytes() if isinstance(model, Path) else model  # read once: for the session and the check
+        self.precision = "int8" if _is_quantized(graph) else "fp32"
+        self._session = ort.InferenceSession(graph, sess_options=options, providers=providers)
         self._input_name = self._session.get_inputs()[0].name
         active = self._session.get_providers()
         if "CUDAExecutionProvider" in active:
@@ -278,14 +278,14 @@ def create_runner(
 _QUANTIZED_OPS = (b"QuantizeLinear", b"ConvInteger", b"QLinearConv", b"MatMulInteger")
 
 
-def _is_quantized(model: bytes | Path) -> bool:
-    """Whether an ONNX graph computes in int8 (written by ``landslide_engine quantize`` or another quantizer).
+def _is_quantized(graph: bytes) -> bool:
+    """Whether a serialized ONNX graph computes in int8 (written by ``landslide_engine quantize`` or another
+    quantizer).
 
     Operator types are plain strings in the serialized graph, so this needs neither the ``onnx`` package (the
     engine runs ONNX packages with onnxruntime alone) nor a parse of the whole model.
     """
-    data = model.read_bytes() if isinstance(model, Path) else model
-    return any(op in data for op in _QUANTIZED_OPS)
+    return any(op in graph for op in _QUANTIZED_OPS)
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
