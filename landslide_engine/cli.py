@@ -164,8 +164,10 @@ def _run_predict(args: argparse.Namespace) -> int:
     )
     result = predict_scene(request, progress=_print_progress)
     _print_progress.end()
+    skipped = result.n_patches_without_data
+    patches = f"{result.n_patches} patches" + (f" ({skipped} without data, not run)" if skipped else "")
     print(
-        f"{result.n_landslides} landslide(s), {result.landslide_area_m2:.0f} m2, {result.n_patches} patches "
+        f"{result.n_landslides} landslide(s), {result.landslide_area_m2:.0f} m2, {patches} "
         f"on {result.device} ({result.backend}); outputs in {Path(args.out)}"
     )
     return EXIT_OK

@@ -102,6 +102,7 @@ class PredictResult:
     n_patches: int
     n_landslides: int
     landslide_area_m2: float
+    n_patches_without_data: int = 0  # of n_patches: no pixel with data, so not run
     warnings: list[str] = field(default_factory=list)
 
 
@@ -246,7 +247,9 @@ def predict_scene(
         rasters = ResultRasters(tmp[PROBABILITY_FILE], tmp[MASK_FILE], scene.grid, threshold)
         try:
             readers = _reader_threads(runner)
-            _predict_bands(scene, runner, rows, req, rasters, report_progress, is_cancelled, clock, readers)
+            without_data = _predict_bands(
+                scene, runner, rows, req, rasters, report_progress, is_cancelled, clock, readers
+            )
         finally:
             with clock.measure("write"):
                 rasters.close()
@@ -284,6 +287,7 @@ def predict_scene(
             "threshold": threshold,
             "min_area_m2": req.min_area_m2,
             "patches": n_patches,
+            "patches_without_data": without_data,
             "landslides": n_landslides,
             "landslide_area_m2": area,
             "landslide_pixels": rasters.landslide_pixels,
@@ -304,6 +308,7 @@ def predict_scene(
         device=runner.device,
         backend=runner.backend,
         n_patches=n_patches,
+        n_patches_without_data=without_data,
         n_landslides=n_landslides,
         landslide_area_m2=area,
         warnings=list(scene.warnings),
@@ -323,23 +328,37 @@ class _ChunkPatches:
     def left(self) -> int:
         return self.band.cols[0]
 
-    def patches(self, first: int, stop: int) -> np.ndarray:
-        """Patches ``first .. stop - 1`` of the band as one (n, C, tile, tile) array.
+    def patches(self, indices: Sequence[int]) -> np.ndarray:
+        """The band's patches ``indices`` as one (n, C, tile, tile) array.
 
         Cut one batch at a time, when a worker needs them: overlapping patches stacked all at once would
         take a third more memory than the strip they come from.
         """
         tile = self.strip.shape[1]
-        return np.stack([self.strip[:, :, c - self.left : c - self.left + tile] for c in self.band.cols[first:stop]])
+        cols = self.band.cols
+        return np.stack([self.strip[:, :, cols[j] - self.left : cols[j] - self.left + tile] for j in indices])
+
+    def with_data(self) -> list[int]:
+        """Indices of the band's patches that have at least one pixel with data.
+
+        A patch with no data at all (outside a Sentinel-2 granule's swath, beyond a DEM's coverage) would come
+        out all no-data after blending whatever the model said, so it is not run.
+        """
+        tile = self.strip.shape[1]
+        column_empty = self.invalid.all(axis=0)
+        return [j for j, c in enumerate(self.band.cols) if not column_empty[c - self.left : c - self.left + tile].all()]
 
 
 @dataclass(frozen=True)
 class _Piece:
-    """Up to one batch of a chunk's patches: what one model worker runs at a time."""
+    """Up to one batch of a chunk's patches: what one model worker runs at a time.
+
+    ``indices`` may be empty (a chunk without data still finishes its rows); ``last`` marks the chunk's last piece.
+    """
 
     chunk: _ChunkPatches
-    first: int  # index of the piece's first patch in the chunk
-    stop: int
+    indices: tuple[int, ...]  # the patches' indices in the chunk's band
+    last: bool
 
 
 def _reader_threads(runner) -> int:
@@ -421,12 +440,13 @@ def _predict_bands(
     cancelled: IsCancelled,
     clock: StageClock,
     readers: int = 1,
-) -> None:
+) -> int:
     """Predict column band by column band, each patch row by patch row, writing finished strips as they come.
 
     A reader thread prepares the chunks (one band, one patch row) ahead of the model, reading each in
-    ``readers`` column parts at once; each chunk is cut into pieces of one batch that the runner's workers
-    run at once; results are blended in order.
+    ``readers`` column parts at once; each chunk's patches with data are cut into pieces of one batch that the
+    runner's workers run at once; results are blended in order. Returns the number of patches without any
+    data, which were not run.
     """
     meta = runner.metadata
     tile = int(meta.tile_size)
@@ -447,6 +467,7 @@ def _predict_bands(
     # this one, so they are read and scaled once, not twice (a quarter of all rows at the default overlap).
     # Only the reader thread touches it, one job after another.
     shared_rows: dict[int, tuple[int, np.ndarray, np.ndarray]] = {}
+    skipped = [0]  # patches without data, counted as the pieces are made
 
     def read_part(stack: SceneStack, window: Window, out: np.ndarray, out_invalid: np.ndarray) -> None:
         """Scene ``window`` in l4s units into ``out`` (C, h, w), no-data filled; where it was into ``out_invalid``."""
@@ -505,14 +526,21 @@ def _predict_bands(
                     chunk = next(chunks, None)
                 if chunk is None:
                     return
-                for first in range(0, len(chunk.band.cols), req.batch_size):
-                    yield _Piece(chunk, first, min(first + req.batch_size, len(chunk.band.cols)))
+                with clock.measure("cut"):
+                    run = chunk.with_data()
+                skipped[0] += len(chunk.band.cols) - len(run)
+                starts = range(0, len(run), req.batch_size) if run else [0]
+                for first in starts:
+                    batch = tuple(run[first : first + req.batch_size])
+                    yield _Piece(chunk, batch, last=first + req.batch_size >= len(run))
         finally:
             chunks.close()
 
     def infer(piece: _Piece) -> np.ndarray:
+        if not piece.indices:
+            return np.empty((0, tile, tile), dtype=np.float32)
         with clock.measure("cut"):
-            patches = piece.chunk.patches(piece.first, piece.stop)
+            patches = piece.chunk.patches(piece.indices)
         with clock.measure("infer"):
             return predict_tta(predict, patches) if req.tta else predict(patches)
 
@@ -531,12 +559,12 @@ def _predict_bands(
                 blender = RowBlender(band.reach - band.own_start, tile, req.overlap, origin=band.own_start)
                 carried, carry = carry, None
             with clock.measure("blend"):
-                for j, p in enumerate(probs, start=piece.first):
+                for j, p in zip(piece.indices, probs, strict=True):
                     c = band.cols[j]
                     p = np.array(p, dtype=np.float32)
                     p[chunk.invalid[:, c - chunk.left : c - chunk.left + tile]] = np.nan
                     blender.add(p, chunk.top, c)
-            if piece.stop < len(band.cols):
+            if not piece.last:
                 continue
             done += 1
             if done % _TRIM_EVERY_CHUNKS == 0:
@@ -563,6 +591,7 @@ def _predict_bands(
         source.close()  # waits for the read under way: only then may the datasets be closed
         part_readers.close()
         writer.close()
+    return skipped[0]
 
 
 def stack_to_file(

@@ -162,6 +162,54 @@ def test_nodata_stays_nodata_and_is_never_a_landslide(tmp_path):
     assert (m[:40] == 1).all() and (m[60:100] == 1).all()
 
 
+class CountingRunner(FakeRunner):
+    """FakeRunner that counts the patches it is given, run from two workers at once."""
+
+    workers = 2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.patches = 0
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        self.patches += len(x)
+        return super().predict(x)
+
+
+def test_patches_without_data_are_not_run_and_the_outputs_do_not_change(tmp_path, monkeypatch):
+    from landslide_engine import pipeline
+    from landslide_engine.tiling import tile_windows
+
+    monkeypatch.setattr(pipeline, "_BAND_PX", 400)  # several column bands
+    height, width = 330, 900
+    s2, dem = make_scene(tmp_path, height, width)
+    rows, cols = np.mgrid[0:height, 0:width]
+    outside = cols < 620 - rows  # a granule's no-data wedge, as at the edge of a Sentinel-2 swath
+    with rasterio.open(s2, "r+") as s:
+        data = s.read()
+        data[:, outside] = 0
+        s.write(data)
+    windows = tile_windows(height, width, 128, 32)
+    empty = sum(outside[max(r, 0) : r + 128, max(c, 0) : c + 128].all() for r, c in windows)
+    assert 0 < empty < len(windows)
+
+    skipping = CountingRunner()
+    result = run(tmp_path / "skipping", [s2], dem, skipping, batch_size=3)
+    monkeypatch.setattr(pipeline._ChunkPatches, "with_data", lambda chunk: list(range(len(chunk.band.cols))))
+    everything = CountingRunner()
+    reference = run(tmp_path / "everything", [s2], dem, everything, batch_size=3)
+
+    assert (result.n_patches, result.n_patches_without_data) == (len(windows), empty)
+    assert json.loads(result.report.read_text())["patches_without_data"] == empty
+    assert (skipping.patches, everything.patches) == (len(windows) - empty, len(windows))
+    for name in ("probability", "mask"):
+        with rasterio.open(getattr(result, name)) as a, rasterio.open(getattr(reference, name)) as b:
+            np.testing.assert_array_equal(a.read(1), b.read(1))
+    with rasterio.open(result.mask) as mask:
+        m = mask.read(1)
+    assert (m[outside] == 255).all() and (m[~outside] != 255).all()
+
+
 def test_polygons_and_report(tmp_path):
     from osgeo import ogr
 
