@@ -260,7 +260,8 @@ class DetectAlgorithm(QgsProcessingAlgorithm):
             result = predict_scene(request, progress=progress, cancelled=cancelled)
         feedback.pushInfo(
             f"{result.n_landslides} landslides, {result.landslide_area_m2 / 1e6:.4f} km² "
-            f"({result.n_patches} patches on {result.device}, {result.backend})"
+            f"({result.n_patches} patches, {result.n_patches_without_data} of them without data and not run; "
+            f"on {result.device}, {result.backend})"
         )
         return {
             self.OUTPUT_PROBABILITY: place_raster(Path(result.probability), prob_dest),
