@@ -47,11 +47,16 @@ def int8_graphs(model_pt: Path, kind: str, l4s_root: Path | None) -> dict[str, b
     return {kind: quantize_static_graph(graph, normalised(calibration, package.metadata))}
 
 
+def _paths(s2: str | list[str]) -> list[str]:
+    """The job's Sentinel-2 input: one multi-band file, or one file per band."""
+    return [s2] if isinstance(s2, str) else list(s2)
+
+
 def run_engine(job: dict, runner) -> dict:
     """The engine's pipeline on the job's scene; its report's seconds and stage seconds."""
     with tempfile.TemporaryDirectory(dir=job["work_dir"]) as out:
         req = PredictRequest(
-            s2=[job["s2"]],
+            s2=_paths(job["s2"]),
             dem=job["dem"],
             out_dir=out,
             batch_size=job["batch_size"],
@@ -64,6 +69,7 @@ def run_engine(job: dict, runner) -> dict:
     return {
         "wall_s": wall,
         "patches": result.n_patches,
+        "patches_without_data": result.n_patches_without_data,
         "peak_rss_before_polygons_mb": report["peak_memory_mb_before_polygons"],
         "seconds": report["seconds"],
         "stage_seconds": report["stage_seconds"],
@@ -80,7 +86,7 @@ def run_naive(job: dict, runner) -> dict:
     meta = runner.metadata
     tile = meta.tile_size
     started = time.perf_counter()
-    scene = _open_scene([job["s2"]], job["dem"], None, meta.bands, {}, None, "l1c", "auto", None, None, None)
+    scene = _open_scene(_paths(job["s2"]), job["dem"], None, meta.bands, {}, None, "l1c", "auto", None, None, None)
     stages: dict[str, float] = {}
     with scene.stack:
         t0 = time.perf_counter()
@@ -110,8 +116,8 @@ def run_naive(job: dict, runner) -> dict:
 
 
 def run_job(job: dict) -> dict:
-    """Keys of ``job``: pipeline (engine|naive), s2, dem, model_pt, kind, precision, device, batch_size,
-    threads, workers, work_dir, l4s_root (or None)."""
+    """Keys of ``job``: pipeline (engine|naive), s2 (a path or a list of paths), dem, model_pt, kind, precision,
+    device, batch_size, threads, workers, work_dir, l4s_root (or None)."""
     variant = Variant(job["kind"], job["precision"], job["device"])
     model_pt = Path(job["model_pt"])
     l4s_root = Path(job["l4s_root"]) if job.get("l4s_root") else None

@@ -4,6 +4,11 @@ Each scene is what an analyst brings: one 13-band Sentinel-2 L1C-like GeoTIFF (u
 ESA band order including B8A) and a DEM on a coarser 30 m grid offset from the image, so every run warps
 the DEM and computes slope from it, as in a real run. Values are smooth fields plus noise: speed does not
 depend on them, but compression and the model's input range stay realistic.
+
+:func:`write_granule` writes the same scene as a granule is delivered instead: one file per band at the
+band's own resolution (10, 20 or 60 m, as in the SAFE product or the per-band cloud-optimised GeoTIFFs), with
+a no-data wedge like the one a granule at the edge of the satellite's swath has. The engine then warps nine
+of the thirteen bands as well as the DEM, and skips the patches that have no data.
 """
 
 from __future__ import annotations
@@ -30,12 +35,27 @@ class BenchScene:
     size: int
 
 
-def _s2_block(rows: np.ndarray, cols: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """(13, len(rows), len(cols)) uint16 DN: per-band level, a smooth pattern and sensor noise."""
+# Pixel size of each band in the SAFE product.
+BAND_PIXEL_M = {
+    **dict.fromkeys(("B2", "B3", "B4", "B8"), 10.0),
+    **dict.fromkeys(("B5", "B6", "B7", "B8A", "B11", "B12"), 20.0),
+    **dict.fromkeys(("B1", "B9", "B10"), 60.0),
+}
+
+
+def _s2_block(
+    rows: np.ndarray, cols: np.ndarray, rng: np.random.Generator, bands: tuple[str, ...] = ESA_L1C_ORDER
+) -> np.ndarray:
+    """(len(bands), len(rows), len(cols)) uint16 DN: per-band level, a smooth pattern and sensor noise.
+
+    ``rows`` and ``cols`` are in 10 m pixels (fractional for coarser bands), so every band shows the same
+    landscape.
+    """
     yy, xx = np.meshgrid(rows.astype(np.float32), cols.astype(np.float32), indexing="ij")
     pattern = np.sin(xx / 97.0) * np.cos(yy / 131.0) + 0.5 * np.sin((xx + yy) / 23.0)
-    levels = np.linspace(900.0, 2600.0, len(ESA_L1C_ORDER), dtype=np.float32)[:, None, None]
-    noise = rng.normal(0.0, 40.0, size=(len(ESA_L1C_ORDER), *yy.shape)).astype(np.float32)
+    all_levels = np.linspace(900.0, 2600.0, len(ESA_L1C_ORDER), dtype=np.float32)
+    levels = all_levels[[ESA_L1C_ORDER.index(b) for b in bands]][:, None, None]
+    noise = rng.normal(0.0, 40.0, size=(len(bands), *yy.shape)).astype(np.float32)
     return np.clip(levels + 350.0 * pattern[None] + noise, 1, 10000).astype(np.uint16)
 
 
@@ -97,3 +117,62 @@ def write_scene(folder: Path, size: int, seed: int = 0) -> BenchScene:
         dst.write(_dem_block(np.arange(dem_size), np.arange(dem_size)), 1)
     dem_tmp.rename(dem_path)
     return BenchScene(s2_path, dem_path, size)
+
+
+@dataclass(frozen=True)
+class BenchGranule:
+    """Paths of one generated per-band granule, its DEM, size (in 10 m pixels) and the share without data."""
+
+    bands: tuple[Path, ...]
+    dem: Path
+    size: int
+    no_data_share: float
+
+
+def write_granule(folder: Path, size: int, no_data_share: float = 0.4, seed: int = 0) -> BenchGranule:
+    """Write (or reuse) a ``size`` x ``size`` (10 m pixels) granule as one deflate GeoTIFF per band at its own
+    resolution, with the top-left corner up to a diagonal without data (DN 0), about ``no_data_share`` of the
+    scene; the DEM is the one of :func:`write_scene` for the same size."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    dem = write_scene(folder, size, seed).dem
+    granule = folder / f"S2A_MSIL1C_20200101_granule_{size}_{round(100 * no_data_share)}"
+    names = [band if band == "B8A" else f"B{int(band[1:]):02d}" for band in ESA_L1C_ORDER]  # ESA's B02, B8A
+    paths = tuple(granule / f"T33TWN_20200101T100031_{name}.tif" for name in names)
+    if all(path.exists() for path in paths):
+        return BenchGranule(paths, dem, size, no_data_share)
+    granule.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    edge = size * np.sqrt(2.0 * no_data_share)  # pixels with col + row < edge have no data
+    for band, path in zip(ESA_L1C_ORDER, paths, strict=True):
+        step = BAND_PIXEL_M[band] / PIXEL_M
+        width = int(np.ceil(size / step))
+        tmp = path.with_suffix(".partial.tif")
+        block_rows = max(1, int(_BLOCK_ROWS / step))
+        with rasterio.open(
+            tmp,
+            "w",
+            driver="GTiff",
+            crs=CRS,
+            tiled=True,
+            blockxsize=512,
+            blockysize=512,
+            width=width,
+            height=width,
+            count=1,
+            dtype="uint16",
+            transform=from_origin(*ORIGIN, BAND_PIXEL_M[band], BAND_PIXEL_M[band]),
+            compress="deflate",
+            zlevel=1,
+        ) as dst:  # no nodata declared: DN 0 means no data in Sentinel-2 products
+            dst.set_band_description(1, band)
+            dst.update_tags(PRODUCT_TYPE="S2MSI1C", PROCESSING_BASELINE="02.14")
+            cols = (np.arange(width) + 0.5) * step - 0.5
+            for r0 in range(0, width, block_rows):
+                rows = (np.arange(r0, min(width, r0 + block_rows)) + 0.5) * step - 0.5
+                values = _s2_block(rows, cols, rng, (band,))
+                values[0][rows[:, None] + cols[None, :] < edge] = 0
+                dst.write(values, window=((r0, r0 + len(rows)), (0, width)))
+        tmp.rename(path)
+    return BenchGranule(paths, dem, size, no_data_share)

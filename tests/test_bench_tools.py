@@ -12,7 +12,7 @@ import rasterio
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 from quantize import accuracy_cost, comparison_threshold
-from scenes import ESA_L1C_ORDER, write_scene
+from scenes import BAND_PIXEL_M, ESA_L1C_ORDER, write_granule, write_scene
 
 from landslide_engine.pipeline import PredictRequest, predict_scene
 from tests.qgis_helpers import tiny_model_package
@@ -51,6 +51,42 @@ def test_generated_scene_is_an_l1c_product_the_engine_runs(tmp_path):
     result = predict_scene(PredictRequest(s2=[str(scene.s2)], dem=str(scene.dem), out_dir=str(out), model=str(model)))
     with rasterio.open(result.probability) as prob:
         assert prob.shape == (300, 300) and np.isfinite(prob.read(1)).all()
+
+
+def test_generated_granule_has_each_band_at_its_resolution_and_a_no_data_wedge(tmp_path):
+    granule = write_granule(tmp_path, 600, no_data_share=0.4)
+    assert [p.stem.rsplit("_", 1)[1] for p in granule.bands][:3] == ["B01", "B02", "B03"]
+    for band, path in zip(ESA_L1C_ORDER, granule.bands, strict=True):
+        with rasterio.open(path) as src:
+            assert src.res == (BAND_PIXEL_M[band], BAND_PIXEL_M[band]) and src.count == 1 and src.nodata is None
+            assert src.bounds.right >= 500000.0 + 6000 and src.bounds.bottom <= 5200000.0 - 6000
+            if band == "B4":
+                share = float((src.read(1) == 0).mean())
+    assert share == pytest.approx(0.4, abs=0.01)
+    assert write_granule(tmp_path, 600, no_data_share=0.4) == granule  # reused, not rewritten
+    model = tiny_model_package(tmp_path / "tiny.onnx")
+    s2 = [str(p) for p in granule.bands]
+    result = predict_scene(PredictRequest(s2=s2, dem=str(granule.dem), out_dir=str(tmp_path / "out"), model=str(model)))
+    assert result.n_patches == 49 and 0 < result.n_patches_without_data < result.n_patches
+    with rasterio.open(result.mask) as mask:
+        assert mask.shape == (600, 600)
+        assert float((mask.read(1) == mask.nodata).mean()) == pytest.approx(0.4, abs=0.02)
+
+
+def test_granule_row_is_compared_with_the_stacked_scene_over_the_patches_it_ran():
+    from types import SimpleNamespace
+
+    import run
+
+    common = {"pipeline": "engine", "model": "m", "variant": "fp32", "size": 4000, "overlap": 32}
+    common |= {"threads": 2, "workers": 2, "model_only_patches_per_s": 100.0, "peak_rss_mb": 500.0}
+    rows = [{**common, "patches": 1000, "wall_s": 12.5, "scene": run.STACK}]
+    rows.append({**common, "patches": 1000, "patches_without_data": 400, "wall_s": 10.0, "scene": run.GRANULE})
+    lines = run.targets(SimpleNamespace(scene_rows=rows, models={}))
+    assert sum("end-to-end / model-only, m fp32" in line for line in lines) == 1  # the granule is not a size target
+    granule = [line for line in lines if line.startswith("- granule")]
+    assert len(granule) == 1 and "10.0 s against 12.5 s" in granule[0] and "600 of 1000 patches" in granule[0]
+    assert "**0.60**" in granule[0] and "missed" in granule[0]
 
 
 def test_report_says_the_machine_was_shared_only_when_the_load_shows_it(monkeypatch):
