@@ -21,6 +21,18 @@ on grid corners, no mask band) is not warped at all: :class:`GridWarp` reads its
 pixels straight from the file, which gives the same values as the nearest-neighbour
 warp at a fraction of the cost and lets GDAL's block cache hold the decoded
 source tiles rather than warped copies of them.
+
+A coarser source in the grid's CRS with no rotation (a 30 m DEM, 20/60 m bands
+on a 10 m grid) is interpolated by :class:`GridWarp` itself, separably with
+numpy (:func:`separable_bilinear`). GDAL warps such a source with its general
+bilinear kernel, one pixel at a time with four weights and a validity test
+each, because the source has a nodata value; that was the dearest part of
+reading a scene's DEM. The numpy path reproduces GDAL's sample positions and
+weights, so it gives GDAL's value to within an ulp of float32 (nearly always
+the same bits). Output pixels whose 2 x 2 source neighbourhood is not wholly
+inside the source and valid (edges, nodata holes, NaN) take GDAL's value from
+the warped VRT instead, so edge clamping and nodata renormalisation stay GDAL's
+own; only the VRT blocks holding such pixels are ever warped.
 """
 
 from __future__ import annotations
@@ -40,6 +52,9 @@ _ALIGNED_TOLERANCE_PX = 1e-6  # offset from a whole pixel (and relative pixel-si
 # Source types whose every value (and nodata value) float32 holds exactly, so a direct read equals the warp.
 _EXACT_IN_FLOAT32 = frozenset({"uint8", "int8", "uint16", "int16", "float32"})
 GRID_MARGIN = 8  # pixels the cached warped VRT reaches beyond each grid edge
+# Relative distance from the nodata value within which a source value may be nodata to GDAL, which compares
+# with a tolerance of a few float32 ulps; the separable path leaves such pixels to GDAL.
+_NODATA_TOLERANCE = 1e-6
 
 
 def source_resolution_on_grid(src, grid: Grid) -> float:
@@ -114,10 +129,50 @@ def grid_offset(src, grid: Grid) -> tuple[int, int] | None:
     return round(col), round(row)
 
 
+def separable_bilinear(src, grid: Grid, resampling: Resampling) -> bool:
+    """True when :class:`GridWarp` may compute the bilinear warp of ``src`` on ``grid`` itself.
+
+    That needs the same CRS and no rotation (source pixel positions are then a separate linear function of
+    grid column and row), source pixels at least as large as the grid's (smaller ones make GDAL widen its
+    kernel rather than use the 2 x 2 one), validity given by nodata values alone (as in :func:`grid_offset`),
+    and a data type that float32 holds exactly: the warper converts source values to its float32 working type
+    before interpolating, which rounds float64 or int32 values.
+    """
+    if resampling != Resampling.bilinear or src.crs != grid.crs:
+        return False
+    if src.transform.b or src.transform.d or grid.transform.b or grid.transform.d:
+        return False
+    if abs(src.transform.a) < abs(grid.transform.a) or abs(src.transform.e) < abs(grid.transform.e):
+        return False
+    if any(set(flags) - {MaskFlags.all_valid, MaskFlags.nodata} for flags in src.mask_flag_enums):
+        return False
+    return set(src.dtypes) <= _EXACT_IN_FLOAT32
+
+
+def _bilinear_axis(
+    first: int, count: int, dst_origin: float, dst_step: float, src_origin: float, src_step: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Left (or top) source index and its weight for ``count`` pixels from pixel ``first`` of a warp
+    destination along one axis.
+
+    GDAL's 4-sample bilinear: ``s`` is the pixel centre in source pixel units, the neighbours are
+    ``floor(s - 0.5)`` and the next one, and the first weighs ``1.5 - (s - floor(s - 0.5))``. ``s`` is
+    computed in the order GDAL's transformer uses (destination geotransform, then the source's inverse one),
+    so that it rounds alike: where the interpolated value is close to a tie between two float32 numbers,
+    that rounding decides which one comes out.
+    """
+    centres = dst_origin + (np.arange(first, first + count) + 0.5) * dst_step
+    s = -src_origin / src_step + centres * (1.0 / src_step)
+    left = np.floor(s - 0.5)
+    return left.astype(np.int64), 1.5 - (s - left)
+
+
 class GridWarp:
     """The bands of one open source on ``grid``, read window by window.
 
-    Sources on the grid itself are read directly (:func:`grid_offset`); others through one cached warped VRT.
+    Sources on the grid itself are read directly (:func:`grid_offset`); coarser ones in the grid's CRS are
+    interpolated here (:func:`separable_bilinear`), with GDAL's values where the source has no full 2 x 2
+    neighbourhood; all others are read through one cached warped VRT.
     """
 
     def __init__(
@@ -134,6 +189,7 @@ class GridWarp:
         self.nodata = src.nodata if src_nodata is None else src_nodata
         self.margin = margin
         self._offset = grid_offset(src, grid) if resampling == Resampling.nearest else None
+        self._separable = self._offset is None and separable_bilinear(src, grid, resampling)
         self._vrt = None
         if self._offset is None:
             extent = Window(-margin, -margin, grid.width + 2 * margin, grid.height + 2 * margin)
@@ -144,20 +200,106 @@ class GridWarp:
         """True when the source lies on the grid and is read without warping."""
         return self._offset is not None
 
+    @property
+    def separable(self) -> bool:
+        """True when the source's bilinear warp is computed here (:func:`separable_bilinear`), GDAL serving
+        only pixels at its edges and next to its nodata."""
+        return self._separable
+
     def read(self, bands: int | Sequence[int], window: Window) -> np.ndarray:
         """Band(s) ``bands`` (1-based) on ``window`` as float32: (h, w) for one band, (n, h, w) for a list."""
         if self._offset is not None:
             return self._read_direct(bands, window)
+        indexes = [bands] if isinstance(bands, int) else list(bands)
+        out = self._read_separable(indexes, window) if self._separable else self._read_warped(indexes, window)
+        return out[0] if isinstance(bands, int) else out
+
+    def _in_margin(self, window: Window) -> bool:
+        """Whether ``window`` lies within the cached VRT (the grid and its margin)."""
         col, row = int(window.col_off), int(window.row_off)
-        width, height = int(window.width), int(window.height)
         m = self.margin
-        inside = col >= -m and row >= -m and col + width <= self.grid.width + m and row + height <= self.grid.height + m
-        if inside:
+        return (
+            col >= -m
+            and row >= -m
+            and col + int(window.width) <= self.grid.width + m
+            and row + int(window.height) <= self.grid.height + m
+        )
+
+    def _read_warped(self, indexes: list[int], window: Window) -> np.ndarray:
+        """GDAL's warp of ``indexes`` on ``window``, (n, h, w): from the cached VRT, or from one built for this
+        window where it sticks out of the VRT."""
+        if self._in_margin(window):
+            m = self.margin
             return self._vrt.read(
-                bands if isinstance(bands, int) else list(bands), window=Window(col + m, row + m, width, height)
+                indexes,
+                window=Window(int(window.col_off) + m, int(window.row_off) + m, int(window.width), int(window.height)),
             )
         with _warped_vrt(self.src, self.grid, window, self.resampling, self.nodata) as vrt:
-            return vrt.read(bands if isinstance(bands, int) else list(bands))
+            return vrt.read(indexes)
+
+    def _read_separable(self, indexes: list[int], window: Window) -> np.ndarray:
+        """GDAL's bilinear warp of ``indexes`` on ``window``, (n, h, w), interpolated along x then y in float64
+        from the source pixels under the window (one read); pixels without a full valid 2 x 2 neighbourhood
+        are GDAL's (:meth:`_patch_from_warper`)."""
+        col, row = int(window.col_off), int(window.row_off)
+        width, height = int(window.width), int(window.height)
+        st, vt, m = self.src.transform, self._vrt.transform, self.margin
+        left, wx = _bilinear_axis(col + m, width, vt.c, vt.a, st.c, st.a)
+        top, wy = _bilinear_axis(row + m, height, vt.f, vt.e, st.f, st.e)
+        in_x = (left >= 0) & (left + 1 < self.src.width)
+        in_y = (top >= 0) & (top + 1 < self.src.height)
+        if not in_x.any() or not in_y.any():
+            return self._read_warped(indexes, window)
+        c0, c1 = int(left[in_x].min()), int(left[in_x].max()) + 2
+        r0, r1 = int(top[in_y].min()), int(top[in_y].max()) + 2
+        data = self.src.read(indexes, window=Window(c0, r0, c1 - c0, r1 - r0), out_dtype="float64")
+        # Columns and rows off the source take the nearest pixels read here; GDAL's values replace theirs below.
+        lx = np.clip(left, c0, c1 - 2) - c0
+        ly = np.clip(top, r0, r1 - 2) - r0
+
+        out = np.empty((len(indexes), height, width), dtype=np.float32)
+        wy_top, wy_bottom = wy[:, None], (1.0 - wy)[:, None]
+        for band, values in zip(out, data, strict=True):  # one band at a time: float64 temporaries of one band
+            along_x = values[:, lx] * wx + values[:, lx + 1] * (1.0 - wx)
+            upper = along_x[ly]
+            upper *= wy_top
+            lower = along_x[ly + 1]
+            lower *= wy_bottom
+            np.add(upper, lower, out=band)
+
+        valid = np.isfinite(data)
+        if self.nodata is not None and not np.isnan(self.nodata):
+            valid &= np.abs(data - self.nodata) > _NODATA_TOLERANCE * abs(self.nodata)
+        # A pixel that is nodata in any requested band is left to GDAL, whose mask also weighs the other bands.
+        valid = valid.all(axis=0)
+        # Every 2 x 2 cell of the read pixels is some output pixel's neighbourhood (source pixels are no smaller
+        # than the grid's), so when all are valid and no column or row falls off the source, GDAL has nothing to add.
+        full = valid[:-1, :-1] & valid[:-1, 1:] & valid[1:, :-1] & valid[1:, 1:]
+        if not (full.all() and in_x.all() and in_y.all()):
+            bad = ~(full[ly][:, lx] & in_y[:, None] & in_x[None, :])
+            self._patch_from_warper(out, bad, indexes, window)
+        return out
+
+    def _patch_from_warper(self, out: np.ndarray, bad: np.ndarray, indexes: list[int], window: Window) -> None:
+        """Copy GDAL's warp into ``out`` where ``bad``.
+
+        The cached VRT warps whole blocks, so it is read block by block and only where a block holds a bad pixel:
+        a strip of edge pixels warps the blocks along that edge, not everything between them.
+        """
+        if not self._in_margin(window):
+            np.copyto(out, self._read_warped(indexes, window), where=bad)
+            return
+        col, row = int(window.col_off) + self.margin, int(window.row_off) + self.margin
+        height, width = bad.shape
+        block_h, block_w = self._vrt.block_shapes[0]
+        row_cuts = np.unique(np.r_[0, np.arange(-row % block_h, height, block_h)])
+        col_cuts = np.unique(np.r_[0, np.arange(-col % block_w, width, block_w)])
+        touched = np.logical_or.reduceat(np.logical_or.reduceat(bad, row_cuts, axis=0), col_cuts, axis=1)
+        row_ends, col_ends = np.r_[row_cuts[1:], height], np.r_[col_cuts[1:], width]
+        for i, j in zip(*np.nonzero(touched), strict=True):
+            r0, r1, c0, c1 = int(row_cuts[i]), int(row_ends[i]), int(col_cuts[j]), int(col_ends[j])
+            gdal = self._vrt.read(indexes, window=Window(col + c0, row + r0, c1 - c0, r1 - r0))
+            np.copyto(out[:, r0:r1, c0:c1], gdal, where=bad[r0:r1, c0:c1])
 
     def _read_direct(self, bands: int | Sequence[int], window: Window) -> np.ndarray:
         """What the nearest-neighbour warp gives on an aligned source: its pixels as float32, NaN for nodata
