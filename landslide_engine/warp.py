@@ -29,15 +29,21 @@ bilinear kernel, one pixel at a time with four weights and a validity test
 each, because the source has a nodata value; that was the dearest part of
 reading a scene's DEM. The numpy path reproduces GDAL's sample positions and
 weights, so it gives GDAL's value to within an ulp of float32 (nearly always
-the same bits). Output pixels whose 2 x 2 source neighbourhood is not wholly
-inside the source and valid (edges, nodata holes, NaN) take GDAL's value from
-the warped VRT instead, so edge clamping and nodata renormalisation stay GDAL's
-own; only the VRT blocks holding such pixels are ever warped.
+the same bits). Output pixels whose 2 x 2 neighbourhood is not wholly valid follow
+GDAL's general kernel too: no data where the source pixel under the centre has none,
+else the valid neighbours' weights renormalised, with GDAL's rule at the first and
+last source rows and columns. A neighbourhood without any data is NaN at once, so a
+granule's no-data wedge costs next to nothing. Only pixels whose neighbours are
+neither plainly data nor plainly nodata (nodata in some bands only, values within a
+hair of the nodata value, NaN that is not the nodata value) take GDAL's own value
+from the warped VRT, which then warps just the blocks that hold them.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from rasterio.enums import MaskFlags, Resampling
@@ -55,6 +61,8 @@ GRID_MARGIN = 8  # pixels the cached warped VRT reaches beyond each grid edge
 # Relative distance from the nodata value within which a source value may be nodata to GDAL, which compares
 # with a tolerance of a few float32 ulps; the separable path leaves such pixels to GDAL.
 _NODATA_TOLERANCE = 1e-6
+# GDAL finds the source pixel under an output pixel's centre as int(x + 1e-10).
+_CENTRE_EPSILON = 1e-10
 
 
 def source_resolution_on_grid(src, grid: Grid) -> float:
@@ -167,6 +175,93 @@ def _bilinear_axis(
     return left.astype(np.int64), 1.5 - (s - left)
 
 
+@dataclass(frozen=True)
+class _Rim:
+    """What :meth:`GridWarp._mend_blocks` needs of one window's source pixels to mend its rim pixels.
+
+    ``data`` (bands, rows, cols) float64, read from source pixel ``origin`` (row, col) of a source of ``size``
+    (rows, cols); per pixel read ``valid`` (data in every band) and ``clear`` (data in every band, or exactly
+    nodata in every band); per 2 x 2 cell ``full`` (all valid) and ``empty`` (none with data); per output row
+    and column the clipped local cell (``cells``), the cell's top-left source pixel unclipped (``corners``), its
+    weight, and whether the cell lies on the source (``inside``).
+    """
+
+    data: np.ndarray
+    valid: np.ndarray
+    clear: np.ndarray
+    full: np.ndarray
+    empty: np.ndarray
+    cells: tuple[np.ndarray, np.ndarray]
+    corners: tuple[np.ndarray, np.ndarray]
+    weights: tuple[np.ndarray, np.ndarray]
+    inside: tuple[np.ndarray, np.ndarray]
+    origin: tuple[int, int]
+    size: tuple[int, int]
+
+    def _neighbours(self, rows: np.ndarray, cols: np.ndarray):
+        """Per neighbour of output pixels (``rows``, ``cols``): local row and column, whether it is on the source
+        and read here, and its weight; and whether the pixel under the centre has data.
+
+        GDAL's edge rule: left of the first pixel centre (``floor(s - 0.5) == -1``) the first pixel takes the
+        whole weight; neighbours off the source are left out.
+        """
+        (top, left), (wy, wx) = self.corners, self.weights
+        iy, ix, ry, rx = top[rows], left[cols], wy[rows], wx[cols]
+        # The centre in source pixels (GDAL's x, y) and the source pixel under it, found as int(x + 1e-10).
+        sy, sx = iy + 1.5 - ry, ix + 1.5 - rx
+        cy, cx = np.floor(sy + _CENTRE_EPSILON).astype(np.int64), np.floor(sx + _CENTRE_EPSILON).astype(np.int64)
+        ry, rx = np.where(iy == -1, 1.0, ry), np.where(ix == -1, 1.0, rx)
+        iy, ix = np.maximum(iy, 0), np.maximum(ix, 0)
+        (r0, c0), (height, width), (h, w) = self.origin, self.size, self.valid.shape
+        neighbours = []
+        for dy, dx, weight in (
+            (0, 0, rx * ry),
+            (0, 1, (1.0 - rx) * ry),
+            (1, 0, rx * (1.0 - ry)),
+            (1, 1, (1.0 - rx) * (1.0 - ry)),
+        ):
+            y, x = iy + dy, ix + dx
+            on = (y < height) & (x < width)
+            read = (y - r0 >= 0) & (y - r0 < h) & (x - c0 >= 0) & (x - c0 < w)
+            neighbours.append((np.clip(y - r0, 0, h - 1), np.clip(x - c0, 0, w - 1), on, read, weight))
+        on = (sy >= 0) & (sx >= 0) & (cy < height) & (cx < width) & (cy - r0 >= 0) & (cy - r0 < h)
+        on &= (cx - c0 >= 0) & (cx - c0 < w)
+        under = on & self.valid[np.clip(cy - r0, 0, h - 1), np.clip(cx - c0, 0, w - 1)]
+        return neighbours, under
+
+    def known(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Whether :meth:`renormalised` gives GDAL's value at output pixels (``rows``, ``cols``): the pixel's
+        cell touches the source, and each of its neighbours on the source was read here and is clear."""
+        (top, left), (height, width) = self.corners, self.size
+        iy, ix = top[rows], left[cols]
+        ok = (iy >= -1) & (iy < height) & (ix >= -1) & (ix < width)
+        neighbours, _ = self._neighbours(rows, cols)
+        for y, x, on, read, _ in neighbours:
+            ok &= ~on | (read & self.clear[y, x])
+        return ok
+
+    def renormalised(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """GDAL's bilinear value at output pixels (``rows``, ``cols``) from the valid ones of their 4 neighbours.
+
+        As GDAL's general warp kernel does: no data where the source pixel under the output pixel's centre has
+        none; otherwise, as ``GWKBilinearResample4Sample``, the weights of the valid neighbours on the source
+        (upper left, upper right, lower left, lower right, in that order) and their weighted values are summed
+        in float64, and the sum is divided by the summed weight unless that is exactly 1; below 1e-5 there is
+        no data (NaN).
+        """
+        neighbours, under = self._neighbours(rows, cols)
+        total = np.zeros((len(self.data), len(rows)))
+        weight = np.zeros(len(rows))
+        for y, x, on, _, w in neighbours:
+            use = on & self.valid[y, x]
+            weight += np.where(use, w, 0.0)
+            total += np.where(use, self.data[:, y, x] * w, 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            values = np.where(weight == 1.0, total, total / weight)
+        values[:, (weight < 1e-5) | ~under] = np.nan
+        return values.astype(np.float32)
+
+
 class GridWarp:
     """The bands of one open source on ``grid``, read window by window.
 
@@ -240,7 +335,7 @@ class GridWarp:
     def _read_separable(self, indexes: list[int], window: Window) -> np.ndarray:
         """GDAL's bilinear warp of ``indexes`` on ``window``, (n, h, w), interpolated along x then y in float64
         from the source pixels under the window (one read); pixels without a full valid 2 x 2 neighbourhood
-        are GDAL's (:meth:`_patch_from_warper`)."""
+        are GDAL's, or NaN without any data around (:meth:`_mend_blocks`)."""
         col, row = int(window.col_off), int(window.row_off)
         width, height = int(window.width), int(window.height)
         st, vt, m = self.src.transform, self._vrt.transform, self.margin
@@ -257,7 +352,33 @@ class GridWarp:
         lx = np.clip(left, c0, c1 - 2) - c0
         ly = np.clip(top, r0, r1 - 2) - r0
 
+        valid = np.isfinite(data)
+        # A pixel that is NaN or exactly nodata in every requested band has nothing for GDAL to weigh (NaN that is
+        # not the nodata value is weighed, but gives NaN); one that is nodata in every band is plainly no data.
+        nothing = ~valid
+        declared = self.nodata is not None
+        if declared and not np.isnan(self.nodata):
+            valid &= np.abs(data - self.nodata) > _NODATA_TOLERANCE * abs(self.nodata)
+            plain = data == self.nodata
+            nothing |= plain
+        else:
+            plain = nothing if declared else np.zeros_like(valid)
+        # A pixel that is nodata in any requested band is left to GDAL, whose mask also weighs the other bands.
+        valid = valid.all(axis=0)
+        if len(set(indexes)) < self.src.count:  # GDAL's mask spans bands not read here: nodata is its call
+            nothing, plain = np.zeros_like(nothing), np.zeros_like(plain)
+        some = ~nothing.all(axis=0)
+        clear = valid | plain.all(axis=0)
+        # Every 2 x 2 cell of the read pixels is some output pixel's neighbourhood (source pixels are no smaller
+        # than the grid's): a cell all valid needs no GDAL; one without any data gives none.
+        full = valid[:-1, :-1] & valid[:-1, 1:] & valid[1:, :-1] & valid[1:, 1:]
+        empty = ~(some[:-1, :-1] | some[:-1, 1:] | some[1:, :-1] | some[1:, 1:])
+        inside = bool(in_x.all() and in_y.all())
         out = np.empty((len(indexes), height, width), dtype=np.float32)
+        if inside and empty.all():  # e.g. a window in a granule's no-data wedge
+            out.fill(np.nan)
+            return out
+
         wy_top, wy_bottom = wy[:, None], (1.0 - wy)[:, None]
         for band, values in zip(out, data, strict=True):  # one band at a time: float64 temporaries of one band
             along_x = values[:, lx] * wx + values[:, lx + 1] * (1.0 - wx)
@@ -266,40 +387,65 @@ class GridWarp:
             lower = along_x[ly + 1]
             lower *= wy_bottom
             np.add(upper, lower, out=band)
-
-        valid = np.isfinite(data)
-        if self.nodata is not None and not np.isnan(self.nodata):
-            valid &= np.abs(data - self.nodata) > _NODATA_TOLERANCE * abs(self.nodata)
-        # A pixel that is nodata in any requested band is left to GDAL, whose mask also weighs the other bands.
-        valid = valid.all(axis=0)
-        # Every 2 x 2 cell of the read pixels is some output pixel's neighbourhood (source pixels are no smaller
-        # than the grid's), so when all are valid and no column or row falls off the source, GDAL has nothing to add.
-        full = valid[:-1, :-1] & valid[:-1, 1:] & valid[1:, :-1] & valid[1:, 1:]
-        if not (full.all() and in_x.all() and in_y.all()):
-            bad = ~(full[ly][:, lx] & in_y[:, None] & in_x[None, :])
-            self._patch_from_warper(out, bad, indexes, window)
+        if not (inside and full.all()):
+            rim = _Rim(
+                data,
+                valid,
+                clear,
+                full,
+                empty,
+                (ly, lx),
+                (top, left),
+                (wy, wx),
+                (in_y, in_x),
+                (r0, c0),
+                (self.src.height, self.src.width),
+            )
+            self._mend_blocks(out, rim, indexes, window)
         return out
 
-    def _patch_from_warper(self, out: np.ndarray, bad: np.ndarray, indexes: list[int], window: Window) -> None:
-        """Copy GDAL's warp into ``out`` where ``bad``.
+    def _mend_blocks(self, out: np.ndarray, rim: _Rim, indexes: list[int], window: Window) -> None:
+        """Where ``out`` has no full valid 2 x 2 neighbourhood: NaN without any data around, GDAL's weighing of
+        the valid neighbours (:meth:`_Rim.renormalised`) where each is clearly data or nodata, GDAL's warp itself
+        elsewhere (the source's edges, values within a hair of nodata, nodata in only some bands).
 
-        The cached VRT warps whole blocks, so it is read block by block and only where a block holds a bad pixel:
-        a strip of edge pixels warps the blocks along that edge, not everything between them.
+        Work goes block by block of the cached VRT (GDAL warps whole blocks), and per pixel only in blocks on the
+        rim of the source or of its no-data: a block inside a no-data wedge becomes NaN at once, one with full
+        neighbourhoods is left as it is.
         """
+        (ly, lx), (in_y, in_x) = rim.cells, rim.inside
+        height, width = out.shape[1:]
         if not self._in_margin(window):
+            bad = ~(rim.full[ly][:, lx] & in_y[:, None] & in_x[None, :])
             np.copyto(out, self._read_warped(indexes, window), where=bad)
             return
         col, row = int(window.col_off) + self.margin, int(window.row_off) + self.margin
-        height, width = bad.shape
         block_h, block_w = self._vrt.block_shapes[0]
-        row_cuts = np.unique(np.r_[0, np.arange(-row % block_h, height, block_h)])
-        col_cuts = np.unique(np.r_[0, np.arange(-col % block_w, width, block_w)])
-        touched = np.logical_or.reduceat(np.logical_or.reduceat(bad, row_cuts, axis=0), col_cuts, axis=1)
-        row_ends, col_ends = np.r_[row_cuts[1:], height], np.r_[col_cuts[1:], width]
-        for i, j in zip(*np.nonzero(touched), strict=True):
-            r0, r1, c0, c1 = int(row_cuts[i]), int(row_ends[i]), int(col_cuts[j]), int(col_ends[j])
-            gdal = self._vrt.read(indexes, window=Window(col + c0, row + r0, c1 - c0, r1 - r0))
-            np.copyto(out[:, r0:r1, c0:c1], gdal, where=bad[r0:r1, c0:c1])
+        row_cuts = [0, *range(-row % block_h or block_h, height, block_h), height]
+        col_cuts = [0, *range(-col % block_w or block_w, width, block_w), width]
+        for r0, r1 in itertools.pairwise(row_cuts):
+            sy = ly[r0:r1]
+            rows_in = bool(in_y[r0:r1].all())
+            for c0, c1 in itertools.pairwise(col_cuts):
+                sx = lx[c0:c1]
+                cells_y, cells_x = slice(int(sy[0]), int(sy[-1]) + 1), slice(int(sx[0]), int(sx[-1]) + 1)
+                whole = rows_in and bool(in_x[c0:c1].all())
+                if whole and rim.full[cells_y, cells_x].all():
+                    continue
+                block = out[:, r0:r1, c0:c1]
+                if whole and rim.empty[cells_y, cells_x].all():
+                    block[...] = np.nan
+                    continue
+                inb = in_y[r0:r1, None] & in_x[None, c0:c1]
+                none = rim.empty[sy][:, sx] & inb
+                block[:, none] = np.nan
+                rr, cc = np.nonzero(~(rim.full[sy][:, sx] & inb) & ~none)
+                known = rim.known(r0 + rr, c0 + cc)
+                block[:, rr[known], cc[known]] = rim.renormalised(r0 + rr[known], c0 + cc[known])
+                rr, cc = rr[~known], cc[~known]
+                if rr.size:
+                    gdal = self._vrt.read(indexes, window=Window(col + c0, row + r0, c1 - c0, r1 - r0))
+                    block[:, rr, cc] = gdal[:, rr, cc]
 
     def _read_direct(self, bands: int | Sequence[int], window: Window) -> np.ndarray:
         """What the nearest-neighbour warp gives on an aligned source: its pixels as float32, NaN for nodata

@@ -118,10 +118,10 @@ class CountingReads:
     [
         (Window(0, 0, GRID_WIDTH, GRID_HEIGHT), True),  # everything: edges, voids and the part past the DEM
         (Window(5, 40, 60, 15), False),  # interior, no void in reach
-        (Window(30, 25, 16, 14), True),  # around the single void
-        (Window(70, 55, 25, 25), True),  # around the 3 x 3 void
+        (Window(30, 25, 16, 14), False),  # around the single void: its rim is weighed here as GDAL weighs it
+        (Window(70, 55, 25, 25), False),  # around the 3 x 3 void
         (Window(5, 80, 25, 20), True),  # around the value an ulp off nodata
-        (Window(-1, -1, 66, 20), True),  # a 1 px halo over the grid's top-left corner (the DEM still covers it)
+        (Window(-1, -1, 66, 20), False),  # a 1 px halo over the grid's top-left corner: GDAL's edge rule, here
         (Window(100, 90, 50, 30), True),  # the grid's bottom-right corner, past the DEM's last pixel centres
         (Window(-GRID_MARGIN - 5, 10, 30, 20), True),  # beyond the cached VRT's margin
         (Window(140, 115, 30, 20), True),  # beyond the DEM and the margin altogether: all NaN
@@ -249,3 +249,48 @@ def test_a_source_in_another_crs_finer_than_the_grid_or_in_float64_goes_through_
             assert warp.direct and not warp.separable
         finally:
             warp.close()
+
+
+def test_a_no_data_wedge_and_its_rim_need_no_gdal_warp(tmp_path):
+    """A granule at the edge of the swath: its no-data wedge is NaN without warping, and its rim is weighed as GDAL
+    weighs it (no data under the pixel centre, else the valid neighbours renormalised), still equal to GDAL's."""
+    width = height = 600  # 10 m grid pixels; the source is 20 m, nodata 0 as Sentinel-2 marks it
+    image = write_raster(
+        tmp_path / "image.tif",
+        np.ones((1, height, width), dtype="uint16"),
+        "EPSG:32633",
+        from_origin(*IMAGE_ORIGIN, 10, 10),
+        nodata=0,
+    )
+    grid = reference_grid([str(image)])
+    rows, cols = np.mgrid[0 : height // 2, 0 : width // 2]
+    data = np.random.default_rng(3).integers(1, 4000, (2, height // 2, width // 2)).astype("uint16")
+    data[:, cols + rows < 200] = 0
+    path = write_raster(tmp_path / "b20.tif", data, "EPSG:32633", from_origin(*IMAGE_ORIGIN, 20, 20))
+    windows = {
+        "inside": Window(10, 10, 200, 96),  # away from the grid's edges, where the source ends too
+        "rim": Window(10, 300, 580, 96),
+        "with data": Window(380, 400, 200, 96),
+    }
+    reads, results = {}, {}
+    with rasterio.open(path) as src:
+        warp = GridWarp(src, grid, Resampling.bilinear, src_nodata=0)
+        try:
+            assert warp.separable
+            warp._vrt = counting = CountingReads(warp._vrt)
+            for name, window in windows.items():
+                before = counting.reads
+                results[name] = warp.read([1, 2], window)
+                reads[name] = counting.reads - before
+        finally:
+            warp.close()
+        for name, window in windows.items():
+            assert assert_matches_gdal(results[name], _gdal(src, grid, [1, 2], window, 0)) > 0.99, name
+    assert np.isnan(results["inside"]).all() and np.isfinite(results["with data"]).all()
+    assert reads == {"inside": 0, "rim": 0, "with data": 0}
+    rim = results["rim"][0]
+    assert np.isnan(rim).any() and np.isfinite(rim).any()
+    # Some rim pixels have both valid and no-data neighbours: the renormalised ones, compared with GDAL above.
+    r, c = np.mgrid[300:396, 10:590]
+    mixed = (np.abs((c + 0.5) / 2 - 0.5 + (r + 0.5) / 2 - 0.5 - 200) < 1.5) & np.isfinite(rim)
+    assert mixed.sum() > 50
