@@ -229,37 +229,35 @@ class _Rim:
         under = on & self.valid[np.clip(cy - r0, 0, h - 1), np.clip(cx - c0, 0, w - 1)]
         return neighbours, under
 
-    def known(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        """Whether :meth:`renormalised` gives GDAL's value at output pixels (``rows``, ``cols``): the pixel's
-        cell touches the source, and each of its neighbours on the source was read here and is clear."""
+    def mend(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Which output pixels (``rows``, ``cols``) this window can value as GDAL would, and GDAL's bilinear value
+        at those, (bands, n known) float32, from the valid ones of their 4 neighbours.
+
+        A pixel is known when its cell touches the source and each of its neighbours on the source was read here
+        and is clear. Its value follows GDAL's general warp kernel: no data where the source pixel under the
+        output pixel's centre has none; otherwise, as ``GWKBilinearResample4Sample``, the weights of the valid
+        neighbours on the source (upper left, upper right, lower left, lower right, in that order) and their
+        weighted values are summed in float64, and the sum is divided by the summed weight unless that is
+        exactly 1; below 1e-5 there is no data (NaN). Both come from one look at the neighbours, which is most
+        of the cost on a rim.
+        """
         (top, left), (height, width) = self.corners, self.size
         iy, ix = top[rows], left[cols]
-        ok = (iy >= -1) & (iy < height) & (ix >= -1) & (ix < width)
-        neighbours, _ = self._neighbours(rows, cols)
-        for y, x, on, read, _ in neighbours:
-            ok &= ~on | (read & self.clear[y, x])
-        return ok
-
-    def renormalised(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        """GDAL's bilinear value at output pixels (``rows``, ``cols``) from the valid ones of their 4 neighbours.
-
-        As GDAL's general warp kernel does: no data where the source pixel under the output pixel's centre has
-        none; otherwise, as ``GWKBilinearResample4Sample``, the weights of the valid neighbours on the source
-        (upper left, upper right, lower left, lower right, in that order) and their weighted values are summed
-        in float64, and the sum is divided by the summed weight unless that is exactly 1; below 1e-5 there is
-        no data (NaN).
-        """
+        known = (iy >= -1) & (iy < height) & (ix >= -1) & (ix < width)
         neighbours, under = self._neighbours(rows, cols)
-        total = np.zeros((len(self.data), len(rows)))
-        weight = np.zeros(len(rows))
+        for y, x, on, read, _ in neighbours:
+            known &= ~on | (read & self.clear[y, x])
+        total = np.zeros((len(self.data), int(np.count_nonzero(known))))
+        weight = np.zeros(total.shape[1])
         for y, x, on, _, w in neighbours:
-            use = on & self.valid[y, x]
-            weight += np.where(use, w, 0.0)
-            total += np.where(use, self.data[:, y, x] * w, 0.0)
+            y, x = y[known], x[known]
+            use = on[known] & self.valid[y, x]
+            weight += np.where(use, w[known], 0.0)
+            total += np.where(use, self.data[:, y, x] * w[known], 0.0)
         with np.errstate(invalid="ignore", divide="ignore"):
             values = np.where(weight == 1.0, total, total / weight)
-        values[:, (weight < 1e-5) | ~under] = np.nan
-        return values.astype(np.float32)
+        values[:, (weight < 1e-5) | ~under[known]] = np.nan
+        return known, values.astype(np.float32)
 
 
 class GridWarp:
@@ -440,8 +438,8 @@ class GridWarp:
                 none = rim.empty[sy][:, sx] & inb
                 block[:, none] = np.nan
                 rr, cc = np.nonzero(~(rim.full[sy][:, sx] & inb) & ~none)
-                known = rim.known(r0 + rr, c0 + cc)
-                block[:, rr[known], cc[known]] = rim.renormalised(r0 + rr[known], c0 + cc[known])
+                known, values = rim.mend(r0 + rr, c0 + cc)
+                block[:, rr[known], cc[known]] = values
                 rr, cc = rr[~known], cc[~known]
                 if rr.size:
                     gdal = self._vrt.read(indexes, window=Window(col + c0, row + r0, c1 - c0, r1 - r0))
