@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -74,8 +75,6 @@ def test_generated_granule_has_each_band_at_its_resolution_and_a_no_data_wedge(t
 
 
 def test_granule_row_is_compared_with_the_stacked_scene_over_the_patches_it_ran():
-    from types import SimpleNamespace
-
     import run
 
     common = {"pipeline": "engine", "model": "m", "variant": "fp32", "size": 4000, "overlap": 32}
@@ -86,7 +85,19 @@ def test_granule_row_is_compared_with_the_stacked_scene_over_the_patches_it_ran(
     assert sum("end-to-end / model-only, m fp32" in line for line in lines) == 1  # the granule is not a size target
     granule = [line for line in lines if line.startswith("- granule")]
     assert len(granule) == 1 and "10.0 s against 12.5 s" in granule[0] and "600 of 1000 patches" in granule[0]
-    assert "**0.60**" in granule[0] and "missed" in granule[0]
+    assert "**0.600**" in granule[0] and "missed" in granule[0]
+
+
+def test_ratio_targets_name_the_overlap_and_do_not_round_a_miss_up_to_the_target():
+    import run
+
+    common = {"pipeline": "engine", "model": "m", "variant": "fp32", "size": 4000, "patches": 1000}
+    common |= {"threads": 2, "workers": 2, "model_only_patches_per_s": 100.0, "peak_rss_mb": 500.0}
+    rows = [{**common, "overlap": 32, "wall_s": 12.52}, {**common, "overlap": 0, "wall_s": 12.5}]
+    lines = [line for line in run.targets(SimpleNamespace(scene_rows=rows, models={})) if "model-only, m" in line]
+    assert len(lines) == 2
+    assert "4000², overlap 32: **0.799** (target ≥ 0.8: missed)" in lines[0]
+    assert "4000², overlap 0: **0.800** (target ≥ 0.8: met)" in lines[1]
 
 
 def test_report_says_the_machine_was_shared_only_when_the_load_shows_it(monkeypatch):
@@ -100,8 +111,6 @@ def test_report_says_the_machine_was_shared_only_when_the_load_shows_it(monkeypa
 
 
 def test_naive_rows_are_compared_with_every_engine_variant_of_the_same_scene():
-    from types import SimpleNamespace
-
     import run
 
     def row(pipeline, variant, wall, threads, workers, overlap=0, size=4000):
@@ -127,3 +136,4 @@ def test_naive_rows_are_compared_with_every_engine_variant_of_the_same_scene():
     assert "m fp32 4000² overlap 0 (engine 2 threads in 2 workers" in lines[0] and "**2.0x**" in lines[0]
     assert "missed" in lines[0]
     assert "m int8 4000²" in lines[1] and "**3.5x**" in lines[1] and "met" in lines[1]
+
