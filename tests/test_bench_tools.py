@@ -137,3 +137,85 @@ def test_naive_rows_are_compared_with_every_engine_variant_of_the_same_scene():
     assert "missed" in lines[0]
     assert "m int8 4000²" in lines[1] and "**3.5x**" in lines[1] and "met" in lines[1]
 
+
+def _pretend_gpu(monkeypatch, providers: list[str]) -> None:
+    """torch sees a CUDA GPU and ONNX Runtime offers ``providers``: what ``make bench`` finds on a lent GPU."""
+    import onnxruntime
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: providers)
+
+
+def test_gpu_variants_follow_the_software_present(monkeypatch):
+    import run
+
+    labels = {v.label for v in run.gpu_variants()}
+    assert labels == set() or all("(cuda)" in label for label in labels)  # this machine: its own truth
+    _pretend_gpu(monkeypatch, ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    kinds = {(v.kind, v.precision, v.device) for v in run.gpu_variants()}
+    assert {("torch", "fp16", "cuda"), ("torch", "bf16", "cuda"), ("torch-compile", "bf16", "cuda")} <= kinds
+    assert ("onnx", "fp32", "cuda") in kinds and not any(k[0] == "onnx-tensorrt" for k in kinds)
+    _pretend_gpu(monkeypatch, ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert ("onnx-tensorrt", "fp16", "cuda") in {(v.kind, v.precision, v.device) for v in run.gpu_variants()}
+
+
+def test_a_gpu_runs_every_scene_size_with_one_worker_and_a_larger_batch(monkeypatch):
+    import run
+
+    _pretend_gpu(monkeypatch, ["CPUExecutionProvider"])
+    bench = run.Bench.__new__(run.Bench)
+    bench.threads = 16
+    bench.models = {run.COMPACT_MODEL: None, run.PAPER_MODEL: None}
+    bench.args = SimpleNamespace(sizes=[1000, 4000, 10000], max_size_large_model=4000)
+    calls = []
+    monkeypatch.setattr(bench, "_scene", lambda *a, **k: calls.append((a, k)), raising=False)
+    bench.scenes()
+    on_gpu = [a for a, _ in calls if a[3].device == "cuda"]
+    assert {(a[1], a[2], a[3].precision) for a in on_gpu} == {
+        (model, size, precision)
+        for model in (run.COMPACT_MODEL, run.PAPER_MODEL)
+        for size in (1000, 4000, 10000)
+        for precision in ("fp32", "fp16")
+    }
+    assert all(a[4] == run.GPU_SCENE_BATCH and a[5] == run.OVERLAP and a[6] == (16, 1) for a in on_gpu)
+    on_cpu = [a for a, _ in calls if a[3].device == "cpu"]
+    assert on_cpu and all(a[4] in (1, run.ENGINE_BATCH) for a in on_cpu)  # the CPU rows are unchanged
+
+
+def test_the_whole_scene_target_is_judged_on_gpu_rows_of_10000_px_only():
+    import run
+
+    def row(variant, size, wall):
+        return {
+            "pipeline": "engine",
+            "model": "m",
+            "variant": variant,
+            "size": size,
+            "overlap": 32,
+            "batch": 64,
+            "patches": 11025,
+            "wall_s": wall,
+            "threads": 16,
+            "workers": 1,
+            "model_only_patches_per_s": 2000.0,
+            "peak_rss_mb": 500.0,
+        }
+
+    rows = [row("PyTorch eager fp16 (cuda)", 10000, 24.5), row("PyTorch eager fp32 (cuda)", 10000, 31.0)]
+    rows += [row("PyTorch eager fp16 (cuda)", 4000, 5.0), row("ONNX Runtime fp32 (cpu)", 10000, 20.0)]
+    lines = [line for line in run.targets(SimpleNamespace(scene_rows=rows, models={})) if "whole scene" in line]
+    assert len(lines) == 2
+    assert "fp16 (cuda) 10000², overlap 32, batch 64: **24.5 s**, 450 patches/s (target < 30 s: met)" in lines[0]
+    assert "fp32 (cuda) 10000²" in lines[1] and "**31.0 s**" in lines[1] and "missed" in lines[1]
+
+
+def test_h200_share_of_peak_uses_the_data_sheet_for_its_precision():
+    from model_speed import gpu_peak_flops
+
+    assert (
+        gpu_peak_flops("NVIDIA H200", "bf16")
+        == gpu_peak_flops("NVIDIA H200", "fp16")
+        > 10 * gpu_peak_flops("NVIDIA H200", "fp32")
+    )
+    assert gpu_peak_flops("NVIDIA GeForce GTX 1080", "fp32") is None
