@@ -13,11 +13,10 @@ import pytest
 import rasterio
 from rasterio.enums import Resampling
 from rasterio.transform import from_origin
-from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from landslide_engine.grid import reference_grid
-from landslide_engine.warp import GRID_MARGIN, GridWarp, choose_resampling, read_window
+from landslide_engine.warp import GRID_MARGIN, GridWarp, _warped_vrt, choose_resampling, read_window
 from tests.rasters import write_raster
 
 # The 10 m image (and so the grid) starts at x 500000, y 5200000 and is 150 x 120 pixels.
@@ -45,15 +44,20 @@ def _dem() -> np.ndarray:
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory):
     folder = tmp_path_factory.mktemp("bilinear")
+    write_raster(folder / "dem30.tif", _dem(), "EPSG:32633", from_origin(*DEM_ORIGIN, 30, 30), nodata=NODATA)
+    return folder, _grid_10m(folder, GRID_HEIGHT, GRID_WIDTH)
+
+
+def _grid_10m(folder, height: int, width: int):
+    """The reference grid of a 10 m image of ``height`` x ``width`` pixels at IMAGE_ORIGIN (written to ``folder``)."""
     image = write_raster(
         folder / "image.tif",
-        np.ones((1, GRID_HEIGHT, GRID_WIDTH), dtype="uint16"),
+        np.ones((1, height, width), dtype="uint16"),
         "EPSG:32633",
         from_origin(*IMAGE_ORIGIN, 10, 10),
         nodata=0,
     )
-    write_raster(folder / "dem30.tif", _dem(), "EPSG:32633", from_origin(*DEM_ORIGIN, 30, 30), nodata=NODATA)
-    return folder, reference_grid([str(image)])
+    return reference_grid([str(image)])
 
 
 def _in_margin(grid, window) -> bool:
@@ -73,17 +77,7 @@ def _gdal(src, grid, bands, window, nodata):
     if not _in_margin(grid, window):
         return np.stack([read_window(src, b, grid, window, Resampling.bilinear, nodata) for b in bands])
     extent = Window(-m, -m, grid.width + 2 * m, grid.height + 2 * m)
-    with WarpedVRT(
-        src,
-        crs=grid.crs,
-        transform=grid.window_transform(extent),
-        width=int(extent.width),
-        height=int(extent.height),
-        resampling=Resampling.bilinear,
-        src_nodata=nodata,
-        nodata=np.nan,
-        dtype="float32",
-    ) as vrt:
+    with _warped_vrt(src, grid, extent, Resampling.bilinear, nodata) as vrt:
         return vrt.read(bands, window=Window(window.col_off + m, window.row_off + m, window.width, window.height))
 
 
@@ -255,14 +249,7 @@ def test_a_no_data_wedge_and_its_rim_need_no_gdal_warp(tmp_path):
     """A granule at the edge of the swath: its no-data wedge is NaN without warping, and its rim is weighed as GDAL
     weighs it (no data under the pixel centre, else the valid neighbours renormalised), still equal to GDAL's."""
     width = height = 600  # 10 m grid pixels; the source is 20 m, nodata 0 as Sentinel-2 marks it
-    image = write_raster(
-        tmp_path / "image.tif",
-        np.ones((1, height, width), dtype="uint16"),
-        "EPSG:32633",
-        from_origin(*IMAGE_ORIGIN, 10, 10),
-        nodata=0,
-    )
-    grid = reference_grid([str(image)])
+    grid = _grid_10m(tmp_path, height, width)
     rows, cols = np.mgrid[0 : height // 2, 0 : width // 2]
     data = np.random.default_rng(3).integers(1, 4000, (2, height // 2, width // 2)).astype("uint16")
     data[:, cols + rows < 200] = 0
