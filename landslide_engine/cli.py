@@ -22,6 +22,7 @@ from pathlib import Path
 
 from landslide_engine.errors import Cancelled, InputError
 from landslide_engine.memory import configure_for_scenes
+from landslide_engine.notices import delivered
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -52,13 +53,14 @@ class Command:
     run: Callable[[argparse.Namespace], int]
 
 
-class _ProgressLine:
-    """A self-overwriting progress line on an interactive stderr; silent when stderr is a file or pipe."""
+class _Terminal:
+    """What the analyst sees on stderr: a self-overwriting progress line (only when stderr is a terminal) and
+    one ``warning: ...`` line per engine warning, each starting on a line of its own."""
 
     def __init__(self) -> None:
         self.shown = False
 
-    def __call__(self, percent: float, message: str) -> None:
+    def progress(self, percent: float, message: str) -> None:
         if sys.stderr.isatty():
             print(f"\r{percent:5.1f}% {message:<60}", end="", file=sys.stderr, flush=True)
             self.shown = True
@@ -66,11 +68,24 @@ class _ProgressLine:
     def end(self) -> None:
         """Finish the progress line so the next message starts on its own line."""
         if self.shown:
-            _print_progress.end()
+            print(file=sys.stderr, flush=True)
             self.shown = False
 
+    def warn(self, message: str) -> None:
+        """One engine warning (the ``warn`` callback of the engine's entry points)."""
+        self.end()
+        print(f"warning: {message}", file=sys.stderr, flush=True)
 
-_print_progress = _ProgressLine()
+
+_terminal = _Terminal()
+
+
+class _LogToTerminal(logging.Handler):
+    """Log warnings that did not come through ``warn`` (e.g. a model file skipped), printed like the others."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not delivered(record):
+            _terminal.warn(record.getMessage())
 
 
 def _band_map(pairs: Sequence[str] | None) -> dict[str, str] | None:
@@ -162,8 +177,8 @@ def _run_predict(args: argparse.Namespace) -> int:
         resolution=args.resolution,
         min_area_m2=args.min_area,
     )
-    result = predict_scene(request, progress=_print_progress)
-    _print_progress.end()
+    result = predict_scene(request, progress=_terminal.progress, warn=_terminal.warn)
+    _terminal.end()
     skipped = result.n_patches_without_data
     patches = f"{result.n_patches} patches" + (f" ({skipped} without data, not run)" if skipped else "")
     print(
@@ -197,10 +212,10 @@ def _run_predict_h5(args: argparse.Namespace) -> int:
         backend=args.backend,
         device=args.device,
         batch_size=args.batch_size,
-        progress=_print_progress,
+        progress=_terminal.progress,
         precision=args.precision,
     )
-    _print_progress.end()
+    _terminal.end()
     print(f"{len(written)} file(s) written to {args.out}")
     return EXIT_OK
 
@@ -228,9 +243,10 @@ def _run_stack(args: argparse.Namespace) -> int:
         extent=tuple(args.extent) if args.extent else None,
         extent_crs=args.extent_crs,
         resolution=args.resolution,
-        progress=_print_progress,
+        progress=_terminal.progress,
+        warn=_terminal.warn,
     )
-    _print_progress.end()
+    _terminal.end()
     print(out)
     return EXIT_OK
 
@@ -243,7 +259,11 @@ def _add_slope(p: argparse.ArgumentParser) -> None:
 def _run_slope(args: argparse.Namespace) -> int:
     from landslide_engine.slope import write_slope
 
-    print(write_slope(args.dem, args.out, progress=lambda percent: _print_progress(percent, "slope")))
+    out = write_slope(
+        args.dem, args.out, progress=lambda percent: _terminal.progress(percent, "slope"), warn=_terminal.warn
+    )
+    _terminal.end()
+    print(out)
     return EXIT_OK
 
 
@@ -275,8 +295,8 @@ def _add_demo(p: argparse.ArgumentParser) -> None:
 def _run_demo(args: argparse.Namespace) -> int:
     from landslide_engine.demo import run_demo
 
-    summary = run_demo(args.out, model=args.model, device=args.device, progress=_print_progress)
-    _print_progress.end()
+    summary = run_demo(args.out, model=args.model, device=args.device, progress=_terminal.progress, warn=_terminal.warn)
+    _terminal.end()
     scores = summary["scores_vs_truth"]
     print("SYNTHETIC demo scene (generated in code; not a real observation)")
     print(f"  scene:       {Path(summary['scene']['s2']).parent}")
@@ -346,15 +366,15 @@ def build_parser(commands: Sequence[Command] = COMMANDS) -> argparse.ArgumentPar
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the subcommand; returns the exit code."""
     configure_for_scenes()  # GDAL's block cache capped: see memory.py
-    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr)
+    logging.basicConfig(level=logging.WARNING, handlers=[_LogToTerminal()])
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
     except InputError as exc:
-        _print_progress.end()
+        _terminal.end()
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except (Cancelled, KeyboardInterrupt):
-        _print_progress.end()
+        _terminal.end()
         print("interrupted; no output written", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from landslide_engine.bands import L4S_BANDS, L4S_DIVISORS
+from landslide_engine.notices import Warn
 from landslide_engine.slope import horn_slope
 
 DEMO_CRS = "EPSG:32645"
@@ -244,7 +245,9 @@ def pixel_scores(predicted: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     return {"precision": precision, "recall": recall, "f1": f1, "iou": iou}
 
 
-def run_demo(out_dir: str | Path, model: str | None = None, device: str = "auto", progress=None) -> dict:
+def run_demo(
+    out_dir: str | Path, model: str | None = None, device: str = "auto", progress=None, warn: Warn | None = None
+) -> dict:
     """Build the synthetic scene, run the full pipeline on it, score it and render the preview.
 
     Returns a summary with every output path and the pixel scores against the
@@ -266,6 +269,7 @@ def run_demo(out_dir: str | Path, model: str | None = None, device: str = "auto"
             min_area_m2=200.0,
         ),
         progress=progress,
+        warn=warn,
     )
     with rasterio.open(result.mask) as src:
         predicted = src.read(1) == 1

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import itertools
-import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +38,7 @@ from landslide_engine.bands import L4S_BANDS, L4S_S2_BANDS
 from landslide_engine.errors import Cancelled, InputError
 from landslide_engine.grid import Grid, reference_grid
 from landslide_engine.memory import release_free_memory
+from landslide_engine.notices import Warn, Warnings
 from landslide_engine.outputs import ResultRasters, peak_memory_mb, raster_profile, write_polygons, write_report
 from landslide_engine.rasterio_io import atomic_output
 from landslide_engine.scaling import L2A_WARNING, resolve_scaling, scale_warning
@@ -46,8 +46,6 @@ from landslide_engine.sources import identify_s2
 from landslide_engine.stack import SceneStack
 from landslide_engine.streaming import BackgroundWriter, StageClock, prefetched, run_in_order
 from landslide_engine.tiling import ColumnBand, RowBlender, column_bands, predict_tta, reflect_fill, tile_starts
-
-log = logging.getLogger(__name__)
 
 Progress = Callable[[float, str], None]
 IsCancelled = Callable[[], bool]
@@ -128,8 +126,12 @@ def _open_scene(
     extent: tuple[float, float, float, float] | None,
     extent_crs: str | None,
     resolution: float | None,
+    warn: Warnings,
 ) -> _Scene:
-    """Identify bands, check that ``bands`` can be supplied, build the grid and open the stack."""
+    """Identify bands, check that ``bands`` can be supplied, build the grid and open the stack.
+
+    Each warning goes to ``warn`` as soon as it is known, so the analyst sees it while the run goes on.
+    """
     unknown = [b for b in bands if b not in L4S_BANDS]
     if unknown:
         raise InputError(f"the model needs band(s) {', '.join(unknown)}, which are not Landslide4Sense bands")
@@ -139,14 +141,13 @@ def _open_scene(
     not_fillable = [b for b in missing if b not in fill_values]
     if not_fillable:
         raise InputError(identified.describe_missing(not_fillable))
-    warnings: list[str] = []
     if identified.level == "L2A":
-        warnings.append(L2A_WARNING)
+        warn(L2A_WARNING)
     fills = {b: float(fill_values[b]) for b in missing}
     for band, value in fills.items():
-        warnings.append(f"band {band} is not in the input; filled with the model's constant {value:g} (l4s units)")
+        warn(f"band {band} is not in the input; filled with the model's constant {value:g} (l4s units)")
     scaling, scaling_warnings = resolve_scaling(identified, reflectance_scale, baseline_offset)
-    warnings += scaling_warnings
+    warn.extend(scaling_warnings)
     s2_files = list(dict.fromkeys(identified.bands[b].path for b in needed if b in identified.bands))
     others = [dem, *([slope] if slope else [])]
     grid = reference_grid(s2_files or list(s2), others, extent, extent_crs, resolution)
@@ -158,9 +159,7 @@ def _open_scene(
         stack.close()
         raise
     if problem:
-        warnings.append(problem)
-    for line in warnings:
-        log.warning(line)
+        warn(problem)
     inputs = {
         "s2": list(s2),
         "dem": dem,
@@ -173,7 +172,7 @@ def _open_scene(
         "reflectance_scale": scaling.scale,
         "baseline_offset": {"value": scaling.offset, "evidence": scaling.offset_evidence},
     }
-    return _Scene(stack, grid, inputs, warnings)
+    return _Scene(stack, grid, inputs, warn.lines)
 
 
 def _grid_report(grid: Grid) -> dict[str, Any]:
@@ -204,12 +203,14 @@ def predict_scene(
     progress: Progress | None = None,
     cancelled: IsCancelled | None = None,
     runner=None,
+    warn: Warn | None = None,
 ) -> PredictResult:
     """Run the model over the scene of ``req`` and write the four outputs to ``req.out_dir``.
 
     ``runner`` (anything with ``predict``, ``metadata``, ``device`` and
     ``backend``) replaces the model named in ``req``. Raises InputError for bad
     input and Cancelled when ``cancelled()`` turns true; neither leaves output.
+    Warnings go to ``warn`` as they arise (:mod:`landslide_engine.notices`), and into ``run.json``.
     """
     started = time.perf_counter()
     report_progress = progress or (lambda percent, message: None)
@@ -234,6 +235,7 @@ def predict_scene(
         req.extent,
         req.extent_crs,
         req.resolution,
+        Warnings(warn),
     )
     seconds: dict[str, float] = {"prepare": time.perf_counter() - started}
     clock = StageClock()
@@ -610,11 +612,12 @@ def stack_to_file(
     resolution: float | None = None,
     progress: Progress | None = None,
     cancelled: IsCancelled | None = None,
+    warn: Warn | None = None,
 ) -> Path:
     """Write ``bands`` (default all 14) in L4S units as a float32 GeoTIFF on the reference grid.
 
     This is exactly what the model sees; nodata is -9999. Missing bands are
-    an InputError unless ``fill_values`` gives them a constant (l4s units).
+    an InputError unless ``fill_values`` gives them a constant (l4s units). Warnings go to ``warn``.
     """
     report_progress = progress or (lambda percent, message: None)
     is_cancelled = cancelled or (lambda: False)
@@ -630,6 +633,7 @@ def stack_to_file(
         extent,
         extent_crs,
         resolution,
+        Warnings(warn),
     )
     grid = scene.grid
     profile = raster_profile(grid, "float32", STACK_NODATA, count=len(bands))

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from landslide_engine.notices import Warn
+
 # WGS84 ellipsoid
 _A = 6378137.0
 _E2 = 6.69437999014e-3
@@ -158,7 +160,9 @@ def slope_for_grid(
     return horn_slope(dem, xres, yres, nodata_mask)
 
 
-def write_slope(dem_path: str | Path, out_path: str | Path, block_rows: int = 1024, progress=None) -> Path:
+def write_slope(
+    dem_path: str | Path, out_path: str | Path, block_rows: int = 1024, progress=None, warn: Warn | None = None
+) -> Path:
     """Write the slope of ``dem_path`` (degrees, float32 GeoTIFF, same grid) to ``out_path``.
 
     Processes the DEM in row blocks with a one-row halo, so memory stays bounded
@@ -191,8 +195,8 @@ def write_slope(dem_path: str | Path, out_path: str | Path, block_rows: int = 10
                 r1 = min(h, r0 + block_rows)
                 h0, h1 = max(0, r0 - 1), min(h, r1 + 1)
                 win = Window(0, h0, src.width, h1 - h0)
-                block = src.read(1, window=win, masked=True)
-                dem = block.filled(np.nan).astype(np.float64)
+                # Integer DEMs (SRTM, AW3D30: Int16 with nodata -32768/-32767) have no NaN: widen before filling.
+                dem = src.read(1, window=win, masked=True).astype(np.float64).filled(np.nan)
                 slope = slope_for_grid(dem, src.transform, geographic, row_offset=h0)
                 slope = slope[r0 - h0 : r0 - h0 + (r1 - r0)]
                 slope = np.where(np.isfinite(slope), slope, out_nodata).astype(np.float32)
