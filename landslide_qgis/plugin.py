@@ -39,7 +39,7 @@ class LandslidePlugin:
         from landslide_qgis.gui.dock import LandslideDock
 
         self.dock = LandslideDock(self.iface, self.iface.mainWindow())
-        self.iface.addDockWidget(Qt.RightDockWidgetArea, self.dock)
+        self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
         self.dock.hide()
         self.action = QAction(QIcon(_ICON), "Landslide detection", self.iface.mainWindow())
         self.action.setCheckable(True)

@@ -119,7 +119,8 @@ def _inside_qgis() -> None:
         renderer.setGreenBand(wanted[1])
         renderer.setBlueBand(wanted[2])
         layer.setContrastEnhancement(
-            QgsContrastEnhancement.StretchToMinimumMaximum, QgsRasterMinMaxOrigin.CumulativeCut
+            QgsContrastEnhancement.ContrastEnhancementAlgorithm.StretchToMinimumMaximum,
+            QgsRasterMinMaxOrigin.Limits.CumulativeCut,
         )
         layer.triggerRepaint()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from qgis.PyQt.QtCore import Qt
 
 from tests.qgis_helpers import synthetic_scene, tiny_model_package, write_raster
 
@@ -68,7 +69,7 @@ def test_dock_run_adds_a_styled_result_group(dock, inputs, qgis_app):
     assert all(layer.isValid() and layer.crs().authid() == "EPSG:32633" for layer in layers)
     assert isinstance(probability.renderer(), QgsSingleBandPseudoColorRenderer)
     assert isinstance(mask.renderer(), QgsPalettedRasterRenderer) and mask.opacity() < 1.0
-    assert polygons.renderer().symbol().symbolLayer(0).brushStyle() == 0  # Qt.NoBrush: outline only
+    assert polygons.renderer().symbol().symbolLayer(0).brushStyle() == Qt.BrushStyle.NoBrush  # outline only
     assert f"tiny: {polygons.featureCount()} landslides" in dock.summary_label.text()
     assert "km²" in dock.summary_label.text()
     assert dock.run_button.isEnabled() and dock.progress_bar.value() == 100
@@ -121,4 +122,4 @@ def test_dock_reports_missing_inputs_without_running(dock, qgis_iface):
         dock.s2_list.item(i).setCheckState(0)
     assert dock.start_run() is None
     assert "Sentinel-2" in dock.status_label.text()
-    assert any("Sentinel-2" in m for m in qgis_iface.messageBar().get_messages(Qgis.Warning))
+    assert any("Sentinel-2" in m for m in qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Warning))

@@ -60,7 +60,7 @@ def test_plugin_loads_and_warns_and_slope_still_runs(
     plugin = classFactory(qgis_iface)
     plugin.initGui()
     try:
-        warnings = qgis_iface.messageBar().get_messages(Qgis.Warning)
+        warnings = qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Warning)
         assert any("onnxruntime" in w and "pip install" in w for w in warnings)
 
         dem = write_raster(

@@ -201,7 +201,7 @@ def test_precision_is_an_advanced_choice_among_the_engine_precisions(provider):
     parameter = provider.algorithm("detect").parameterDefinition("PRECISION")
     assert parameter.options() == list(PRECISIONS)
     assert parameter.defaultValue() == "fp32"
-    assert parameter.flags() & QgsProcessingParameterDefinition.FlagAdvanced
+    assert parameter.flags() & QgsProcessingParameterDefinition.Flag.FlagAdvanced
 
 
 def test_detect_precision_reaches_the_engine(provider, scene, tmp_path):

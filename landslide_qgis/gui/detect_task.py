@@ -37,7 +37,7 @@ class DetectTask(QgsTask):
 
     def __init__(self, request, runs: list[ModelRun]) -> None:
         """``request`` is a ``PredictRequest`` whose ``model``/``out_dir`` each run replaces."""
-        super().__init__("Landslide detection", QgsTask.CanCancel)
+        super().__init__("Landslide detection", QgsTask.Flag.CanCancel)
         self._request = request
         self._runs = runs
         self._results: list = []
@@ -62,7 +62,7 @@ class DetectTask(QgsTask):
             self._error = dependencies.missing_message(dependencies.missing_for_import_error(exc))
             return False
         except Exception as exc:  # a bug must reach the analyst as a message, not kill the task silently
-            QgsMessageLog.logMessage(traceback.format_exc(), "Landslide Mapper", Qgis.Critical)
+            QgsMessageLog.logMessage(traceback.format_exc(), "Landslide Mapper", Qgis.MessageLevel.Critical)
             self._error = f"unexpected error: {exc} (details in the Log Messages panel)"
             return False
         return not self.isCanceled()

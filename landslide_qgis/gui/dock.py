@@ -79,11 +79,11 @@ class LandslideDock(QgsDockWidget):
         self.s2_list.setMaximumHeight(110)
         form.addRow("Sentinel-2", self.s2_list)
         self.dem_combo = QgsMapLayerComboBox(body)
-        self.dem_combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
+        self.dem_combo.setFilters(QgsMapLayerProxyModel.Filter.RasterLayer)
         self.dem_combo.setAllowEmptyLayer(True)  # rather empty than silently the first raster
         form.addRow("DEM", self.dem_combo)
         self.slope_combo = QgsMapLayerComboBox(body)
-        self.slope_combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
+        self.slope_combo.setFilters(QgsMapLayerProxyModel.Filter.RasterLayer)
         self.slope_combo.setAllowEmptyLayer(True)
         self.slope_combo.setToolTip("Optional: computed from the DEM when empty.")
         form.addRow("Slope", self.slope_combo)
@@ -130,7 +130,7 @@ class LandslideDock(QgsDockWidget):
         form.addRow("Band map", self.band_map_edit)
 
         self.output_widget = QgsFileWidget(body)
-        self.output_widget.setStorageMode(QgsFileWidget.GetDirectory)
+        self.output_widget.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
         self.output_widget.setToolTip("Where result files are written; a temporary folder when empty.")
         form.addRow("Output folder", self.output_widget)
 
@@ -152,7 +152,7 @@ class LandslideDock(QgsDockWidget):
         layout.addWidget(self.status_label)
         self.summary_label = QLabel("", body)
         self.summary_label.setWordWrap(True)
-        self.summary_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.summary_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.summary_label)
         layout.addStretch(1)
         self.setWidget(body)
@@ -169,13 +169,13 @@ class LandslideDock(QgsDockWidget):
     def refresh_layers(self) -> None:
         """List the project's rasters as Sentinel-2 candidates, keeping checks; suggest roles for new ones."""
         checked = set(self.selected_s2_ids())
-        known = {self.s2_list.item(i).data(Qt.UserRole) for i in range(self.s2_list.count())}
+        known = {self.s2_list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.s2_list.count())}
         self.s2_list.clear()
         for layer in self._raster_layers():
             item = QListWidgetItem(layer.name())
-            item.setData(Qt.UserRole, layer.id())
-            item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
-            item.setCheckState(Qt.Checked if layer.id() in checked else Qt.Unchecked)
+            item.setData(Qt.ItemDataRole.UserRole, layer.id())
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Checked if layer.id() in checked else Qt.CheckState.Unchecked)
             self.s2_list.addItem(item)
         if any(layer.id() not in known for layer in self._raster_layers()):
             self.apply_suggestions()
@@ -188,7 +188,11 @@ class LandslideDock(QgsDockWidget):
         if suggestion.s2:
             for i in range(self.s2_list.count()):
                 item = self.s2_list.item(i)
-                item.setCheckState(Qt.Checked if item.data(Qt.UserRole) in suggestion.s2 else Qt.Unchecked)
+                item.setCheckState(
+                    Qt.CheckState.Checked
+                    if item.data(Qt.ItemDataRole.UserRole) in suggestion.s2
+                    else Qt.CheckState.Unchecked
+                )
         if suggestion.dem in by_id or self.dem_combo.currentLayer() is None:
             self.dem_combo.setLayer(by_id.get(suggestion.dem))
         # empty unless a layer looks like slope: a wrong slope is worse than one computed from the DEM
@@ -196,9 +200,9 @@ class LandslideDock(QgsDockWidget):
 
     def selected_s2_ids(self) -> list[str]:
         return [
-            self.s2_list.item(i).data(Qt.UserRole)
+            self.s2_list.item(i).data(Qt.ItemDataRole.UserRole)
             for i in range(self.s2_list.count())
-            if self.s2_list.item(i).checkState() == Qt.Checked
+            if self.s2_list.item(i).checkState() == Qt.CheckState.Checked
         ]
 
     def refresh_models(self) -> None:

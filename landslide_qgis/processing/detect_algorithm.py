@@ -105,7 +105,9 @@ class DetectAlgorithm(QgsProcessingAlgorithm):
         return DetectAlgorithm()
 
     def initAlgorithm(self, config=None) -> None:
-        s2 = QgsProcessingParameterMultipleLayers(self.SENTINEL2, "Sentinel-2 layer(s)", QgsProcessing.TypeRaster)
+        s2 = QgsProcessingParameterMultipleLayers(
+            self.SENTINEL2, "Sentinel-2 layer(s)", QgsProcessing.SourceType.TypeRaster
+        )
         s2.setHelp("One multi-band Sentinel-2 L1C layer, or one single-band layer per band.")
         self.addParameter(s2)
         dem = QgsProcessingParameterRasterLayer(self.DEM, "DEM (elevation in metres)")
@@ -135,19 +137,24 @@ class DetectAlgorithm(QgsProcessingAlgorithm):
         device.setHelp("auto uses a CUDA GPU when one is usable and falls back to the CPU.")
         self.addParameter(device)
         batch = QgsProcessingParameterNumber(
-            self.BATCH_SIZE, "Batch size", QgsProcessingParameterNumber.Integer, settings.batch_size(), minValue=1
+            self.BATCH_SIZE, "Batch size", QgsProcessingParameterNumber.Type.Integer, settings.batch_size(), minValue=1
         )
         batch.setHelp("Patches per inference batch; halved automatically when a GPU runs out of memory.")
         self.addParameter(batch)
         overlap = QgsProcessingParameterNumber(
-            self.OVERLAP, "Patch overlap (pixels)", QgsProcessingParameterNumber.Integer, 32, minValue=0, maxValue=96
+            self.OVERLAP,
+            "Patch overlap (pixels)",
+            QgsProcessingParameterNumber.Type.Integer,
+            32,
+            minValue=0,
+            maxValue=96,
         )
         overlap.setHelp("Overlapping patches are blended, which removes seams at patch borders.")
         self.addParameter(overlap)
         threshold = QgsProcessingParameterNumber(
             self.THRESHOLD,
             "Probability threshold (empty: the model's own)",
-            QgsProcessingParameterNumber.Double,
+            QgsProcessingParameterNumber.Type.Double,
             None,
             optional=True,
             minValue=0.0,
@@ -162,7 +169,7 @@ class DetectAlgorithm(QgsProcessingAlgorithm):
         tta = QgsProcessingParameterBoolean(self.TTA, "Test-time augmentation (flips; 4× slower)", False)
         tta.setHelp("Averages predictions over flipped patches; slightly smoother, four times the compute.")
         min_area = QgsProcessingParameterNumber(
-            self.MIN_AREA, "Minimum polygon area (m²)", QgsProcessingParameterNumber.Double, 0.0, minValue=0.0
+            self.MIN_AREA, "Minimum polygon area (m²)", QgsProcessingParameterNumber.Type.Double, 0.0, minValue=0.0
         )
         min_area.setHelp("Polygons smaller than this are dropped (the mask keeps them).")
         scale = QgsProcessingParameterEnum(
@@ -199,14 +206,14 @@ class DetectAlgorithm(QgsProcessingAlgorithm):
             "'python -m landslide_engine quantize' and choose it as the model file."
         )
         for advanced in (tta, min_area, scale, band_map, precision):
-            advanced.setFlags(advanced.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            advanced.setFlags(advanced.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
             self.addParameter(advanced)
 
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT_PROBABILITY, "Landslide probability"))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT_MASK, "Landslide mask"))
         self.addParameter(
             QgsProcessingParameterVectorDestination(
-                self.OUTPUT_POLYGONS, "Landslide polygons", QgsProcessing.TypeVectorPolygon
+                self.OUTPUT_POLYGONS, "Landslide polygons", QgsProcessing.SourceType.TypeVectorPolygon
             )
         )
         self.addOutput(QgsProcessingOutputNumber(self.N_LANDSLIDES, "Number of landslides"))

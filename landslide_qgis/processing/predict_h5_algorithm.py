@@ -65,7 +65,9 @@ class PredictH5Algorithm(QgsProcessingAlgorithm):
 
     def initAlgorithm(self, config=None) -> None:
         self.addParameter(
-            QgsProcessingParameterMultipleLayers(self.FILES, "Landslide4Sense .h5 patches", QgsProcessing.TypeFile)
+            QgsProcessingParameterMultipleLayers(
+                self.FILES, "Landslide4Sense .h5 patches", QgsProcessing.SourceType.TypeFile
+            )
         )
         names = available_model_names()
         model = QgsProcessingParameterEnum(
@@ -88,7 +90,11 @@ class PredictH5Algorithm(QgsProcessingAlgorithm):
         self.addParameter(device)
         self.addParameter(
             QgsProcessingParameterNumber(
-                self.BATCH_SIZE, "Batch size", QgsProcessingParameterNumber.Integer, settings.batch_size(), minValue=1
+                self.BATCH_SIZE,
+                "Batch size",
+                QgsProcessingParameterNumber.Type.Integer,
+                settings.batch_size(),
+                minValue=1,
             )
         )
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, "Output folder"))

@@ -48,7 +48,9 @@ class StackAlgorithm(QgsProcessingAlgorithm):
         return StackAlgorithm()
 
     def initAlgorithm(self, config=None) -> None:
-        s2 = QgsProcessingParameterMultipleLayers(self.SENTINEL2, "Sentinel-2 layer(s)", QgsProcessing.TypeRaster)
+        s2 = QgsProcessingParameterMultipleLayers(
+            self.SENTINEL2, "Sentinel-2 layer(s)", QgsProcessing.SourceType.TypeRaster
+        )
         s2.setHelp("One multi-band Sentinel-2 L1C layer, or one single-band layer per band.")
         self.addParameter(s2)
         self.addParameter(QgsProcessingParameterRasterLayer(self.DEM, "DEM (elevation in metres)"))
