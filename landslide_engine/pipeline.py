@@ -170,7 +170,12 @@ def _open_scene(
         "level": identified.level,
         "product_date": identified.product_date.isoformat() if identified.product_date else None,
         "reflectance_scale": scaling.scale,
-        "baseline_offset": {"value": scaling.offset, "evidence": scaling.offset_evidence},
+        "baseline_offset": {
+            "value": scaling.offset,
+            "evidence": scaling.offset_evidence,
+            "per_band": dict(scaling.band_offsets),
+        },
+        "product": identified.product.to_report() if identified.product else None,
     }
     return _Scene(stack, grid, inputs, warn.lines)
 

