@@ -49,15 +49,15 @@ class DemoScene:
     n_scars: int
 
 
-def smooth_noise(shape: tuple[int, int], scale_px: float, rng: np.random.Generator) -> np.ndarray:
+def smooth_noise(shape: tuple[int, ...], scale_px: float, rng: np.random.Generator) -> np.ndarray:
     """Gaussian random field with unit variance and correlation length ``scale_px``.
 
     White noise low-passed in the Fourier domain: cheap, seamless, and free of the
     blockiness of interpolated value noise.
     """
     white = rng.standard_normal(shape)
-    fy = np.fft.fftfreq(shape[0])[:, None]
-    fx = np.fft.rfftfreq(shape[1])[None, :]
+    fy = np.fft.fftfreq(shape[0], d=1.0)[:, None]
+    fx = np.fft.rfftfreq(shape[1], d=1.0)[None, :]
     kernel = np.exp(-2 * (np.pi * scale_px) ** 2 * (fx**2 + fy**2))
     field = np.fft.irfft2(np.fft.rfft2(white) * kernel, s=shape)
     return (field - field.mean()) / (field.std() + 1e-12)

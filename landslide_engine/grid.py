@@ -13,6 +13,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from affine import Affine
@@ -86,41 +87,68 @@ def reference_grid(
     """
     if not s2_paths:
         raise InputError("no Sentinel-2 input given")
-    finest = None
-    footprints: list[tuple[str, CRS, tuple[float, float, float, float]]] = []
-    for path in [*s2_paths, *other_paths]:
-        with open_raster(path, what="input") as src:
-            if src.crs is None:
-                raise InputError(f"{path} has no coordinate reference system")
-            if src.transform.b or src.transform.d:
-                raise InputError(f"{path} has a rotated grid; warp it to a north-up grid first")
-            footprints.append((str(path), src.crs, tuple(src.bounds)))
-            if str(path) in map(str, s2_paths) and (finest is None or abs(src.transform.a) < abs(finest[1].a)):
-                finest = (src.crs, src.transform)
-    crs, align = finest
+    footprints = [_footprint(path) for path in [*s2_paths, *other_paths]]
+    # The finest S2 raster (the first of equals) sets the CRS and the alignment.
+    finest = min(footprints[: len(s2_paths)], key=lambda f: abs(f.transform.a))
+    crs, align = finest.crs, finest.transform
     if resolution is None:
         resolution = abs(align.a) if crs.is_geographic else DEFAULT_RESOLUTION_M
     if not resolution > 0:
         raise InputError(f"resolution must be positive, got {resolution}")
+    left, bottom, right, top = _common_bounds(footprints, crs)
+    if extent is not None:
+        left, bottom, right, top = _clip_to_extent((left, bottom, right, top), crs, extent, extent_crs)
+    return _snap_inwards(crs, align.c, align.f, resolution, (left, bottom, right, top))
 
+
+class _Footprint(NamedTuple):
+    path: str
+    crs: CRS
+    transform: Affine
+    bounds: tuple[float, float, float, float]
+
+
+def _footprint(path: str | Path) -> _Footprint:
+    """CRS, transform and bounds of one input; refused without a CRS or on a rotated grid."""
+    with open_raster(path, what="input") as src:
+        if src.crs is None:
+            raise InputError(f"{path} has no coordinate reference system")
+        if src.transform.b or src.transform.d:
+            raise InputError(f"{path} has a rotated grid; warp it to a north-up grid first")
+        return _Footprint(str(path), src.crs, src.transform, tuple(src.bounds))
+
+
+def _common_bounds(footprints: Sequence[_Footprint], crs: CRS) -> tuple[float, float, float, float]:
+    """The intersection of all footprints in ``crs``; names the first input that does not overlap the others."""
     left, bottom, right, top = -math.inf, -math.inf, math.inf, math.inf
-    for path, src_crs, bounds in footprints:
-        b = bounds if src_crs == crs else transform_bounds(src_crs, crs, *bounds, densify_pts=21)
+    for footprint in footprints:
+        b = footprint.bounds
+        if footprint.crs != crs:
+            b = transform_bounds(footprint.crs, crs, *b, densify_pts=21)
         nl, nb, nr, nt = max(left, b[0]), max(bottom, b[1]), min(right, b[2]), min(top, b[3])
         if nl >= nr or nb >= nt:
-            raise InputError(f"{path} does not overlap the other inputs")
+            raise InputError(f"{footprint.path} does not overlap the other inputs")
         left, bottom, right, top = nl, nb, nr, nt
-    if extent is not None:
-        e = tuple(float(v) for v in extent)
-        if len(e) != 4 or e[0] >= e[2] or e[1] >= e[3]:
-            raise InputError(f"extent {extent} is not xmin, ymin, xmax, ymax")
-        ecrs = _parse_crs(extent_crs, "extent_crs") if extent_crs else crs
-        if ecrs != crs:
-            e = transform_bounds(ecrs, crs, *e, densify_pts=21)
-        left, bottom, right, top = max(left, e[0]), max(bottom, e[1]), min(right, e[2]), min(top, e[3])
-        if left >= right or bottom >= top:
-            raise InputError(f"extent {extent} does not overlap the inputs")
-    return _snap_inwards(crs, align.c, align.f, resolution, (left, bottom, right, top))
+    return left, bottom, right, top
+
+
+def _clip_to_extent(
+    bounds: tuple[float, float, float, float],
+    crs: CRS,
+    extent: tuple[float, float, float, float],
+    extent_crs: str | CRS | None,
+) -> tuple[float, float, float, float]:
+    """``bounds`` narrowed to the user's ``extent`` (in ``extent_crs``, default ``crs``)."""
+    e = tuple(float(v) for v in extent)
+    if len(e) != 4 or e[0] >= e[2] or e[1] >= e[3]:
+        raise InputError(f"extent {extent} is not xmin, ymin, xmax, ymax")
+    ecrs = _parse_crs(extent_crs, "extent_crs") if extent_crs else crs
+    if ecrs != crs:
+        e = transform_bounds(ecrs, crs, *e, densify_pts=21)
+    left, bottom, right, top = max(bounds[0], e[0]), max(bounds[1], e[1]), min(bounds[2], e[2]), min(bounds[3], e[3])
+    if left >= right or bottom >= top:
+        raise InputError(f"extent {extent} does not overlap the inputs")
+    return left, bottom, right, top
 
 
 def _snap_inwards(crs: CRS, x0: float, y0: float, res: float, bounds: tuple[float, float, float, float]) -> Grid:

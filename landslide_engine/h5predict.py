@@ -52,19 +52,19 @@ def predict_h5(
     from landslide_engine.models.catalog import resolve_model
     from landslide_engine.models.package import load_package
 
-    paths = [Path(p) for p in paths]
-    if not paths:
+    patches = [Path(p) for p in paths]
+    if not patches:
         raise InputError("no .h5 patch given")
     if not models:
         raise InputError("no model given")
-    _check_unique_stems(paths)
-    for path in paths:
+    _check_unique_stems(patches)
+    for path in patches:
         read_l4s_image(path)
     packages = [load_package(resolve_model(ref)) for ref in models]
     folders = _model_folders([package.metadata.name for package in packages])
 
     written: list[Path] = []
-    total = len(paths) * len(packages)
+    total = len(patches) * len(packages)
     try:
         for model_index, (package, folder) in enumerate(zip(packages, folders, strict=True)):
             _raise_if_cancelled(cancelled)
@@ -75,8 +75,8 @@ def predict_h5(
                 progress, 100.0 * model_index / len(packages), f"{metadata.name}: {runner.backend} on {runner.device}"
             )
             out_folder = Path(out_dir) / folder
-            for start in range(0, len(paths), _CHUNK_PATCHES):
-                chunk = paths[start : start + _CHUNK_PATCHES]
+            for start in range(0, len(patches), _CHUNK_PATCHES):
+                chunk = patches[start : start + _CHUNK_PATCHES]
                 images = np.stack([read_l4s_image(path) for path in chunk])
                 probabilities = runner.predict(images[:, band_index])
                 for offset, (path, image, probability) in enumerate(zip(chunk, images, probabilities, strict=True)):
@@ -84,7 +84,7 @@ def predict_h5(
                     written += _write_patch_outputs(
                         out_folder / path.stem, image, probability, metadata.name, metadata.threshold
                     )
-                    done = model_index * len(paths) + start + offset + 1
+                    done = model_index * len(patches) + start + offset + 1
                     _report(progress, 100.0 * done / total, f"{metadata.name}: {path.name}")
     except BaseException:
         for path in written:

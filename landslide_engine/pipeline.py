@@ -23,7 +23,7 @@ import contextlib
 import datetime as dt
 import itertools
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -437,7 +437,7 @@ def _band_patches(tile: int, overlap: int, batch_size: int) -> int:
     return batches * batch_size
 
 
-def _predict_bands(
+def _predict_bands(  # noqa: C901  (the scene run, to be split into named parts: issue 18 item 1)
     scene: _Scene,
     runner,
     rows: list[int],
@@ -503,12 +503,15 @@ def _predict_bands(
         strip = np.empty((len(bands), tile, right - left), dtype=np.float32)
         invalid = np.empty((tile, right - left), dtype=bool)
         cs = slice(c0 - left, c1 - left)
-        first, kept, kept_invalid = shared_rows.pop(left, (None, None, None))
-        done = min(kept.shape[1], r1 - r0) if first == r0 else 0  # the last patch row can lie inside the one before
-        if done:
-            with clock.measure("scale"):
-                strip[:, r0 - top : r0 - top + done, cs] = kept[:, :done]
-                invalid[r0 - top : r0 - top + done, cs] = kept_invalid[:done]
+        done = 0
+        kept = shared_rows.pop(left, None)
+        if kept is not None and kept[0] == r0:
+            _, kept_rows, kept_invalid = kept
+            done = min(kept_rows.shape[1], r1 - r0)  # the last patch row can lie inside the one before
+            if done:
+                with clock.measure("scale"):
+                    strip[:, r0 - top : r0 - top + done, cs] = kept_rows[:, :done]
+                    invalid[r0 - top : r0 - top + done, cs] = kept_invalid[:done]
         if r0 + done < r1:
             rs = slice(r0 + done - top, r1 - top)
             read_rows(Window(c0, r0 + done, c1 - c0, r1 - r0 - done), strip[:, rs, cs], invalid[rs, cs])
@@ -522,7 +525,7 @@ def _predict_bands(
             reflect_fill(invalid, *pads)
         return _ChunkPatches(top, band, strip, invalid)
 
-    def pieces() -> Iterator[_Piece]:
+    def pieces() -> Generator[_Piece, None, None]:
         # Two chunks ahead: the reader shares the cores with the model, so its pace varies from chunk to chunk.
         chunks = prefetched(jobs, read_chunk, ahead=2)
         try:
@@ -587,7 +590,10 @@ def _predict_bands(
                     )
                     if extra_sum.shape[1]:
                         if carry is None:
-                            carry = tuple(np.zeros((height, extra_sum.shape[1]), np.float32) for _ in range(2))
+                            carry = (
+                                np.zeros((height, extra_sum.shape[1]), np.float32),
+                                np.zeros((height, extra_sum.shape[1]), np.float32),
+                            )
                         carry[0][start:until] = extra_sum
                         carry[1][start:until] = extra_weight
                 writer.write_rows(start, block, band.own_start)

@@ -87,7 +87,7 @@ def horn_slope(
     return slope
 
 
-def _step_at(step: np.ndarray, shape: tuple[int, int], index: tuple) -> np.ndarray:
+def _step_at(step: np.ndarray, shape: tuple[int, ...], index: tuple) -> np.ndarray:
     """``step`` (scalar, per-row column, or anything broadcasting to ``shape``) at ``index``."""
     return step if step.ndim == 0 else np.broadcast_to(step, shape)[index]
 

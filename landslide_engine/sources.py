@@ -159,14 +159,20 @@ def _parse_band_map(band_map: Mapping[str, str], paths: list[str]) -> dict[str, 
     return parsed
 
 
+def _distinct_bands(bands: Sequence[str | None], count: int) -> list[str] | None:
+    """``bands`` when each of the ``count`` bands is named and no two alike, else None."""
+    named = [b for b in bands if b]
+    return named if len(named) == len(bands) and len(set(named)) == count else None
+
+
 def _identify_file(src, path: str, result: S2Inputs) -> list[BandSource]:
     """Bands of one opened file, or [] with a note in ``result.unidentified``."""
     name = Path(path).name
-    by_description = [canonical_band(d) if d else None for d in src.descriptions]
-    if all(by_description) and len(set(by_description)) == src.count:
+    by_description = _distinct_bands([canonical_band(d) if d else None for d in src.descriptions], src.count)
+    if by_description is not None:
         return [BandSource(b, path, i + 1, "band description") for i, b in enumerate(by_description)]
-    by_tags = [_band_from_tags(src.tags(i + 1)) for i in range(src.count)]
-    if all(by_tags) and len(set(by_tags)) == src.count:
+    by_tags = _distinct_bands([_band_from_tags(src.tags(i + 1)) for i in range(src.count)], src.count)
+    if by_tags is not None:
         return [BandSource(b, path, i + 1, "band metadata") for i, b in enumerate(by_tags)]
     if src.count == 1:
         band = find_band_token(Path(path).stem)
@@ -209,42 +215,53 @@ def _read_product_metadata(src, path: str, result: S2Inputs) -> None:
         for k, v in src.tags(i).items():
             tags.setdefault(k.upper(), v)
     name = Path(path).name
-
     if result.level is None:
-        level_text = " ".join(v for k, v in tags.items() if "PROCESSING_LEVEL" in k or "PRODUCT_TYPE" in k)
-        for text in (level_text, name):
-            if _L2A_NAME.search(text) or "LEVEL-2A" in text.upper():
-                result.level = "L2A"
-            elif _L1C_NAME.search(text) or "LEVEL-1C" in text.upper():
-                result.level = "L1C"
-            if result.level:
-                break
-
+        result.level = _level_from(tags, name)
     if result.product_date is None:
-        date_text = [v for k, v in tags.items() if "SENSING" in k or "PRODUCT_START_TIME" in k or "DATATAKE" in k]
-        for text in [*date_text, name]:
-            result.product_date = _first_date(text)
-            if result.product_date:
-                break
-
+        result.product_date = _date_from(tags, name)
     if result.detected_offset is None:
-        for key, value in tags.items():
-            if key.endswith("ADD_OFFSET"):
-                try:
-                    result.detected_offset = -float(value)
-                except ValueError:
-                    continue
-                result.offset_evidence = f"{key}={value} in {name}"
-                return
-        baseline = tags.get("PROCESSING_BASELINE")
-        if baseline:
+        _read_offset(tags, name, result)
+
+
+def _level_from(tags: Mapping[str, str], name: str) -> str | None:
+    """ "L1C" or "L2A" from the processing-level tags, else the file name; None when neither says."""
+    level_text = " ".join(v for k, v in tags.items() if "PROCESSING_LEVEL" in k or "PRODUCT_TYPE" in k)
+    for text in (level_text, name):
+        if _L2A_NAME.search(text) or "LEVEL-2A" in text.upper():
+            return "L2A"
+        if _L1C_NAME.search(text) or "LEVEL-1C" in text.upper():
+            return "L1C"
+    return None
+
+
+def _date_from(tags: Mapping[str, str], name: str) -> dt.date | None:
+    """The sensing date from the date tags, else the file name."""
+    date_text = [v for k, v in tags.items() if "SENSING" in k or "PRODUCT_START_TIME" in k or "DATATAKE" in k]
+    for text in [*date_text, name]:
+        date = _first_date(text)
+        if date:
+            return date
+    return None
+
+
+def _read_offset(tags: Mapping[str, str], name: str, result: S2Inputs) -> None:
+    """The baseline offset and its evidence: an ``*ADD_OFFSET`` tag, else ``PROCESSING_BASELINE``."""
+    for key, value in tags.items():
+        if key.endswith("ADD_OFFSET"):
             try:
-                newer = float(baseline) >= 4.0
+                result.detected_offset = -float(value)
             except ValueError:
-                newer = None
-            if newer is not None:
-                result.detected_offset = BASELINE_04_OFFSET if newer else 0.0
-                result.offset_evidence = f"PROCESSING_BASELINE={baseline} in {name}"
+                continue
+            result.offset_evidence = f"{key}={value} in {name}"
+            return
+    baseline = tags.get("PROCESSING_BASELINE")
+    if baseline:
+        try:
+            newer = float(baseline) >= 4.0
+        except ValueError:
+            return
+        result.detected_offset = BASELINE_04_OFFSET if newer else 0.0
+        result.offset_evidence = f"PROCESSING_BASELINE={baseline} in {name}"
 
 
 def _first_date(text: str) -> dt.date | None:

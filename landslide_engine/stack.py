@@ -46,6 +46,12 @@ class NativeWindow:
     dem_with_halo: np.ndarray | None
     slope: np.ndarray | None
 
+    def dem(self) -> np.ndarray:
+        """``dem_with_halo``, which is read whenever the elevation band, or a slope from it, is asked for."""
+        if self.dem_with_halo is None:
+            raise RuntimeError(f"the DEM was not read for bands {', '.join(self.bands)}")
+        return self.dem_with_halo
+
 
 class SceneStack:
     """Open Sentinel-2, DEM and optional slope rasters, read as L4S bands on ``grid``.
@@ -131,14 +137,14 @@ class SceneStack:
             out = np.empty((len(native.bands), height, width), dtype=np.float32)
         for i, band in enumerate(native.bands):
             if band == DEM_BAND:
-                out[i] = np.round(native.dem_with_halo[1:-1, 1:-1]) / divisor(band)
+                out[i] = np.round(native.dem()[1:-1, 1:-1]) / divisor(band)
             elif band == SLOPE_BAND:
                 slope = native.slope
                 if slope is None:
                     halo = Window(window.col_off - 1, window.row_off - 1, width + 2, height + 2)
                     geographic = bool(self.grid.crs.is_geographic)
                     transform = self.grid.window_transform(halo)
-                    slope = slope_for_grid(native.dem_with_halo, transform, geographic)[1:-1, 1:-1]
+                    slope = slope_for_grid(native.dem(), transform, geographic)[1:-1, 1:-1]
                 out[i] = np.round(slope) / divisor(band)
             elif band in native.s2:
                 self.scaling.to_l4s(native.s2[band], band, out=out[i])

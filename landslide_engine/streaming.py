@@ -12,7 +12,7 @@ import collections
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
@@ -41,7 +41,7 @@ class StageClock:
                 self.seconds[stage] = self.seconds.get(stage, 0.0) + elapsed
 
 
-def prefetched(jobs: Sequence[Any], produce: Callable[[Any], Any], ahead: int = 1) -> Iterator[Any]:
+def prefetched(jobs: Sequence[Any], produce: Callable[[Any], Any], ahead: int = 1) -> Generator[Any, None, None]:
     """``produce(job)`` for each job in order, in one reader thread that keeps ``ahead`` jobs ahead of the caller.
 
     Jobs are produced one after another, in order, so ``produce`` may carry state from one job to the next.
@@ -69,7 +69,7 @@ def prefetched(jobs: Sequence[Any], produce: Callable[[Any], Any], ahead: int = 
 
 def run_in_order(
     items: Iterable[Any], work: Callable[[Any], Any], workers: int, name: str = "landslide-model"
-) -> Iterator[tuple[Any, Any]]:
+) -> Generator[tuple[Any, Any], None, None]:
     """``(item, work(item))`` for each item, in the order of ``items``, with up to ``workers`` calls running at once.
 
     Each call runs whole in one thread, so one slow call (a worker that lost its core to the reader) delays

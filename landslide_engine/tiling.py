@@ -59,8 +59,9 @@ def reflect_pad(data: np.ndarray, top: int, bottom: int, left: int, right: int) 
     if not (top or bottom or left or right):
         return data
     pads = [(0, 0)] * (data.ndim - 2) + [(top, bottom), (left, right)]
-    mode = "reflect" if min(data.shape[-2:]) > 1 else "edge"
-    return np.pad(data, pads, mode=mode)
+    if min(data.shape[-2:]) > 1:
+        return np.pad(data, pads, mode="reflect")
+    return np.pad(data, pads, mode="edge")
 
 
 def reflect_fill(data: np.ndarray, top: int, bottom: int, left: int, right: int) -> None:

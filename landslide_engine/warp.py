@@ -283,7 +283,7 @@ class GridWarp:
         self.margin = margin
         self._offset = grid_offset(src, grid) if resampling == Resampling.nearest else None
         self._separable = self._offset is None and separable_bilinear(src, grid, resampling)
-        self._vrt = None
+        self._vrt: WarpedVRT | None = None
         if self._offset is None:
             extent = Window(-margin, -margin, grid.width + 2 * margin, grid.height + 2 * margin)
             self._vrt = _warped_vrt(src, grid, extent, resampling, self.nodata)
@@ -302,10 +302,17 @@ class GridWarp:
     def read(self, bands: int | Sequence[int], window: Window) -> np.ndarray:
         """Band(s) ``bands`` (1-based) on ``window`` as float32: (h, w) for one band, (n, h, w) for a list."""
         if self._offset is not None:
-            return self._read_direct(bands, window)
+            return self._read_direct(bands, window, self._offset)
         indexes = [bands] if isinstance(bands, int) else list(bands)
         out = self._read_separable(indexes, window) if self._separable else self._read_warped(indexes, window)
         return out[0] if isinstance(bands, int) else out
+
+    @property
+    def _cached_vrt(self) -> WarpedVRT:
+        """The warped VRT over the grid and its margin, which every source not read directly has."""
+        if self._vrt is None:
+            raise RuntimeError("a source read directly has no warped VRT")
+        return self._vrt
 
     def _in_margin(self, window: Window) -> bool:
         """Whether ``window`` lies within the cached VRT (the grid and its margin)."""
@@ -323,7 +330,7 @@ class GridWarp:
         window where it sticks out of the VRT."""
         if self._in_margin(window):
             m = self.margin
-            return self._vrt.read(
+            return self._cached_vrt.read(
                 indexes,
                 window=Window(int(window.col_off) + m, int(window.row_off) + m, int(window.width), int(window.height)),
             )
@@ -336,7 +343,7 @@ class GridWarp:
         are GDAL's, or NaN without any data around (:meth:`_mend_blocks`)."""
         col, row = int(window.col_off), int(window.row_off)
         width, height = int(window.width), int(window.height)
-        st, vt, m = self.src.transform, self._vrt.transform, self.margin
+        st, vt, m = self.src.transform, self._cached_vrt.transform, self.margin
         left, wx = _bilinear_axis(col + m, width, vt.c, vt.a, st.c, st.a)
         top, wy = _bilinear_axis(row + m, height, vt.f, vt.e, st.f, st.e)
         in_x = (left >= 0) & (left + 1 < self.src.width)
@@ -418,7 +425,7 @@ class GridWarp:
             np.copyto(out, self._read_warped(indexes, window), where=bad)
             return
         col, row = int(window.col_off) + self.margin, int(window.row_off) + self.margin
-        block_h, block_w = self._vrt.block_shapes[0]
+        block_h, block_w = self._cached_vrt.block_shapes[0]
         row_cuts = [0, *range(-row % block_h or block_h, height, block_h), height]
         col_cuts = [0, *range(-col % block_w or block_w, width, block_w), width]
         for r0, r1 in itertools.pairwise(row_cuts):
@@ -442,16 +449,16 @@ class GridWarp:
                 block[:, rr[known], cc[known]] = values
                 rr, cc = rr[~known], cc[~known]
                 if rr.size:
-                    gdal = self._vrt.read(indexes, window=Window(col + c0, row + r0, c1 - c0, r1 - r0))
+                    gdal = self._cached_vrt.read(indexes, window=Window(col + c0, row + r0, c1 - c0, r1 - r0))
                     block[:, rr, cc] = gdal[:, rr, cc]
 
-    def _read_direct(self, bands: int | Sequence[int], window: Window) -> np.ndarray:
+    def _read_direct(self, bands: int | Sequence[int], window: Window, offset: tuple[int, int]) -> np.ndarray:
         """What the nearest-neighbour warp gives on an aligned source: its pixels as float32, NaN for nodata
         and outside the source."""
         indexes = [bands] if isinstance(bands, int) else list(bands)
         width, height = int(window.width), int(window.height)
-        col = int(window.col_off) + self._offset[0]
-        row = int(window.row_off) + self._offset[1]
+        col = int(window.col_off) + offset[0]
+        row = int(window.row_off) + offset[1]
         c0, r0 = max(col, 0), max(row, 0)
         c1, r1 = min(col + width, self.src.width), min(row + height, self.src.height)
         if c0 == col and r0 == row and c1 == col + width and r1 == row + height:

@@ -152,10 +152,10 @@ class TorchRunner(Runner):
         on_cpu = torch_device.type == "cpu"
         if precision == "fp16" and on_cpu:
             raise InputError("precision fp16 needs a GPU; use bf16 or fp32 on the CPU")
-        threads, workers = cpu_workers(threads, workers) if on_cpu else (threads, 1)
+        cpu_threads, workers = cpu_workers(threads, workers) if on_cpu else (0, 1)
         super().__init__(package.metadata, batch_size, workers)
         if on_cpu:
-            torch.set_num_threads(threads // workers)
+            torch.set_num_threads(cpu_threads // workers)
         self._torch = torch
         self._device = torch_device
         self.precision = precision

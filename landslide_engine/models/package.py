@@ -190,7 +190,7 @@ def onnx_package_bytes(model: nn.Module, metadata: ModelMetadata, opset: int = 1
         torch.onnx.export(
             model,
             (example,),
-            buffer,
+            buffer,  # type: ignore[arg-type]  # the legacy exporter writes to any file object; torch's hint says path
             dynamo=False,
             opset_version=opset,
             input_names=[ONNX_INPUT_NAME],

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -86,12 +86,13 @@ def quantize_dynamic_graph(graph: bytes) -> bytes:
 def quantize_static_graph(graph: bytes, calibration: np.ndarray) -> bytes:
     """QDQ int8 with activation ranges calibrated (min/max) on ``calibration`` (already normalised input)."""
     onnx, quantization = _onnx_modules()
+    from onnxruntime.quantization import CalibrationDataReader
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     name = onnx.load_from_string(graph).graph.input[0].name
     batches = [{name: calibration[i : i + _CALIBRATION_BATCH]} for i in range(0, len(calibration), _CALIBRATION_BATCH)]
 
-    class Reader(quantization.CalibrationDataReader):
+    class Reader(CalibrationDataReader):
         def __init__(self) -> None:
             self._batches = iter(batches)
 
@@ -166,8 +167,8 @@ def _fp32_graph(package: ModelPackage) -> bytes:
     return onnx_package_bytes(load_torch_model(package), package.metadata)
 
 
-def _onnx_modules() -> tuple[ModuleType, ModuleType]:
-    """``onnx`` and ``onnxruntime.quantization``, or an InputError saying what to install."""
+def _onnx_modules() -> tuple[Any, Any]:
+    """``onnx`` and ``onnxruntime.quantization`` (untyped), or an InputError saying what to install."""
     try:
         import onnx
         from onnxruntime import quantization

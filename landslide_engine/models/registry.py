@@ -68,12 +68,12 @@ _PAPER_UNET_ENCODERS = (
     "mobilenet_v2",
     "mit_b1",
 )
-_KNOWN_PAPER_SCORES: dict[str, dict[str, float]] = {"unet_resnet34": {"f1": 0.747}}
+_KNOWN_PAPER_F1: dict[str, float] = {"unet_resnet34": 0.747}
 
 
 def _paper_specs() -> list[ModelSpec]:
     specs = [
-        ModelSpec(f"unet_{encoder}", "unet", encoder, in_paper=True, **_KNOWN_PAPER_SCORES.get(f"unet_{encoder}", {}))
+        ModelSpec(f"unet_{encoder}", "unet", encoder, in_paper=True, f1=_KNOWN_PAPER_F1.get(f"unet_{encoder}"))
         for encoder in _PAPER_UNET_ENCODERS
     ]
     specs.append(ModelSpec("deeplabv3plus_resnet50", "deeplabv3plus", "resnet50", in_paper=True))

@@ -26,6 +26,10 @@ _EPS = 1e-6
 class SpectralIndexInput(nn.Module):
     """Wraps ``network`` (built with ``len(bands) + 3`` inputs); forward takes the normalized bands."""
 
+    positions: torch.Tensor
+    scale: torch.Tensor
+    offset: torch.Tensor
+
     def __init__(self, bands: Sequence[str], mean: Sequence[float], std: Sequence[float], network: nn.Module) -> None:
         super().__init__()
         missing = [b for b in INDEX_BANDS if b not in bands]
