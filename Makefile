@@ -32,9 +32,12 @@ venv:
 test:
 	$(PY) -m pytest
 
+# ruff (style, complexity cap), the import contracts between the packages, and types in the engine.
 lint:
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(PY) -m mypy
 
 format:
 	$(PY) -m ruff check --fix .

@@ -159,7 +159,7 @@ def _batches(n: int, batch_size: int, rng: np.random.Generator):
             yield order[start : start + batch_size]
 
 
-def fit_cnn(
+def fit_cnn(  # noqa: C901  (to become a configuration of trainer._Trainer: issue 18 item 3)
     train: PatchArrays,
     variant: Variant,
     seed: int,
