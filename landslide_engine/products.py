@@ -166,8 +166,9 @@ def _read_product(tree: _Tree, given: str) -> SafeProduct:
     except ElementTree.ParseError as exc:
         raise InputError(f"cannot read {given}: {PurePosixPath(metadata).name} is not valid XML ({exc})") from None
     facts = _metadata_facts(root)
-    level = _level(facts.get("PROCESSING_LEVEL", ""), facts.get("PRODUCT_TYPE", "")) or METADATA_FILES.get(
-        PurePosixPath(metadata).name
+    level = (
+        _level(facts.get("PROCESSING_LEVEL", ""), facts.get("PRODUCT_TYPE", ""))
+        or METADATA_FILES[PurePosixPath(metadata).name]
     )
     bands, granule = _band_images(inside, level)
     if not bands:
@@ -239,13 +240,14 @@ def _offsets(root: ElementTree.Element, tag: str, given: str) -> dict[str, float
     for element in root.iter():
         if _local(element.tag) == "Spectral_Information":
             band = canonical_band(element.get("physicalBand", ""))
-            if band and element.get("bandId") is not None:
-                physical[element.get("bandId")] = band
+            band_id = element.get("bandId")
+            if band and band_id is not None:
+                physical[band_id] = band
     offsets: dict[str, float] = {}
     for element in root.iter():
         if _local(element.tag) != tag:
             continue
-        band_id = element.get("band_id")
+        band_id = element.get("band_id", "")
         band = physical.get(band_id) or (canonical_band(f"B{int(band_id) + 1}") if band_id.isdigit() else None)
         try:
             value = float((element.text or "").strip())
