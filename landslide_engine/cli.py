@@ -7,7 +7,7 @@ model for the CPU). Each subcommand is one entry of
 :data:`COMMANDS` (a parser builder and a runner), so new ones plug in there.
 
 Exit codes: 0 on success, 2 on bad input with one line on stderr and no
-traceback, 130 when interrupted.
+traceback, 130 when interrupted, 143/129 on SIGTERM/SIGHUP (see :mod:`landslide_engine.command_line`).
 """
 
 from __future__ import annotations
@@ -20,13 +20,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from landslide_engine.errors import Cancelled, InputError
+from landslide_engine.command_line import EXIT_OK, quiet_gdal, run_command
+from landslide_engine.errors import InputError, one_line
 from landslide_engine.memory import configure_for_scenes
 from landslide_engine.notices import delivered
-
-EXIT_OK = 0
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
 
 # The measured accuracy cost of each reduced precision, so an analyst chooses knowing it.
 PRECISION_HELP = (
@@ -282,7 +279,8 @@ def _run_models(args: argparse.Namespace) -> int:
         f1 = m.metrics.get("f1")
         score = f"F1 {f1:.3f}" if isinstance(f1, (int, float)) else "F1 -"
         arch = m.architecture + (f"/{m.encoder}" if m.encoder else "")
-        print(f"{m.name:<28} {arch:<32} {m.size_bytes / 1e6:7.1f} MB  {score:<9} {m.origin:<8} {m.path}")
+        line = f"{m.name:<28} {arch:<32} {m.size_bytes / 1e6:7.1f} MB  {score:<9} {m.origin:<8} {m.path}"
+        print(one_line(line))  # names come from downloaded files: never raw control characters on a terminal
     return EXIT_OK
 
 
@@ -366,15 +364,7 @@ def build_parser(commands: Sequence[Command] = COMMANDS) -> argparse.ArgumentPar
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the subcommand; returns the exit code."""
     configure_for_scenes()  # GDAL's block cache capped: see memory.py
+    quiet_gdal()
     logging.basicConfig(level=logging.WARNING, handlers=[_LogToTerminal()])
     args = build_parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except InputError as exc:
-        _terminal.end()
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except (Cancelled, KeyboardInterrupt):
-        _terminal.end()
-        print("interrupted; no output written", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    return run_command(lambda: args.run(args), before_message=_terminal.end)

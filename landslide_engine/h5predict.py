@@ -19,7 +19,7 @@ import numpy as np
 from landslide_engine.bands import L4S_BANDS, RGB_BANDS
 from landslide_engine.errors import Cancelled, InputError
 from landslide_engine.h5io import read_l4s_image
-from landslide_engine.rasterio_io import atomic_output
+from landslide_engine.targets import atomic_output
 
 STRETCH_PERCENTILES = (2.0, 98.0)
 OVERLAY_COLOUR = (1.0, 0.1, 0.1)

@@ -20,8 +20,9 @@ import rasterio
 from rasterio.features import geometry_mask, shapes
 from rasterio.windows import Window
 
-from landslide_engine.errors import Cancelled
+from landslide_engine.errors import Cancelled, OutputError, writing
 from landslide_engine.grid import Grid
+from landslide_engine.targets import gdal_checked
 
 PROBABILITY_NODATA = -9999.0
 MASK_NODATA = 255
@@ -72,14 +73,15 @@ class _BlockRowWriter:
             options += ["TILED=YES", f"BLOCKXSIZE={_BLOCK}", f"BLOCKYSIZE={_BLOCK}"]
         gdal_type = {"float32": gdal.GDT_Float32, "uint8": gdal.GDT_Byte}[dtype]
         self._path = path
-        self._dataset = gdal.GetDriverByName("GTiff").Create(path, grid.width, grid.height, 1, gdal_type, options)
-        if self._dataset is None:
-            raise OSError(f"cannot create {path}: {gdal.GetLastErrorMsg()}")
-        self._dataset.SetProjection(grid.crs.to_wkt())
-        self._dataset.SetGeoTransform(grid.transform.to_gdal())
-        self._band = self._dataset.GetRasterBand(1)
-        self._band.SetNoDataValue(nodata)
-        self._band.SetDescription(description)
+        with gdal_checked(path):
+            self._dataset = gdal.GetDriverByName("GTiff").Create(path, grid.width, grid.height, 1, gdal_type, options)
+            if self._dataset is None:
+                raise OutputError(f"cannot create {path}: {gdal.GetLastErrorMsg()}")
+            self._dataset.SetProjection(grid.crs.to_wkt())
+            self._dataset.SetGeoTransform(grid.transform.to_gdal())
+            self._band = self._dataset.GetRasterBand(1)
+            self._band.SetNoDataValue(nodata)
+            self._band.SetDescription(description)
         self.block_width, self._block_rows = self._band.GetBlockSize()
         self._height = grid.height
         self._col = 0
@@ -105,11 +107,11 @@ class _BlockRowWriter:
             self._buffered = [rows[complete:]] if complete < len(rows) else []
 
     def _write(self, rows: np.ndarray) -> None:
-        from osgeo import gdal
-
-        if self._band.WriteArray(rows, self._col, self._first_row) != 0:
-            raise OSError(f"cannot write {self._path}: {gdal.GetLastErrorMsg()}")
-        self._dataset.FlushCache()
+        """Write and flush whole rows of blocks; a GDAL failure (a full disk shows here) is an OutputError."""
+        with gdal_checked(self._path):
+            if self._band.WriteArray(rows, self._col, self._first_row) != 0:
+                raise OutputError(f"cannot write {self._path}")
+            self._dataset.FlushCache()
         self._first_row += len(rows)
 
     def _write_buffered(self) -> None:
@@ -121,11 +123,12 @@ class _BlockRowWriter:
         """Write what is buffered and close the file."""
         if self._dataset is None:
             return
-        try:
-            self._write_buffered()
-        finally:
-            self._band = None
-            self._dataset = None
+        with gdal_checked(self._path):
+            try:
+                self._write_buffered()
+            finally:
+                self._band = None
+                self._dataset = None  # closes the file: its last blocks and header are written here
 
 
 class ResultRasters:
@@ -173,19 +176,40 @@ def write_polygons(
     Landslides smaller than ``min_area_m2`` are left out. Returns the number of
     polygons written and their total area in square metres.
     """
+    with gdal_checked(out_path):
+        return _write_polygons(mask_path, probability_path, out_path, grid, min_area_m2, cancelled)
+
+
+def _write_polygons(
+    mask_path: str,
+    probability_path: str,
+    out_path: str,
+    grid: Grid,
+    min_area_m2: float,
+    cancelled: Callable[[], bool] | None,
+) -> tuple[int, float]:
+    """:func:`write_polygons` with every OGR call's result checked (OGR reports failures, it does not raise)."""
     from osgeo import ogr, osr
+
+    def check(ok: bool, doing: str) -> None:
+        if not ok:
+            from osgeo import gdal
+
+            raise OutputError(f"cannot write polygons {out_path}: {doing} failed: {gdal.GetLastErrorMsg()}".strip())
 
     driver = ogr.GetDriverByName("GPKG")
     datasource = driver.CreateDataSource(out_path)
+    check(datasource is not None, "creating the GeoPackage")
     srs = osr.SpatialReference()
     srs.ImportFromWkt(grid.crs.to_wkt())
     srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
     layer = datasource.CreateLayer(POLYGON_LAYER, srs, ogr.wkbPolygon)
+    check(layer is not None, "creating the layer")
     for name in ("area_m2", "mean_prob", "max_prob"):
-        layer.CreateField(ogr.FieldDefn(name, ogr.OFTReal))
+        check(layer.CreateField(ogr.FieldDefn(name, ogr.OFTReal)) == 0, f"adding field {name}")
     defn = layer.GetLayerDefn()
     count, total_area = 0, 0.0
-    layer.StartTransaction()
+    check(layer.StartTransaction() == 0, "starting the transaction")
     with rasterio.open(mask_path) as mask_ds, rasterio.open(probability_path) as prob_ds:
         band = rasterio.band(mask_ds, 1)
         # Used as its own mask: 0 (no landslide) is skipped, 1 and nodata (255) are traced.
@@ -202,11 +226,12 @@ def write_polygons(
             feature.SetField("mean_prob", mean_prob)
             feature.SetField("max_prob", max_prob)
             feature.SetGeometry(ogr.CreateGeometryFromJson(json.dumps(geometry)))
-            layer.CreateFeature(feature)
+            check(layer.CreateFeature(feature) == 0, "adding a polygon")
             count += 1
             total_area += area
-    layer.CommitTransaction()
+    check(layer.CommitTransaction() == 0, "committing the polygons")
     datasource.FlushCache()
+    layer = None
     datasource = None  # closes the GeoPackage before the caller renames it
     return count, total_area
 
@@ -265,4 +290,5 @@ def peak_memory_mb() -> float | None:
 
 def write_report(path: str, report: dict[str, Any]) -> None:
     """The run report as indented JSON."""
-    Path(path).write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+    with writing(path, "run report"):
+        Path(path).write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")

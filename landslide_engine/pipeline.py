@@ -13,13 +13,13 @@ records the seconds spent per stage (read/warp, scale, infer, blend, write, poly
 block cache (``GDAL_CACHEMAX``, set by the host application; the CLI caps it) holds decoded source blocks;
 it needs one row of the sources' blocks across a band to decode each block about once.
 
-All four outputs are written to temporary files and renamed into place only
-when the whole run succeeded; a cancelled or failed run leaves none of them.
+All four outputs are written into a temporary folder and published as a set only when the whole run
+succeeded (:class:`~landslide_engine.targets.OutputSet`): a cancelled or failed run leaves the folder as it
+was, and ``run.json`` is published last, so a folder with a report holds that run's whole set.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import itertools
 import time
@@ -40,11 +40,11 @@ from landslide_engine.grid import Grid, reference_grid
 from landslide_engine.memory import release_free_memory
 from landslide_engine.notices import Warn, Warnings
 from landslide_engine.outputs import ResultRasters, peak_memory_mb, raster_profile, write_polygons, write_report
-from landslide_engine.rasterio_io import atomic_output
 from landslide_engine.scaling import L2A_WARNING, resolve_scaling, scale_warning
 from landslide_engine.sources import identify_s2
 from landslide_engine.stack import SceneStack
 from landslide_engine.streaming import BackgroundWriter, StageClock, prefetched, run_in_order
+from landslide_engine.targets import OutputSet, atomic_output, check_output_file, gdal_checked
 from landslide_engine.tiling import ColumnBand, RowBlender, column_bands, predict_tta, reflect_fill, tile_starts
 
 Progress = Callable[[float, str], None]
@@ -60,6 +60,7 @@ PROBABILITY_FILE = "probability.tif"
 MASK_FILE = "landslides.tif"
 POLYGONS_FILE = "landslides.gpkg"
 REPORT_FILE = "run.json"
+OUTPUT_FILES = (PROBABILITY_FILE, MASK_FILE, POLYGONS_FILE, REPORT_FILE)
 
 
 @dataclass
@@ -220,6 +221,8 @@ def predict_scene(
     started = time.perf_counter()
     report_progress = progress or (lambda percent, message: None)
     is_cancelled = cancelled or (lambda: False)
+    inputs = [*req.s2, req.dem, *([req.slope] if req.slope else []), *([req.model] if req.model else [])]
+    outputs = OutputSet(req.out_dir, OUTPUT_FILES, report=REPORT_FILE, inputs=inputs)  # refused before any work
     report_progress(0.0, "loading the model")
     runner = runner if runner is not None else _create_runner(req)
     meta = runner.metadata
@@ -244,12 +247,11 @@ def predict_scene(
     )
     seconds: dict[str, float] = {"prepare": time.perf_counter() - started}
     clock = StageClock()
-    out_dir = Path(req.out_dir)
-    paths = {name: out_dir / name for name in (PROBABILITY_FILE, MASK_FILE, POLYGONS_FILE, REPORT_FILE)}
-    with scene.stack, contextlib.ExitStack() as outputs:
+    paths = {name: outputs.final(name) for name in OUTPUT_FILES}
+    with scene.stack, outputs:
         rows = tile_starts(scene.grid.height, tile, req.overlap)
         cols = tile_starts(scene.grid.width, tile, req.overlap)
-        tmp = {name: outputs.enter_context(atomic_output(path)) for name, path in paths.items()}
+        tmp = {name: outputs.path(name) for name in OUTPUT_FILES}
         t0 = time.perf_counter()
         rasters = ResultRasters(tmp[PROBABILITY_FILE], tmp[MASK_FILE], scene.grid, threshold)
         try:
@@ -632,6 +634,7 @@ def stack_to_file(
     """
     report_progress = progress or (lambda percent, message: None)
     is_cancelled = cancelled or (lambda: False)
+    out = check_output_file(out, inputs=[*s2, dem, *([slope] if slope else [])], what="stack output")
     scene = _open_scene(
         s2,
         dem,
@@ -648,7 +651,12 @@ def stack_to_file(
     )
     grid = scene.grid
     profile = raster_profile(grid, "float32", STACK_NODATA, count=len(bands))
-    with scene.stack, atomic_output(out) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+    with (
+        scene.stack,
+        atomic_output(out, "stack output") as tmp,
+        gdal_checked(out, "stack output"),
+        rasterio.open(tmp, "w", **profile) as dst,
+    ):
         for i, band in enumerate(bands, start=1):
             dst.set_band_description(i, band)
         for r0 in range(0, grid.height, _STACK_BLOCK_ROWS):

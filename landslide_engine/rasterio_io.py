@@ -1,21 +1,36 @@
-"""Opening and writing rasters safely.
+"""Opening rasters safely.
 
 ``open_raster`` turns rasterio's errors for missing or corrupt files into one-line
-:class:`InputError` messages that name the file. ``atomic_output`` makes every
-write go to a temporary file in the destination folder that is renamed into
-place only on success, so a cancelled or failed run never leaves a half-written
-GeoTIFF or GeoPackage behind for QGIS to load.
+:class:`InputError` messages that name the file, and refuses inputs that are not
+regular files (a FIFO or a device would block the run forever or never end).
+Writing is :mod:`landslide_engine.targets`' job.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
-from collections.abc import Iterator
+import stat
 from pathlib import Path
 
 from landslide_engine.errors import InputError
+
+
+def check_input_file(path: str | Path, what: str = "input") -> None:
+    """InputError unless ``path`` is a regular file, a folder (some formats are folders) or a GDAL virtual path.
+
+    A FIFO, socket or device given as an input would block the read forever or never reach its end.
+    """
+    p = str(path)
+    if "://" in p or p.startswith("/vsi"):
+        return
+    try:
+        mode = os.stat(p).st_mode
+    except FileNotFoundError:
+        raise InputError(f"{what} file not found: {p}") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {what} {p}: {exc.strerror or exc}") from None
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise InputError(f"{what} {p} is not a regular file (a pipe or device); give a file")
 
 
 def open_raster(path: str | Path, what: str = "raster"):
@@ -24,32 +39,9 @@ def open_raster(path: str | Path, what: str = "raster"):
     from rasterio.errors import RasterioIOError
 
     p = str(path)
-    if not os.path.exists(p) and "://" not in p and not p.startswith("/vsi"):
-        raise InputError(f"{what} file not found: {p}")
+    check_input_file(p, what)
     try:
         return rasterio.open(p)
     except RasterioIOError as exc:
         first = str(exc).splitlines()[0] if str(exc) else "unreadable"
         raise InputError(f"cannot read {what} {p}: {first}") from None
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | Path) -> Iterator[str]:
-    """Yield a temporary path next to ``path``; rename it to ``path`` on success.
-
-    On any exception (including cancellation) the temporary file is removed and
-    an existing file at ``path`` is left untouched.
-    """
-    dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=".part" + dest.suffix, dir=dest.parent)
-    os.close(fd)
-    os.unlink(tmp)  # drivers like GPKG refuse to overwrite an existing empty file
-    try:
-        yield tmp
-        os.replace(tmp, dest)
-    except BaseException:
-        for leftover in (tmp, tmp + ".aux.xml"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(leftover)
-        raise

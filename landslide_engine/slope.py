@@ -13,10 +13,12 @@ single scale factor, which would be wrong by tens of percent away from the equat
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from landslide_engine.errors import Cancelled, InputError, reading
 from landslide_engine.notices import Warn
 
 # WGS84 ellipsoid
@@ -150,7 +152,7 @@ def slope_for_grid(
     for geographic ones it is converted to metres at each row's latitude.
     """
     if transform.b != 0 or transform.d != 0:
-        raise ValueError("rotated DEM grids are not supported; warp the DEM to a north-up grid first")
+        raise InputError("rotated DEM grids are not supported; warp the DEM to a north-up grid first")
     xres, yres = abs(transform.a), abs(transform.e)
     if is_geographic:
         rows = np.arange(dem.shape[0]) + row_offset + 0.5
@@ -161,20 +163,32 @@ def slope_for_grid(
 
 
 def write_slope(
-    dem_path: str | Path, out_path: str | Path, block_rows: int = 1024, progress=None, warn: Warn | None = None
+    dem_path: str | Path,
+    out_path: str | Path,
+    block_rows: int = 1024,
+    progress: Callable[[float], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
+    block_cols: int = 4096,
+    warn: Warn | None = None,
 ) -> Path:
     """Write the slope of ``dem_path`` (degrees, float32 GeoTIFF, same grid) to ``out_path``.
 
-    Processes the DEM in row blocks with a one-row halo, so memory stays bounded
-    for DEMs of any size, and writes atomically.
+    Processes the DEM in blocks of ``block_rows`` x ``block_cols`` with a one-pixel halo, so memory is bounded
+    in both dimensions (a few blocks of float64: about 100 MB) for DEMs of any size. Writes atomically:
+    a read error, a full disk, a cancel (``cancelled()`` turning true) or a signal leaves no file. The output
+    may not be the DEM itself.
     """
     import rasterio
     from rasterio.windows import Window
 
-    from landslide_engine.rasterio_io import atomic_output, open_raster
+    from landslide_engine.rasterio_io import open_raster
+    from landslide_engine.targets import atomic_output, check_output_file, gdal_checked
 
+    out_path = check_output_file(out_path, inputs=[dem_path], what="slope output")
     out_nodata = -9999.0
     with open_raster(dem_path, what="DEM") as src:
+        if src.transform.b != 0 or src.transform.d != 0:
+            raise InputError(f"DEM {dem_path} has a rotated grid; warp it to a north-up grid first")
         profile = src.profile.copy()
         profile.update(
             driver="GTiff",
@@ -185,22 +199,32 @@ def write_slope(
             tiled=True,
             blockxsize=256,
             blockysize=256,
+            BIGTIFF="IF_SAFER",
         )
         profile.pop("photometric", None)
         geographic = bool(src.crs and src.crs.is_geographic)
-        h = src.height
-        with atomic_output(out_path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+        h, w = src.height, src.width
+        blocks = [(r0, c0) for r0 in range(0, h, block_rows) for c0 in range(0, w, block_cols)]
+        with (
+            atomic_output(out_path, "slope output") as tmp,
+            gdal_checked(out_path, "slope output"),
+            rasterio.open(tmp, "w", **profile) as dst,
+        ):
             dst.set_band_description(1, "slope_deg")
-            for r0 in range(0, h, block_rows):
-                r1 = min(h, r0 + block_rows)
+            for done, (r0, c0) in enumerate(blocks, start=1):
+                if cancelled is not None and cancelled():
+                    raise Cancelled("slope cancelled")
+                r1, c1 = min(h, r0 + block_rows), min(w, c0 + block_cols)
                 h0, h1 = max(0, r0 - 1), min(h, r1 + 1)
-                win = Window(0, h0, src.width, h1 - h0)
+                w0, w1 = max(0, c0 - 1), min(w, c1 + 1)
+                with reading(dem_path, "DEM"):
+                    block = src.read(1, window=Window(w0, h0, w1 - w0, h1 - h0), masked=True)
                 # Integer DEMs (SRTM, AW3D30: Int16 with nodata -32768/-32767) have no NaN: widen before filling.
-                dem = src.read(1, window=win, masked=True).astype(np.float64).filled(np.nan)
+                dem = block.astype(np.float64).filled(np.nan)
                 slope = slope_for_grid(dem, src.transform, geographic, row_offset=h0)
-                slope = slope[r0 - h0 : r0 - h0 + (r1 - r0)]
+                slope = slope[r0 - h0 : r1 - h0, c0 - w0 : c1 - w0]
                 slope = np.where(np.isfinite(slope), slope, out_nodata).astype(np.float32)
-                dst.write(slope, 1, window=Window(0, r0, src.width, r1 - r0))
+                dst.write(slope, 1, window=Window(c0, r0, c1 - c0, r1 - r0))
                 if progress is not None:
-                    progress(100.0 * r1 / h)
+                    progress(100.0 * done / len(blocks))
     return Path(out_path)

@@ -20,7 +20,7 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from landslide_engine.bands import DEM_BAND, SLOPE_BAND, divisor
-from landslide_engine.errors import InputError
+from landslide_engine.errors import InputError, reading
 from landslide_engine.grid import Grid
 from landslide_engine.rasterio_io import open_raster
 from landslide_engine.scaling import ReflectanceScaling
@@ -120,7 +120,8 @@ class SceneStack:
         s2 = self._read_s2_bands([b for b in bands if b in self._s2.bands and b not in (DEM_BAND, SLOPE_BAND)], window)
         slope = None
         if SLOPE_BAND in bands and self._slope is not None:
-            slope = self._warp(self._slope.name, self._slope).read(1, window)
+            with reading(self._slope_path, "slope"):
+                slope = self._warp(self._slope.name, self._slope).read(1, window)
         needs_dem = DEM_BAND in bands or (SLOPE_BAND in bands and self._slope is None)
         dem = self._dem_with_halo(window) if needs_dem else None
         return NativeWindow(window, tuple(bands), s2, dem, slope)
@@ -154,7 +155,8 @@ class SceneStack:
 
     def _dem_with_halo(self, window: Window) -> np.ndarray:
         halo = Window(window.col_off - 1, window.row_off - 1, int(window.width) + 2, int(window.height) + 2)
-        return self._warp(self._dem.name, self._dem).read(1, halo).astype(np.float64)
+        with reading(self._dem_path, "DEM"):
+            return self._warp(self._dem.name, self._dem).read(1, halo).astype(np.float64)
 
     def _read_s2_bands(self, bands: Sequence[str], window: Window) -> dict[str, np.ndarray]:
         """Native values of Sentinel-2 ``bands`` on ``window``, one read per source file."""
@@ -168,8 +170,9 @@ class SceneStack:
             by_source.setdefault((source.path, nodata), []).append(band)
         values: dict[str, np.ndarray] = {}
         for (path, nodata), group in by_source.items():
-            warp = self._warp(path, self._open[path], nodata)
-            data = warp.read([self._s2.bands[b].index for b in group], window)
+            with reading(path, "Sentinel-2"):
+                warp = self._warp(path, self._open[path], nodata)
+                data = warp.read([self._s2.bands[b].index for b in group], window)
             values.update(zip(group, data, strict=True))
         return values
 
@@ -208,7 +211,8 @@ class SceneStack:
             src = self._dataset(path, f"Sentinel-2 band {group[0]}")
             indexes = [self._s2.bands[b].index for b in group]
             for window in _spread_windows(src.width, src.height, size, cells):
-                data = src.read(indexes, window=window, masked=True).astype(np.float64).filled(np.nan)
+                with reading(path, "Sentinel-2"):
+                    data = src.read(indexes, window=window, masked=True).astype(np.float64).filled(np.nan)
                 for values, index in zip(data, indexes, strict=True):
                     if self._implicit_nodata(src, index) is not None:
                         values[values == S2_IMPLICIT_NODATA] = np.nan

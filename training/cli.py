@@ -1,7 +1,8 @@
 """``python -m training``: train, evaluate, export, zoo, import-deepslide, crossval, builtin.
 
-Bad input ends with exit code 2 and one line on stderr naming the file or option; Ctrl-C during
-training saves a checkpoint and ends with exit code 130 and the ``--resume`` to continue.
+Bad input ends with exit code 2 and one line on stderr naming the file or option; Ctrl-C, SIGTERM or SIGHUP
+during training saves a checkpoint and ends with exit code 130 and the ``--resume`` to continue
+(:mod:`landslide_engine.command_line`).
 """
 
 from __future__ import annotations
@@ -9,20 +10,17 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from landslide_engine.command_line import EXIT_OK, quiet_gdal, run_command
 from landslide_engine.errors import InputError
 
 from .crossval import VARIANTS
 from .recipes import RECIPES, get_recipe
 from .splits import DEFAULT_GROUP_WIDTH, DEFAULT_VAL_FRACTION
-from .trainer import TrainConfig, TrainingInterrupted, train
-
-EXIT_INPUT_ERROR = 2
-EXIT_INTERRUPTED = 130
+from .trainer import TrainConfig, train
 
 
 def _add_training_options(parser: argparse.ArgumentParser) -> None:
@@ -258,15 +256,10 @@ COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; returns the process exit code."""
     args = build_parser().parse_args(argv)
-    try:
+    quiet_gdal()
+
+    def run() -> int:
         COMMANDS[args.command](args)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INPUT_ERROR
-    except TrainingInterrupted as exc:
-        print(str(exc), file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    return 0
+        return EXIT_OK
+
+    return run_command(run)

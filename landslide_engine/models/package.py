@@ -33,7 +33,7 @@ import numpy as np
 from landslide_engine.errors import InputError
 from landslide_engine.models.metadata import INPUT_SCALINGS, SCHEMA_VERSION, ModelMetadata
 from landslide_engine.models.registry import build_architecture
-from landslide_engine.rasterio_io import atomic_output
+from landslide_engine.targets import atomic_output
 
 if TYPE_CHECKING:
     import torch

@@ -25,7 +25,7 @@ import numpy as np
 from landslide_engine.bands import L4S_BANDS
 from landslide_engine.errors import InputError
 from landslide_engine.models.package import ONNX_METADATA_KEY, ModelMetadata, ModelPackage, load_package
-from landslide_engine.rasterio_io import atomic_output
+from landslide_engine.targets import atomic_output
 
 CALIBRATION_PATCHES = 32
 """Default number of calibration patches: min/max ranges settle well before that, and 32 read in a second."""

@@ -15,7 +15,7 @@ from pathlib import Path
 from qgis.core import Qgis, QgsMessageLog, QgsTask
 from qgis.PyQt.QtCore import pyqtSignal
 
-from landslide_engine.errors import Cancelled, InputError
+from landslide_engine.errors import Cancelled, InputError, classify, one_line
 from landslide_qgis import dependencies
 
 
@@ -55,13 +55,15 @@ class DetectTask(QgsTask):
                 self._results.append((model_run, result))
         except Cancelled:
             return False
-        except InputError as exc:
-            self._error = str(exc)
-            return False
         except ImportError as exc:
             self._error = dependencies.missing_message(dependencies.missing_for_import_error(exc))
             return False
-        except Exception as exc:  # a bug must reach the analyst as a message, not kill the task silently
+        except Exception as exc:
+            problem = classify(exc)  # bad input, full disk, corrupt file: one line
+            if isinstance(problem, InputError):
+                self._error = one_line(str(problem))
+                return False
+            # a bug must reach the analyst as a message, not kill the task silently
             QgsMessageLog.logMessage(traceback.format_exc(), "Landslide Mapper", Qgis.MessageLevel.Critical)
             self._error = f"unexpected error: {exc} (details in the Log Messages panel)"
             return False

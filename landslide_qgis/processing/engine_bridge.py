@@ -2,8 +2,10 @@
 
 The engine reports progress as ``progress(percent, message)`` and polls
 ``cancelled()``; QGIS offers a ``QgsProcessingFeedback``. The engine raises
-``InputError`` with one actionable line, ``Cancelled`` when asked to stop, and
-``ImportError`` when QGIS's Python lacks a package; Processing expects a
+``InputError`` (and its subclasses) with one actionable line, ``Cancelled`` when
+asked to stop, and ``ImportError`` when QGIS's Python lacks a package; library
+failures that escaped the engine are classified by
+``landslide_engine.errors.classify``. Processing expects a
 ``QgsProcessingException``. This module is the only place these are translated.
 """
 
@@ -15,7 +17,7 @@ from pathlib import Path
 
 from qgis.core import QgsProcessingException, QgsProcessingFeedback
 
-from landslide_engine.errors import Cancelled, InputError
+from landslide_engine.errors import Cancelled, InputError, classify, one_line
 from landslide_qgis import dependencies, settings
 
 CANCELLED_MESSAGE = "Cancelled: nothing was written."
@@ -39,12 +41,15 @@ def engine_errors() -> Iterator[None]:
     """Re-raise the engine's errors as ``QgsProcessingException`` carrying their one-line message."""
     try:
         yield
-    except InputError as exc:
-        raise QgsProcessingException(str(exc)) from exc
-    except Cancelled as exc:
-        raise QgsProcessingException(CANCELLED_MESSAGE) from exc
     except ImportError as exc:
         raise QgsProcessingException(dependencies.missing_message(dependencies.missing_for_import_error(exc))) from exc
+    except Exception as exc:
+        problem = classify(exc)
+        if problem is None:
+            raise
+        if isinstance(problem, Cancelled):
+            raise QgsProcessingException(CANCELLED_MESSAGE) from exc
+        raise QgsProcessingException(one_line(str(problem))) from exc
 
 
 def available_model_names() -> list[str]:

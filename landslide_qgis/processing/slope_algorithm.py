@@ -9,8 +9,8 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from landslide_engine.errors import InputError
 from landslide_engine.slope import write_slope
+from landslide_qgis.processing.engine_bridge import engine_errors
 
 
 class SlopeAlgorithm(QgsProcessingAlgorithm):
@@ -49,8 +49,6 @@ class SlopeAlgorithm(QgsProcessingAlgorithm):
         if dem is None:
             raise QgsProcessingException(self.invalidRasterError(parameters, self.DEM))
         out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        try:
-            write_slope(dem.source(), out, progress=feedback.setProgress)
-        except InputError as exc:
-            raise QgsProcessingException(str(exc)) from exc
+        with engine_errors():
+            write_slope(dem.source(), out, progress=feedback.setProgress, cancelled=feedback.isCanceled)
         return {self.OUTPUT: out}
