@@ -634,7 +634,7 @@ def stack_to_file(
     """
     report_progress = progress or (lambda percent, message: None)
     is_cancelled = cancelled or (lambda: False)
-    out = check_output_file(out, inputs=[*s2, dem, *([slope] if slope else [])], what="stack output")
+    target = check_output_file(out, inputs=[*s2, dem, *([slope] if slope else [])], what="stack output")
     scene = _open_scene(
         s2,
         dem,
@@ -653,8 +653,8 @@ def stack_to_file(
     profile = raster_profile(grid, "float32", STACK_NODATA, count=len(bands))
     with (
         scene.stack,
-        atomic_output(out, "stack output") as tmp,
-        gdal_checked(out, "stack output"),
+        atomic_output(target, "stack output") as tmp,
+        gdal_checked(target, "stack output"),
         rasterio.open(tmp, "w", **profile) as dst,
     ):
         for i, band in enumerate(bands, start=1):

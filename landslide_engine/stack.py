@@ -120,7 +120,7 @@ class SceneStack:
         s2 = self._read_s2_bands([b for b in bands if b in self._s2.bands and b not in (DEM_BAND, SLOPE_BAND)], window)
         slope = None
         if SLOPE_BAND in bands and self._slope is not None:
-            with reading(self._slope_path, "slope"):
+            with reading(self._slope.name, "slope"):
                 slope = self._warp(self._slope.name, self._slope).read(1, window)
         needs_dem = DEM_BAND in bands or (SLOPE_BAND in bands and self._slope is None)
         dem = self._dem_with_halo(window) if needs_dem else None

@@ -238,6 +238,8 @@ class OutputSet:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         staging, self._staging = self._staging, None
+        if staging is None:
+            return
         try:
             if exc_type is None:
                 self._publish(staging)
