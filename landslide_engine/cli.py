@@ -1,6 +1,7 @@
 """``python -m landslide_engine``: the engine from the shell.
 
-Subcommands: ``predict`` (scene -> probability, mask, polygons, report),
+Subcommands: ``predict`` (scene -> probability, mask, polygons, report), ``batch`` (many scenes ->
+the same per scene, regional mosaics and polygons; exit 2 when any scene failed, after all ran),
 ``predict-h5`` (Landslide4Sense .h5 patches), ``stack`` (the 14-band model
 input), ``slope``, ``models``, ``demo`` (the synthetic demo scene) and ``quantize`` (an int8 copy of a
 model for the CPU). Each subcommand is one entry of
@@ -108,12 +109,17 @@ def _fill_values(pairs: Sequence[str] | None) -> dict[str, float]:
     return result
 
 
-def _add_scene_arguments(p: argparse.ArgumentParser) -> None:
+def _add_scene_inputs(p: argparse.ArgumentParser) -> None:
+    """The files of one scene: ``predict`` and ``stack``."""
     p.add_argument(
         "--s2", nargs="+", required=True, metavar="FILE", help="Sentinel-2 raster(s): one stack or band files"
     )
     p.add_argument("--dem", required=True, metavar="FILE", help="DEM in metres, any CRS")
     p.add_argument("--slope", metavar="FILE", help="slope in degrees (computed from the DEM when absent)")
+
+
+def _add_reading_arguments(p: argparse.ArgumentParser) -> None:
+    """How the Sentinel-2 values and the grid are read: shared by every command that reads a scene."""
     p.add_argument(
         "--band-map",
         nargs="+",
@@ -136,8 +142,9 @@ def _add_scene_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resolution", type=float, help="grid pixel size in S2 CRS units (default 10 m)")
 
 
-def _add_predict(p: argparse.ArgumentParser) -> None:
-    _add_scene_arguments(p)
+def _add_mapping_arguments(p: argparse.ArgumentParser) -> None:
+    """The model and how it maps a scene: shared by ``predict`` and ``batch``."""
+    _add_reading_arguments(p)
     p.add_argument("--model", help="model name from `models` or a package path (default: the built-in model)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--backend", default="auto", choices=["auto", "onnx", "torch"])
@@ -147,6 +154,32 @@ def _add_predict(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, help="landslide probability threshold (default: the model's)")
     p.add_argument("--tta", action="store_true", help="average over flips and 90-degree rotations (8x slower)")
     p.add_argument("--min-area", type=float, default=0.0, metavar="M2", help="drop polygons smaller than this")
+
+
+def _mapping_options(args: argparse.Namespace) -> dict:
+    """The :class:`~landslide_engine.pipeline.PredictRequest` fields that :func:`_add_mapping_arguments` declares."""
+    return {
+        "model": args.model,
+        "device": args.device,
+        "backend": args.backend,
+        "precision": args.precision,
+        "batch_size": args.batch_size,
+        "overlap": args.overlap,
+        "threshold": args.threshold,
+        "tta": args.tta,
+        "extent": tuple(args.extent) if args.extent else None,
+        "extent_crs": args.extent_crs,
+        "band_map": _band_map(args.band_map),
+        "reflectance_scale": args.reflectance_scale,
+        "baseline_offset": args.baseline_offset,
+        "resolution": args.resolution,
+        "min_area_m2": args.min_area,
+    }
+
+
+def _add_predict(p: argparse.ArgumentParser) -> None:
+    _add_scene_inputs(p)
+    _add_mapping_arguments(p)
     p.add_argument("--out", required=True, metavar="DIR")
 
 
@@ -154,25 +187,7 @@ def _run_predict(args: argparse.Namespace) -> int:
     from landslide_engine.pipeline import PredictRequest, predict_scene
 
     request = PredictRequest(
-        s2=list(args.s2),
-        dem=args.dem,
-        out_dir=args.out,
-        slope=args.slope,
-        model=args.model,
-        device=args.device,
-        backend=args.backend,
-        precision=args.precision,
-        batch_size=args.batch_size,
-        overlap=args.overlap,
-        threshold=args.threshold,
-        tta=args.tta,
-        extent=tuple(args.extent) if args.extent else None,
-        extent_crs=args.extent_crs,
-        band_map=_band_map(args.band_map),
-        reflectance_scale=args.reflectance_scale,
-        baseline_offset=args.baseline_offset,
-        resolution=args.resolution,
-        min_area_m2=args.min_area,
+        s2=list(args.s2), dem=args.dem, out_dir=args.out, slope=args.slope, **_mapping_options(args)
     )
     result = predict_scene(request, progress=_terminal.progress, warn=_terminal.warn)
     _terminal.end()
@@ -183,6 +198,49 @@ def _run_predict(args: argparse.Namespace) -> int:
         f"on {result.device} ({result.backend}); outputs in {Path(args.out)}"
     )
     return EXIT_OK
+
+
+def _add_batch(p: argparse.ArgumentParser) -> None:
+    p.add_argument("scenes", nargs="+", metavar="SCENE", help="Sentinel-2 scenes, each one file as --s2 of predict")
+    p.add_argument(
+        "--dem", nargs="+", required=True, metavar="DEM", help="one DEM for all scenes, or one per scene in order"
+    )
+    p.add_argument("--slope", nargs="+", metavar="FILE", help="slope in degrees: one for all scenes or one per scene")
+    _add_mapping_arguments(p)
+    p.add_argument(
+        "--out", required=True, metavar="DIR", help="DIR/<scene id>/ per scene, mosaics, landslides.gpkg, batch.json"
+    )
+    from landslide_engine.batch.executors import EXECUTORS
+
+    p.add_argument(
+        "--executor", default="local", choices=EXECUTORS, help="local: scenes one after another here (default)"
+    )
+
+
+def _run_batch(args: argparse.Namespace) -> int:
+    from landslide_engine.batch import BatchRequest, run_batch
+
+    request = BatchRequest(
+        scenes=list(args.scenes),
+        dems=list(args.dem),
+        slopes=list(args.slope) if args.slope else None,
+        out_dir=args.out,
+        options=_mapping_options(args),
+        executor=args.executor,
+    )
+    result = run_batch(request, progress=_print_progress)
+    _print_progress.end()
+    for outcome in result.outcomes:
+        if outcome.status == "failed":
+            print(f"{outcome.scene_id}: failed: {outcome.reason}", file=sys.stderr)
+        else:
+            print(f"{outcome.scene_id}: {outcome.status}, {outcome.landslides} landslide(s) ({outcome.seconds:.1f} s)")
+    counts = {s: sum(1 for o in result.outcomes if o.status == s) for s in ("done", "skipped", "failed")}
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items())
+    if result.regional is not None:
+        summary += f"; {result.regional.landslides} landslide(s) in {result.regional.polygons}"
+    print(f"{len(result.outcomes)} scene(s): {summary}; report {result.report}")
+    return EXIT_BAD_INPUT if result.failed else EXIT_OK
 
 
 def _add_predict_h5(p: argparse.ArgumentParser) -> None:
@@ -218,7 +276,8 @@ def _run_predict_h5(args: argparse.Namespace) -> int:
 
 
 def _add_stack(p: argparse.ArgumentParser) -> None:
-    _add_scene_arguments(p)
+    _add_scene_inputs(p)
+    _add_reading_arguments(p)
     p.add_argument(
         "--fill", nargs="+", metavar="BAND=VALUE", help="constant (l4s units) for a band the input lacks, e.g. B10=1.0"
     )
@@ -342,6 +401,7 @@ def _run_quantize(args: argparse.Namespace) -> int:
 
 COMMANDS: list[Command] = [
     Command("predict", "map landslides in a Sentinel-2 scene", _add_predict, _run_predict),
+    Command("batch", "map many scenes into per-scene outputs and regional mosaics", _add_batch, _run_batch),
     Command("predict-h5", "predict Landslide4Sense .h5 patches", _add_predict_h5, _run_predict_h5),
     Command("stack", "write the 14-band model input as a GeoTIFF", _add_stack, _run_stack),
     Command("slope", "slope in degrees from a DEM", _add_slope, _run_slope),

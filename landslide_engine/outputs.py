@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +164,16 @@ class ResultRasters:
             self._mask.close()
 
 
+@dataclass(frozen=True)
+class PolygonAttribute:
+    """A field added to every polygon: its name, its kind (``"string"``, ``"real"`` or ``"integer"``) and how
+    its value follows from the polygon's GeoJSON geometry (in the grid's CRS)."""
+
+    name: str
+    kind: str
+    value: Callable[[dict], Any]
+
+
 def write_polygons(
     mask_path: str,
     probability_path: str,
@@ -170,14 +181,15 @@ def write_polygons(
     grid: Grid,
     min_area_m2: float = 0.0,
     cancelled: Callable[[], bool] | None = None,
+    extra: Sequence[PolygonAttribute] = (),
 ) -> tuple[int, float]:
-    """One polygon per 4-connected landslide of the mask, with area_m2, mean_prob and max_prob.
+    """One polygon per 4-connected landslide of the mask, with area_m2, mean_prob, max_prob and the ``extra`` fields.
 
     Landslides smaller than ``min_area_m2`` are left out. Returns the number of
     polygons written and their total area in square metres.
     """
     with gdal_checked(out_path):
-        return _write_polygons(mask_path, probability_path, out_path, grid, min_area_m2, cancelled)
+        return _write_polygons(mask_path, probability_path, out_path, grid, min_area_m2, cancelled, extra)
 
 
 def _write_polygons(
@@ -187,9 +199,12 @@ def _write_polygons(
     grid: Grid,
     min_area_m2: float,
     cancelled: Callable[[], bool] | None,
+    extra: Sequence[PolygonAttribute],
 ) -> tuple[int, float]:
     """:func:`write_polygons` with every OGR call's result checked (OGR reports failures, it does not raise)."""
     from osgeo import ogr, osr
+
+    kinds = {"string": ogr.OFTString, "real": ogr.OFTReal, "integer": ogr.OFTInteger64}
 
     def check(ok: bool, doing: str) -> None:
         if not ok:
@@ -207,6 +222,11 @@ def _write_polygons(
     check(layer is not None, "creating the layer")
     for name in ("area_m2", "mean_prob", "max_prob"):
         check(layer.CreateField(ogr.FieldDefn(name, ogr.OFTReal)) == 0, f"adding field {name}")
+    for attribute in extra:
+        check(
+            layer.CreateField(ogr.FieldDefn(attribute.name, kinds[attribute.kind])) == 0,
+            f"adding field {attribute.name}",
+        )
     defn = layer.GetLayerDefn()
     count, total_area = 0, 0.0
     check(layer.StartTransaction() == 0, "starting the transaction")
@@ -225,6 +245,8 @@ def _write_polygons(
             feature.SetField("area_m2", area)
             feature.SetField("mean_prob", mean_prob)
             feature.SetField("max_prob", max_prob)
+            for attribute in extra:
+                feature.SetField(attribute.name, attribute.value(geometry))
             feature.SetGeometry(ogr.CreateGeometryFromJson(json.dumps(geometry)))
             check(layer.CreateFeature(feature) == 0, "adding a polygon")
             count += 1
@@ -236,34 +258,39 @@ def _write_polygons(
     return count, total_area
 
 
-def _polygon_stats(geometry: dict, prob_ds, grid: Grid) -> tuple[float, float, float]:
-    """Area in m2 and mean/max probability of the pixels inside ``geometry``.
+def polygon_pixels(geometry: dict, grid: Grid) -> Iterator[tuple[Window, np.ndarray]]:
+    """The polygon's bounding window in blocks of ``_STATS_BLOCK_ROWS`` rows, each with the pixels inside it.
 
-    The polygon's bounding window is read ``_STATS_BLOCK_ROWS`` rows at a time, so a landslide as large as the
-    scene (an untrained or miscalibrated model can mask everything) costs a few MB, not several copies of the
-    whole probability raster.
+    Block by block, so a landslide as large as the scene (an untrained or miscalibrated model can mask
+    everything) costs a few MB, not several copies of a whole raster.
     """
     ring = np.asarray(geometry["coordinates"][0], dtype=np.float64)
     inverse = ~grid.transform
     cols, rows = inverse * (ring[:, 0], ring[:, 1])
     c0, c1 = int(np.floor(cols.min() + 1e-6)), int(np.ceil(cols.max() - 1e-6))
     r0, r1 = int(np.floor(rows.min() + 1e-6)), int(np.ceil(rows.max() - 1e-6))
-    count, total, peak, area = 0, 0.0, -np.inf, 0.0
     for top in range(r0, r1, _STATS_BLOCK_ROWS):
         window = Window(c0, top, c1 - c0, min(r1, top + _STATS_BLOCK_ROWS) - top)
         shape = (int(window.height), int(window.width))
         inside = geometry_mask([geometry], out_shape=shape, transform=grid.window_transform(window), invert=True)
-        if not inside.any():
-            continue
+        if inside.any():
+            yield window, inside
+
+
+def _polygon_stats(geometry: dict, prob_ds, grid: Grid) -> tuple[float, float, float]:
+    """Area in m2 and mean/max probability of the pixels inside ``geometry``."""
+    count, total, peak, area = 0, 0.0, -np.inf, 0.0
+    for window, inside in polygon_pixels(geometry, grid):
         values = prob_ds.read(1, window=window)[inside]
         count += values.size
         total += float(values.sum(dtype=np.float64))
         peak = max(peak, float(values.max()))
         if grid.crs.is_geographic:
-            row_area = np.array([grid.pixel_area_m2(r) for r in range(top, top + shape[0])])
+            top = int(window.row_off)
+            row_area = np.array([grid.pixel_area_m2(r) for r in range(top, top + inside.shape[0])])
             area += float((inside.sum(axis=1) * row_area).sum())
     if not grid.crs.is_geographic:
-        area = count * grid.pixel_area_m2(r0)
+        area = count * grid.pixel_area_m2(0)  # the same in every row of a projected grid
     return area, total / count, peak
 
 

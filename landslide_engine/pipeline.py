@@ -191,7 +191,8 @@ def _grid_report(grid: Grid) -> dict[str, Any]:
     }
 
 
-def _create_runner(req: PredictRequest):
+def runner_for(req: PredictRequest):
+    """The model runner that ``req`` names (model, backend, device, batch size, precision)."""
     from landslide_engine.models.backends import create_runner
     from landslide_engine.models.catalog import resolve_model
 
@@ -224,7 +225,7 @@ def predict_scene(
     inputs = [*req.s2, req.dem, *([req.slope] if req.slope else []), *([req.model] if req.model else [])]
     outputs = OutputSet(req.out_dir, OUTPUT_FILES, report=REPORT_FILE, inputs=inputs)  # refused before any work
     report_progress(0.0, "loading the model")
-    runner = runner if runner is not None else _create_runner(req)
+    runner = runner if runner is not None else runner_for(req)
     meta = runner.metadata
     threshold = float(meta.threshold if req.threshold is None else req.threshold)
     if not 0.0 <= threshold <= 1.0:

@@ -14,7 +14,7 @@ from landslide_engine.h5io import read_l4s_image
 from landslide_engine.models.backends import create_runner
 from landslide_engine.models.package import load_package
 from landslide_engine.models.quantize import quantize_static, read_calibration_patches
-from landslide_engine.pipeline import PredictRequest, _create_runner
+from landslide_engine.pipeline import PredictRequest, runner_for
 from tests.qgis_helpers import TINY_MODEL_BANDS, tiny_model_package
 
 
@@ -52,11 +52,11 @@ def _request(model: Path, **options) -> PredictRequest:
 
 
 def test_request_precision_reaches_the_runner(tiny):
-    assert _create_runner(_request(tiny[".pt"], device="cpu")).precision == "fp32"
-    runner = _create_runner(_request(tiny[".pt"], device="cpu", precision="bf16"))
+    assert runner_for(_request(tiny[".pt"], device="cpu")).precision == "fp32"
+    runner = runner_for(_request(tiny[".pt"], device="cpu", precision="bf16"))
     assert (runner.backend, runner.precision) == ("torch", "bf16")
     with pytest.raises(InputError, match="precision bf16 is available with the torch backend only"):
-        _create_runner(_request(tiny[".onnx"], device="cpu", precision="bf16"))
+        runner_for(_request(tiny[".onnx"], device="cpu", precision="bf16"))
 
 
 def test_calibration_patches_come_from_traindata_spread_over_it_in_the_model_bands(tiny, l4s_folder):

@@ -1,0 +1,207 @@
+"""A batch from start to end: plan the scenes, skip the complete ones, map the rest, build the regional outputs.
+
+``batch.json`` in the output folder says what became of every scene (done, skipped, failed and why), with
+times and counts, and where the regional outputs are. It is rewritten after every scene, so a long batch can
+be watched, and read at the start of the next run: a folder mapped with other options is refused rather than
+mixed into one mosaic.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from landslide_engine import __version__
+from landslide_engine.batch.executors import create_executor
+from landslide_engine.batch.mosaic import OVERLAP_RULE, MosaicScene, RegionalOutputs, build_regional_outputs
+from landslide_engine.batch.scenes import SceneJob, SceneOutcome, completed_outcome, plan_scenes, sweep_partials
+from landslide_engine.errors import InputError
+from landslide_engine.outputs import write_report
+from landslide_engine.pipeline import PredictRequest
+from landslide_engine.rasterio_io import atomic_output
+
+BATCH_REPORT = "batch.json"
+_PER_SCENE = {"s2", "dem", "slope", "out_dir"}
+# Options that change a scene's map: a folder mapped with other values of these is not resumed.
+_RESULT_OPTIONS = (
+    "model",
+    "precision",
+    "overlap",
+    "threshold",
+    "tta",
+    "extent",
+    "extent_crs",
+    "band_map",
+    "reflectance_scale",
+    "baseline_offset",
+    "resolution",
+    "min_area_m2",
+)
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass
+class BatchRequest:
+    """Scenes, their DEMs (one for all or one per scene), slopes likewise, the output folder and how to run."""
+
+    scenes: list[str]
+    dems: list[str]
+    out_dir: str
+    slopes: list[str] | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # PredictRequest fields other than the scene's files
+    executor: str = "local"
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    outcomes: list[SceneOutcome]
+    regional: RegionalOutputs | None
+    report: Path
+
+    @property
+    def failed(self) -> list[SceneOutcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+
+def run_batch(
+    request: BatchRequest,
+    progress: Progress | None = None,
+    cancelled: Callable[[], bool] | None = None,
+    runner=None,
+) -> BatchResult:
+    """Map every scene of ``request`` and build the regional outputs from those that are complete.
+
+    A scene that fails is recorded and the others go on. Raises InputError only for a request that cannot
+    start (no scenes, unpaired DEMs, unknown options, a folder mapped with other options); ``runner`` replaces
+    the model for the local executor.
+    """
+    report_progress = progress or (lambda percent, message: None)
+    is_cancelled = cancelled or (lambda: False)
+    started = time.time()
+    options = _checked_options(request.options)
+    jobs = plan_scenes(request.scenes, request.dems, request.slopes)
+    out_dir = Path(request.out_dir).absolute()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report_path = out_dir / BATCH_REPORT
+    _check_same_options(report_path, options)
+    executor = create_executor(request.executor, runner)
+    sweep_partials(out_dir)
+
+    outcomes: dict[str, SceneOutcome] = {}
+    pending: list[SceneJob] = []
+    for job in jobs:
+        try:
+            done = completed_outcome(job, out_dir / job.scene_id, "skipped")
+        except InputError as exc:
+            outcomes[job.scene_id] = SceneOutcome(job.scene_id, job.s2, job.dem, "failed", reason=str(exc))
+            continue
+        if done is None:
+            pending.append(job)
+        else:
+            outcomes[job.scene_id] = done
+
+    def write(regional: dict[str, Any] | None = None) -> None:
+        _write_batch_report(report_path, request, options, jobs, outcomes, started, regional)
+
+    def record(outcome: SceneOutcome) -> None:
+        outcomes[outcome.scene_id] = outcome
+        write()
+
+    write()
+    try:
+        executor.run(pending, options, out_dir, record, report_progress, is_cancelled)
+    finally:
+        write()
+    report_progress(99.0, "building the regional mosaics and polygons")
+    usable = [
+        MosaicScene(o.scene_id, out_dir / o.scene_id, o.crs or "", (o.valid_pixels or 0) / max(1, o.pixels or 1),
+                    o.product_date)
+        for o in (outcomes[job.scene_id] for job in jobs)
+        if o.status in ("done", "skipped")
+    ]  # fmt: skip
+    regional = None
+    if usable:
+        regional = build_regional_outputs(usable, out_dir, float(options.get("min_area_m2", 0.0)), is_cancelled)
+    write(_regional_report(regional) if regional else None)
+    report_progress(100.0, f"{len(usable)} of {len(jobs)} scene(s) mapped")
+    return BatchResult([outcomes[job.scene_id] for job in jobs], regional, report_path)
+
+
+def _checked_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    allowed = {f.name for f in fields(PredictRequest)} - _PER_SCENE
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise InputError(f"batch: unknown option(s) {', '.join(unknown)}")
+    return dict(options)
+
+
+def _result_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    defaults = {f.name: f.default for f in fields(PredictRequest) if f.name in _RESULT_OPTIONS}
+    merged = {name: options.get(name, defaults[name]) for name in _RESULT_OPTIONS}
+    return json.loads(json.dumps(merged, default=str))  # tuples as lists, as read back from batch.json
+
+
+def _check_same_options(report_path: Path, options: Mapping[str, Any]) -> None:
+    """Refuse to add scenes to a folder whose earlier batch used options that give other maps."""
+    try:
+        earlier = json.loads(report_path.read_text(encoding="utf-8")).get("options", {})
+    except (OSError, ValueError):
+        return
+    now = _result_options(options)
+    differ = [name for name in _RESULT_OPTIONS if name in earlier and earlier[name] != now[name]]
+    if differ:
+        name = differ[0]
+        raise InputError(
+            f"{report_path.parent} was mapped with {name} {earlier[name]!r}, not {now[name]!r}; "
+            "use another output folder or remove it"
+        )
+
+
+def _regional_report(regional: RegionalOutputs) -> dict[str, Any]:
+    return {
+        "probability": str(regional.probability),
+        "mask": str(regional.mask),
+        "scenes": str(regional.scenes),
+        "polygons": str(regional.polygons),
+        "crs": regional.crs,
+        "landslides": regional.landslides,
+        "landslide_area_m2": regional.landslide_area_m2,
+        "scene_numbers": {str(k): sid for k, sid in enumerate(regional.order, start=1)},
+        "overlap_rule": OVERLAP_RULE,
+    }
+
+
+def _write_batch_report(
+    path: Path,
+    request: BatchRequest,
+    options: Mapping[str, Any],
+    jobs: Sequence[SceneJob],
+    outcomes: Mapping[str, SceneOutcome],
+    started: float,
+    regional: dict[str, Any] | None,
+) -> None:
+    scenes = []
+    for job in jobs:
+        outcome = outcomes.get(job.scene_id)
+        scenes.append(outcome.to_dict() if outcome else {"scene_id": job.scene_id, "s2": job.s2, "dem": job.dem,
+                                                          "status": "pending"})  # fmt: skip
+    counts = {status: sum(1 for s in scenes if s["status"] == status) for status in ("done", "skipped", "failed")}
+    report = {
+        "engine_version": __version__,
+        "started": dt.datetime.fromtimestamp(started, dt.timezone.utc).isoformat(timespec="seconds"),
+        "updated": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "seconds": round(time.time() - started, 3),
+        "executor": request.executor,
+        "options": _result_options(options),
+        "counts": counts,
+        "scenes": scenes,
+        "regional": regional,
+    }
+    with atomic_output(path) as tmp:
+        write_report(tmp, report)

@@ -1,0 +1,257 @@
+"""The scenes of a batch and how one of them is mapped into its own folder, complete or not at all.
+
+A scene is one input that ``predict`` accepts as one file (a multi-band raster, later a SAFE folder or zip or
+a STAC item) with its DEM. Its outputs go to ``OUT/<scene id>/``: :func:`map_scene` runs ``predict_scene`` into a
+hidden folder next to it and renames that folder into place only when all four outputs are written, so the
+scene's folder is either complete or absent, even when the process is killed. A complete folder is what a
+re-run skips; the hidden folders of killed runs carry the host and process id and are swept by the next run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import socket
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from landslide_engine.errors import Cancelled, InputError
+from landslide_engine.outputs import write_report
+from landslide_engine.pipeline import (
+    MASK_FILE,
+    POLYGONS_FILE,
+    PROBABILITY_FILE,
+    REPORT_FILE,
+    PredictRequest,
+    predict_scene,
+)
+
+SCENE_OUTPUTS = (PROBABILITY_FILE, MASK_FILE, POLYGONS_FILE, REPORT_FILE)
+PARTIAL_MARK = ".partial-"
+_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img", ".zip", ".safe", ".json", ".xml")
+
+Progress = Callable[[float, str], None]
+IsCancelled = Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class SceneJob:
+    """One scene of a batch: its id (its folder's name), its input and the DEM (and slope) that go with it."""
+
+    scene_id: str
+    s2: str
+    dem: str
+    slope: str | None = None
+
+
+@dataclass(frozen=True)
+class SceneOutcome:
+    """What became of one scene: ``done``, ``skipped`` (complete from an earlier run) or ``failed`` (``reason``)."""
+
+    scene_id: str
+    s2: str
+    dem: str
+    status: str
+    reason: str | None = None
+    seconds: float | None = None
+    started: str | None = None
+    finished: str | None = None
+    patches: int | None = None
+    patches_without_data: int | None = None
+    landslides: int | None = None
+    landslide_area_m2: float | None = None
+    valid_pixels: int | None = None
+    pixels: int | None = None
+    product_date: str | None = None
+    crs: str | None = None
+    worker: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def scene_id(path: str) -> str:
+    """The scene's folder name: its file or folder name without raster, archive and SAFE suffixes."""
+    name = Path(path.rstrip("/\\")).name
+    while True:
+        stem, suffix = os.path.splitext(name)
+        if suffix.lower() not in _SUFFIXES or not stem:
+            return name
+        name = stem
+
+
+def plan_scenes(scenes: Sequence[str], dems: Sequence[str], slopes: Sequence[str] | None = None) -> list[SceneJob]:
+    """Pair each scene with its DEM (and slope): one for all scenes, or one per scene in the same order.
+
+    Paths become absolute, so workers with another working directory (Ray's) read the same files. Two scenes
+    whose ids coincide would write one folder and are refused.
+    """
+    if not scenes:
+        raise InputError("batch: no scenes given")
+    dems = _paired(scenes, dems, "--dem")
+    slope_files = _paired(scenes, slopes, "--slope") if slopes else [None] * len(scenes)
+    jobs: list[SceneJob] = []
+    seen: dict[str, str] = {}
+    for scene, dem, slope in zip(scenes, dems, slope_files, strict=True):
+        sid = scene_id(scene)
+        if sid in seen:
+            raise InputError(f"scenes {seen[sid]} and {scene} would both write the folder {sid}; rename one")
+        seen[sid] = scene
+        jobs.append(
+            SceneJob(sid, os.path.abspath(scene), os.path.abspath(dem), os.path.abspath(slope) if slope else None)
+        )
+    return jobs
+
+
+def _paired(scenes: Sequence[str], files: Sequence[str] | None, option: str) -> list[str]:
+    files = list(files or [])
+    if len(files) == 1:
+        return files * len(scenes)
+    if len(files) == len(scenes):
+        return files
+    raise InputError(
+        f"{option}: give one file for all {len(scenes)} scenes or one per scene in the same order, not {len(files)}"
+    )
+
+
+def completed_outcome(job: SceneJob, folder: Path, status: str) -> SceneOutcome | None:
+    """The outcome of ``job`` from its complete output ``folder``; None when the folder is absent.
+
+    Raises InputError when the folder exists but holds the outputs of other inputs (or is not an output folder
+    at all): skipping it would put another scene's map into the mosaic.
+    """
+    if not folder.exists():
+        return None
+    try:
+        report = json.loads((folder / REPORT_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        report = None
+    missing = [name for name in SCENE_OUTPUTS if not (folder / name).is_file()]
+    if report is None or missing:
+        raise InputError(f"{folder} exists but is not a complete scene output ({', '.join(missing) or REPORT_FILE}); "
+                         "remove it to map the scene again")  # fmt: skip
+    inputs = report.get("inputs", {})
+    if inputs.get("s2") != [job.s2] or inputs.get("dem") != job.dem:
+        raise InputError(f"{folder} holds the outputs of {inputs.get('s2')}, not of {job.s2}; remove it or rename")
+    valid, pixels = count_valid_pixels(folder / MASK_FILE)
+    return SceneOutcome(
+        scene_id=job.scene_id,
+        s2=job.s2,
+        dem=job.dem,
+        status=status,
+        seconds=report.get("seconds", {}).get("total"),
+        finished=report.get("finished"),
+        patches=report.get("patches"),
+        patches_without_data=report.get("patches_without_data"),
+        landslides=report.get("landslides"),
+        landslide_area_m2=report.get("landslide_area_m2"),
+        valid_pixels=valid,
+        pixels=pixels,
+        product_date=inputs.get("product_date"),
+        crs=report.get("grid", {}).get("crs"),
+    )
+
+
+def count_valid_pixels(mask_path: Path) -> tuple[int, int]:
+    """Pixels of the mask with data and all pixels, read block by block."""
+    import rasterio
+
+    valid = 0
+    with rasterio.open(mask_path) as src:
+        for _, window in src.block_windows(1):
+            valid += int(np.count_nonzero(src.read(1, window=window) != src.nodata))
+        return valid, src.width * src.height
+
+
+def sweep_partials(out_dir: Path) -> None:
+    """Remove hidden folders left by runs on this host whose process is gone (killed mid-scene)."""
+    if not out_dir.is_dir():
+        return
+    host = socket.gethostname()
+    for path in out_dir.glob(f".*{PARTIAL_MARK}*"):
+        owner_host, _, pid = path.name.rpartition(PARTIAL_MARK)[2].rpartition("-")
+        if owner_host == host and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def partial_folder(out_dir: Path, job: SceneJob) -> Path:
+    """The hidden folder a scene is written into: host and process id say whose it is."""
+    return out_dir / f".{job.scene_id}{PARTIAL_MARK}{socket.gethostname()}-{os.getpid()}"
+
+
+def map_scene(
+    job: SceneJob,
+    options: Mapping[str, Any],
+    out_dir: Path,
+    runner,
+    progress: Progress | None = None,
+    cancelled: IsCancelled | None = None,
+) -> SceneOutcome:
+    """Map ``job`` with ``runner`` into ``out_dir/<scene id>``; a scene that cannot be mapped is ``failed``.
+
+    A folder that is already complete (a worker that finished it was lost before it reported) is reported as
+    done from its run report, so a retried scene is mapped once. Cancellation propagates, leaving nothing.
+    """
+    final = out_dir / job.scene_id
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    started = time.time()
+    try:
+        already = completed_outcome(job, final, "done")
+        if already is not None:
+            return dataclasses.replace(already, worker=worker)
+        tmp = partial_folder(out_dir, job)
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            request = PredictRequest(s2=[job.s2], dem=job.dem, slope=job.slope, out_dir=str(tmp), **options)
+            predict_scene(request, progress=progress, cancelled=cancelled, runner=runner)
+            _point_report_at(tmp / REPORT_FILE, final)
+            os.rename(tmp, final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        outcome = completed_outcome(job, final, "done")
+    except (Cancelled, KeyboardInterrupt):
+        raise
+    except InputError as exc:
+        return _failed(job, str(exc), started, worker)
+    except Exception as exc:  # a scene's unexpected failure must not stop the others; the reason says what
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        return _failed(job, f"{type(exc).__name__}: {first}".rstrip(": "), started, worker)
+    assert outcome is not None
+    return dataclasses.replace(outcome, seconds=round(time.time() - started, 3), started=_iso(started), worker=worker)
+
+
+def _failed(job: SceneJob, reason: str, started: float, worker: str) -> SceneOutcome:
+    return SceneOutcome(
+        job.scene_id, job.s2, job.dem, "failed", reason=reason, seconds=round(time.time() - started, 3),
+        started=_iso(started), finished=_iso(time.time()), worker=worker,
+    )  # fmt: skip
+
+
+def _point_report_at(report_path: Path, final: Path) -> None:
+    """Make run.json name the outputs where they will be, as ``predict`` into ``final`` would have."""
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    report["outputs"] = {name: str(final / Path(path).name) for name, path in report.get("outputs", {}).items()}
+    write_report(str(report_path), report)
+
+
+def _iso(seconds: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,255 @@
+"""``batch``: many real scenes into per-scene outputs, regional mosaics and one layer of polygons.
+
+The scenes are overlapping crops of the real Aberystwyth Sentinel-2 mosaic (10 bands, reflectance x 1000,
+British National Grid) with its real SRTM DEM (Int16, geographic); a corrupt scene is a real crop cut short.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from osgeo import ogr
+from rasterio.transform import from_origin
+from rasterio.windows import Window
+
+from landslide_engine.batch import BatchRequest, run_batch
+from landslide_engine.batch.mosaic import MosaicScene, build_regional_outputs, priority_order
+from landslide_engine.batch.scenes import PARTIAL_MARK, plan_scenes, scene_id
+from landslide_engine.cli import main
+from landslide_engine.errors import InputError
+from landslide_engine.pipeline import PredictRequest, predict_scene
+from tests.rasters import write_raster
+from tests.test_pipeline import NO_ATMOSPHERIC, FakeRunner
+
+ABER = "rsgislib_aberystwyth_wales"
+S2_FILE = "sen2_20210527_aber_10band_mosaic_epsg27700.tif"
+DEM_FILE = "AberSRTM_4326.tif"
+# (col, row) of each crop's corner in the real mosaic; 256 x 200 px, west and east overlap by 76 columns
+CROPS = {"west": (300, 300), "east": (480, 360)}
+SIZE = (256, 200)
+OPTIONS = {"reflectance_scale": "x1000"}
+
+
+def crop(source: Path, out: Path, col: int, row: int, width: int, height: int) -> Path:
+    """A window of a real raster with its bands, descriptions, nodata and CRS, tiled and compressed."""
+    with rasterio.open(source) as src:
+        window = Window(col, row, width, height)
+        profile = src.profile | {
+            "width": width, "height": height, "transform": src.window_transform(window),
+            "tiled": True, "blockxsize": 128, "blockysize": 128, "compress": "deflate",
+        }  # fmt: skip
+        with rasterio.open(out, "w", **profile) as dst:
+            dst.write(src.read(window=window))
+            for i, text in enumerate(src.descriptions, start=1):
+                dst.set_band_description(i, text)
+    return out
+
+
+@pytest.fixture(scope="module")
+def scenes(geo_root, tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("batch_scenes")
+    source = geo_root / ABER / S2_FILE
+    made = {name: crop(source, folder / f"{name}.tif", *corner, *SIZE) for name, corner in CROPS.items()}
+    whole = crop(source, folder / "whole.tif", 300, 560, *SIZE)
+    corrupt = folder / "corrupt.tif"
+    corrupt.write_bytes(whole.read_bytes()[: whole.stat().st_size * 6 // 10])  # header intact, tiles cut off
+    made["corrupt"] = corrupt
+    made["dem"] = geo_root / ABER / DEM_FILE
+    return made
+
+
+def batch(scenes, out: Path, names=("west", "east", "corrupt"), runner=None, **options) -> object:
+    request = BatchRequest(
+        scenes=[str(scenes[n]) for n in names], dems=[str(scenes["dem"])], out_dir=str(out), options=OPTIONS | options
+    )
+    return run_batch(request, runner=runner or FakeRunner(bands=NO_ATMOSPHERIC))
+
+
+def read(path: Path) -> tuple[np.ndarray, rasterio.Affine]:
+    with rasterio.open(path) as src:
+        return src.read(1), src.transform
+
+
+def features(path: Path) -> list[dict]:
+    datasource = ogr.Open(str(path))
+    layer = datasource.GetLayer(0)
+    found = [{**f.items(), "wkt": f.GetGeometryRef().ExportToWkt()} for f in layer]
+    datasource = None
+    return found
+
+
+def test_scenes_map_like_predict_and_a_corrupt_scene_fails_alone(scenes, tmp_path):
+    result = batch(scenes, tmp_path / "out")
+    status = {o.scene_id: o for o in result.outcomes}
+    assert [status[n].status for n in ("west", "east", "corrupt")] == ["done", "done", "failed"]
+    reason = status["corrupt"].reason
+    assert str(scenes["corrupt"]) in reason or "corrupt.tif" in reason
+    assert "\n" not in reason
+    assert not (tmp_path / "out" / "corrupt").exists()
+    assert not list((tmp_path / "out").glob(f".*{PARTIAL_MARK}*"))
+
+    # Each scene's folder holds exactly what predict writes for that scene.
+    for name in ("west", "east"):
+        alone = predict_scene(
+            PredictRequest(s2=[str(scenes[name])], dem=str(scenes["dem"]), out_dir=str(tmp_path / name), **OPTIONS),
+            runner=FakeRunner(bands=NO_ATMOSPHERIC),
+        )
+        folder = tmp_path / "out" / name
+        assert sorted(p.name for p in folder.iterdir()) == sorted(
+            p.name for p in (alone.probability, alone.mask, alone.polygons, alone.report)
+        )
+        for raster in ("probability.tif", "landslides.tif"):
+            ours, theirs = read(folder / raster), read(tmp_path / name / raster)
+            np.testing.assert_array_equal(ours[0], theirs[0])
+            assert ours[1] == theirs[1]
+        assert features(folder / "landslides.gpkg") == features(alone.polygons)
+        ours, theirs = json.loads((folder / "run.json").read_text()), json.loads(alone.report.read_text())
+        for key in ("inputs", "grid", "model", "patches", "landslides", "landslide_area_m2", "threshold"):
+            assert ours[key] == theirs[key], key
+        assert ours["outputs"]["run.json"] == str(folder / "run.json")
+        assert status[name].landslides == theirs["landslides"]
+        assert status[name].valid_pixels == status[name].pixels == SIZE[0] * SIZE[1]
+
+    report = json.loads(result.report.read_text())
+    assert report["counts"] == {"done": 2, "skipped": 0, "failed": 1}
+    assert report["scenes"][2]["reason"] == reason and report["scenes"][0]["seconds"] > 0
+
+
+def test_mosaics_follow_the_stated_overlap_rule(scenes, tmp_path):
+    result = batch(scenes, tmp_path / "out", names=("west", "east"))
+    regional = result.regional
+    west, west_t = read(tmp_path / "out" / "west" / "probability.tif")
+    east, east_t = read(tmp_path / "out" / "east" / "probability.tif")
+    mosaic, mosaic_t = read(regional.probability)
+    mask_mosaic, _ = read(regional.mask)
+    which, _ = read(regional.scenes)
+    # equal shares of valid pixels and no product dates: the scene id decides, so "west" wins
+    assert regional.order == ["east", "west"]
+    assert mosaic_t.c == west_t.c and mosaic_t.f == west_t.f
+    dx, dy = round((east_t.c - west_t.c) / 10), round((west_t.f - east_t.f) / 10)
+    assert mosaic.shape == (dy + SIZE[1], dx + SIZE[0])
+    h, w = west.shape
+    np.testing.assert_array_equal(mosaic[:h, :w], west)  # the winner everywhere it has data
+    east_only = np.ones(east.shape, bool)
+    east_only[: h - dy, : w - dx] = False  # the part of east that west covers
+    np.testing.assert_array_equal(mosaic[dy:, dx:][east_only], east[east_only])
+    assert (mosaic[dy:, dx:][~east_only] != east[~east_only]).any()  # the scenes differ where they overlap
+    assert (which[:h, :w] == 2).all() and (which[dy:, dx:][east_only] == 1).all()
+    assert ((mask_mosaic == 1) == (mosaic >= 0.5)).all()
+
+    polygons = features(regional.polygons)
+    assert len(polygons) == regional.landslides > 0
+    assert {p["scene"] for p in polygons} <= {"west", "east"}
+    assert all(p["scene"] in p["scenes"].split(",") for p in polygons)
+    with open(regional.probability) as f:
+        assert 'relativeToVRT="1">west/probability.tif' in f.read()  # the folder can move as a whole
+
+
+def test_rerun_skips_complete_scenes_and_refuses_other_options(scenes, tmp_path):
+    out = tmp_path / "out"
+    first = batch(scenes, out)
+    mtime = (out / "west" / "probability.tif").stat().st_mtime_ns
+    runner = FakeRunner(bands=NO_ATMOSPHERIC)
+    again = batch(scenes, out, runner=runner)
+    assert [o.status for o in again.outcomes] == ["skipped", "skipped", "failed"]
+    assert (out / "west" / "probability.tif").stat().st_mtime_ns == mtime
+    assert runner.calls == 0  # nothing was mapped twice
+    assert [o.landslides for o in again.outcomes[:2]] == [o.landslides for o in first.outcomes[:2]]
+    assert again.regional.landslides == first.regional.landslides
+    with pytest.raises(InputError, match="threshold"):
+        batch(scenes, out, threshold=0.9)
+
+
+def test_a_scene_is_complete_or_absent(scenes, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    # the hidden folder of a run killed on this host: swept, since its process is gone
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    import socket
+
+    stale = out / f".west{PARTIAL_MARK}{socket.gethostname()}-{dead.pid}"
+    (stale / "probability.tif").parent.mkdir()
+    (stale / "probability.tif").write_bytes(b"half")
+
+    class Failing(FakeRunner):
+        def predict(self, x):
+            if self.calls >= 3:
+                raise RuntimeError("the model crashed\nwith a second line")
+            return super().predict(x)
+
+    result = batch(scenes, out, names=("west", "east"), runner=Failing(bands=NO_ATMOSPHERIC))
+    assert not stale.exists()
+    east = result.outcomes[1]
+    assert east.status == "failed" and east.reason == "RuntimeError: the model crashed"
+    assert not (out / "east").exists() and not list(out.glob(".*"))
+    assert result.regional.order == ["west"]
+
+
+def test_polygons_cut_by_a_scene_edge_are_merged(tmp_path):
+    """Scene A ends across a landslide that scene B covers whole: one polygon drawing on both."""
+    crs, res = "EPSG:32633", 10.0
+    shape = (40, 60)
+
+    def scene(name: str, left: float, landslide: slice) -> MosaicScene:
+        folder = tmp_path / name
+        folder.mkdir()
+        prob = np.full(shape, 0.1, np.float32)
+        prob[10:20, landslide] = 0.9
+        transform = from_origin(left, 1000.0, res, res)
+        write_raster(folder / "probability.tif", prob, crs, transform, nodata=-9999.0)
+        write_raster(folder / "landslides.tif", (prob >= 0.5).astype(np.uint8), crs, transform, nodata=255)
+        return MosaicScene(name, folder, crs, valid_share=1.0 if name == "a" else 0.9, product_date=None)
+
+    a = scene("a", 0.0, slice(50, 60))  # the landslide runs into A's right edge (columns 50-59)
+    b = scene("b", 300.0, slice(20, 30))  # B starts 30 columns in: its columns 20-29 are A's 50-59 ...
+    with rasterio.open(b.folder / "probability.tif", "r+") as dst:  # ... and the landslide goes on to 39
+        prob = dst.read(1)
+        prob[10:20, 30:40] = 0.9
+        dst.write(prob, 1)
+    with rasterio.open(b.folder / "landslides.tif", "r+") as dst:
+        dst.write((prob >= 0.5).astype(np.uint8), 1)
+
+    regional = build_regional_outputs([b, a], tmp_path)
+    assert [s.scene_id for s in priority_order([a, b])] == ["b", "a"]  # A is clearer: it wins the overlap
+    (polygon,) = features(regional.polygons)
+    assert polygon["area_m2"] == pytest.approx(10 * 20 * res * res)
+    assert polygon["scene"] in ("a", "b") and sorted(polygon["scenes"].split(",")) == ["a", "b"]
+    assert regional.landslides == 1
+
+
+def test_scenes_pair_with_dems_and_need_distinct_names(tmp_path):
+    assert scene_id("/x/S2A_MSIL1C_20230101.SAFE/") == "S2A_MSIL1C_20230101"
+    assert scene_id("T45RUL_20150505.tif") == "T45RUL_20150505"
+    jobs = plan_scenes(["a.tif", "b.tif"], ["dem.tif"])
+    assert [j.dem for j in jobs] == [os.path.abspath("dem.tif")] * 2 and jobs[0].s2 == os.path.abspath("a.tif")
+    assert [j.dem for j in plan_scenes(["a.tif", "b.tif"], ["1.tif", "2.tif"])] == [
+        os.path.abspath("1.tif"),
+        os.path.abspath("2.tif"),
+    ]
+    with pytest.raises(InputError, match="--dem: give one file for all 3 scenes or one per scene"):
+        plan_scenes(["a.tif", "b.tif", "c.tif"], ["1.tif", "2.tif"])
+    with pytest.raises(InputError, match="both write the folder a"):
+        plan_scenes(["x/a.tif", "y/a.tif"], ["dem.tif"])
+
+
+def test_cli_batch_with_the_builtin_model_exits_2_after_all_ran(scenes, tmp_path, capsys):
+    args = ["batch", scenes["west"], scenes["corrupt"], scenes["east"], "--dem", scenes["dem"]]
+    args += ["--reflectance-scale", "x1000", "--out", tmp_path / "out"]
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    assert code == 2
+    failed = [line for line in captured.err.splitlines() if "failed" in line]
+    assert len(failed) == 1 and failed[0].startswith("corrupt: failed: ") and "Traceback" not in captured.err
+    assert "west: done" in captured.out and "east: done" in captured.out
+    assert "2 done, 0 skipped, 1 failed" in captured.out
+    assert (tmp_path / "out" / "landslides.gpkg").is_file()
+    code = main([str(a) for a in args[:2] + args[3:]])  # the good scenes only: skipped, exit 0
+    assert code == 0 and "2 skipped" in capsys.readouterr().out
