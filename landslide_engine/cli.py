@@ -228,8 +228,8 @@ def _run_batch(args: argparse.Namespace) -> int:
         options=_mapping_options(args),
         executor=args.executor,
     )
-    result = run_batch(request, progress=_print_progress)
-    _print_progress.end()
+    result = run_batch(request, progress=_terminal.progress, warn=_terminal.warn)
+    _terminal.end()
     for outcome in result.outcomes:
         if outcome.status == "failed":
             print(f"{outcome.scene_id}: failed: {outcome.reason}", file=sys.stderr)

@@ -169,8 +169,11 @@ def _build_scene_vrt(mask_vrt: Path, path: Path) -> None:
     """``scenes.vrt``: the mask mosaic's sources, each drawn as its number (1, 2, ...) where it has data."""
     tree = ET.parse(mask_vrt)
     band = tree.getroot().find("VRTRasterBand")
+    nodata = band.find("NoDataValue") if band is not None else None
+    if band is None or nodata is None:
+        raise ValueError(f"{mask_vrt}: not a single-band VRT with a nodata value")
     band.set("dataType", "UInt16")
-    band.find("NoDataValue").text = str(SCENE_NODATA)
+    nodata.text = str(SCENE_NODATA)
     for number, source in enumerate(band.findall("ComplexSource"), start=1):
         for tag, value in (("ScaleOffset", number), ("ScaleRatio", 0)):
             element = source.find(tag)

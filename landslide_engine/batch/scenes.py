@@ -72,6 +72,7 @@ class SceneOutcome:
     product_date: str | None = None
     crs: str | None = None
     worker: str | None = None
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -156,6 +157,7 @@ def completed_outcome(job: SceneJob, folder: Path, status: str) -> SceneOutcome 
         pixels=pixels,
         product_date=inputs.get("product_date"),
         crs=report.get("grid", {}).get("crs"),
+        warnings=list(report.get("warnings", [])),
     )
 
 
@@ -208,6 +210,8 @@ def map_scene(
 
     A folder that is already complete (a worker that finished it was lost before it reported) is reported as
     done from its run report, so a retried scene is mapped once. Cancellation propagates, leaving nothing.
+    The scene's warnings come back in the outcome (from its run.json), for the caller to show with the scene's
+    name, wherever the scene ran.
     """
     final = out_dir / job.scene_id
     worker = f"{socket.gethostname()}:{os.getpid()}"
@@ -220,7 +224,7 @@ def map_scene(
         shutil.rmtree(tmp, ignore_errors=True)
         try:
             request = PredictRequest(s2=[job.s2], dem=job.dem, slope=job.slope, out_dir=str(tmp), **options)
-            predict_scene(request, progress=progress, cancelled=cancelled, runner=runner)
+            predict_scene(request, progress=progress, cancelled=cancelled, runner=runner, warn=_kept_for_outcome)
             _point_report_at(tmp / REPORT_FILE, final)
             os.rename(tmp, final)
         finally:
@@ -235,6 +239,10 @@ def map_scene(
         return _failed(job, f"{type(exc).__name__}: {first}".rstrip(": "), started, worker)
     assert outcome is not None
     return dataclasses.replace(outcome, seconds=round(time.time() - started, 3), started=_iso(started), worker=worker)
+
+
+def _kept_for_outcome(message: str) -> None:
+    """Warnings reach the caller through the outcome, which reads them from run.json."""
 
 
 def _failed(job: SceneJob, reason: str, started: float, worker: str) -> SceneOutcome:
