@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from landslide_engine.command_line import EXIT_OK, quiet_gdal, run_command
+from landslide_engine.command_line import EXIT_BAD_INPUT, EXIT_OK, quiet_gdal, run_command
 from landslide_engine.errors import InputError, one_line
 from landslide_engine.memory import configure_for_scenes
 from landslide_engine.notices import delivered

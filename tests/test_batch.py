@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +19,7 @@ from rasterio.windows import Window
 
 from landslide_engine.batch import BatchRequest, run_batch
 from landslide_engine.batch.mosaic import MosaicScene, build_regional_outputs, priority_order
-from landslide_engine.batch.scenes import PARTIAL_MARK, plan_scenes, scene_id
+from landslide_engine.batch.scenes import plan_scenes, scene_id
 from landslide_engine.cli import main
 from landslide_engine.errors import InputError
 from landslide_engine.pipeline import PredictRequest, predict_scene
@@ -93,7 +91,7 @@ def test_scenes_map_like_predict_and_a_corrupt_scene_fails_alone(scenes, tmp_pat
     assert str(scenes["corrupt"]) in reason or "corrupt.tif" in reason
     assert "\n" not in reason
     assert not (tmp_path / "out" / "corrupt").exists()
-    assert not list((tmp_path / "out").glob(f".*{PARTIAL_MARK}*"))
+    assert not list((tmp_path / "out").rglob(".*"))  # no temporaries left
 
     # Each scene's folder holds exactly what predict writes for that scene.
     for name in ("west", "east"):
@@ -169,15 +167,8 @@ def test_rerun_skips_complete_scenes_and_refuses_other_options(scenes, tmp_path)
 
 def test_a_scene_is_complete_or_absent(scenes, tmp_path):
     out = tmp_path / "out"
-    out.mkdir()
-    # the hidden folder of a run killed on this host: swept, since its process is gone
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    import socket
-
-    stale = out / f".west{PARTIAL_MARK}{socket.gethostname()}-{dead.pid}"
-    (stale / "probability.tif").parent.mkdir()
-    (stale / "probability.tif").write_bytes(b"half")
+    (out / "west").mkdir(parents=True)
+    (out / "west" / "probability.tif").write_bytes(b"half")  # a run killed before it published its report
 
     class Failing(FakeRunner):
         def predict(self, x):
@@ -186,11 +177,25 @@ def test_a_scene_is_complete_or_absent(scenes, tmp_path):
             return super().predict(x)
 
     result = batch(scenes, out, names=("west", "east"), runner=Failing(bands=NO_ATMOSPHERIC))
-    assert not stale.exists()
-    east = result.outcomes[1]
+    west, east = result.outcomes
+    assert west.status == "done" and (out / "west" / "run.json").is_file()  # mapped again, not skipped
+    with rasterio.open(out / "west" / "probability.tif") as src:
+        assert src.shape == (SIZE[1], SIZE[0])
     assert east.status == "failed" and east.reason == "RuntimeError: the model crashed"
-    assert not (out / "east").exists() and not list(out.glob(".*"))
+    assert not (out / "east").exists()
+    assert not [p for p in out.rglob(".*")]  # no temporaries anywhere
     assert result.regional.order == ["west"]
+
+
+def test_a_folder_of_other_inputs_is_neither_skipped_nor_overwritten(scenes, tmp_path):
+    out = tmp_path / "out"
+    batch(scenes, out, names=("west",))
+    (out / "west").rename(out / "east")  # west's outputs where east's would go
+    result = batch(scenes, out, names=("west", "east"))
+    assert [o.status for o in result.outcomes] == ["done", "failed"]
+    assert "holds the outputs of" in result.outcomes[1].reason and "west.tif" in result.outcomes[1].reason
+    report = json.loads((out / "east" / "run.json").read_text())
+    assert report["inputs"]["s2"] == [str(scenes["west"])]  # untouched
 
 
 def test_polygons_cut_by_a_scene_edge_are_merged(tmp_path):

@@ -39,7 +39,7 @@ from landslide_engine.outputs import (
     write_polygons,
 )
 from landslide_engine.pipeline import MASK_FILE, PROBABILITY_FILE
-from landslide_engine.rasterio_io import atomic_output
+from landslide_engine.targets import atomic_output
 
 PROBABILITY_MOSAIC = "probability.vrt"
 MASK_MOSAIC = "landslides.vrt"

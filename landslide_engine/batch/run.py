@@ -19,12 +19,12 @@ from typing import Any
 from landslide_engine import __version__
 from landslide_engine.batch.executors import create_executor
 from landslide_engine.batch.mosaic import OVERLAP_RULE, MosaicScene, RegionalOutputs, build_regional_outputs
-from landslide_engine.batch.scenes import SceneJob, SceneOutcome, completed_outcome, plan_scenes, sweep_partials
+from landslide_engine.batch.scenes import SceneJob, SceneOutcome, completed_outcome, plan_scenes
 from landslide_engine.errors import InputError
 from landslide_engine.notices import Warn
 from landslide_engine.outputs import write_report
 from landslide_engine.pipeline import PredictRequest
-from landslide_engine.rasterio_io import atomic_output
+from landslide_engine.targets import atomic_output
 
 BATCH_REPORT = "batch.json"
 _PER_SCENE = {"s2", "dem", "slope", "out_dir"}
@@ -95,7 +95,6 @@ def run_batch(
     report_path = out_dir / BATCH_REPORT
     _check_same_options(report_path, options)
     executor = create_executor(request.executor, runner)
-    sweep_partials(out_dir)
 
     outcomes: dict[str, SceneOutcome] = {}
     pending: list[SceneJob] = []

@@ -1,18 +1,18 @@
-"""The scenes of a batch and how one of them is mapped into its own folder, complete or not at all.
+"""The scenes of a batch and how one of them is mapped into its own folder.
 
-A scene is one input that ``predict`` accepts as one file (a multi-band raster, later a SAFE folder or zip or
-a STAC item) with its DEM. Its outputs go to ``OUT/<scene id>/``: :func:`map_scene` runs ``predict_scene`` into a
-hidden folder next to it and renames that folder into place only when all four outputs are written, so the
-scene's folder is either complete or absent, even when the process is killed. A complete folder is what a
-re-run skips; the hidden folders of killed runs carry the host and process id and are swept by the next run.
+A scene is one input that ``predict`` accepts as one file (a multi-band raster, a SAFE folder or zip) with its
+DEM. Its outputs go to ``OUT/<scene id>/``, written by ``predict_scene`` itself, so they are complete or absent
+exactly as ``predict``'s are: published as a set with ``run.json`` last. A folder with a ``run.json`` of the
+same inputs is complete and is what a re-run skips; a folder without one (a run killed mid-scene) is mapped again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import logging
 import os
-import shutil
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -22,8 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from landslide_engine.errors import Cancelled, InputError
-from landslide_engine.outputs import write_report
+from landslide_engine.errors import Cancelled, InputError, classify, first_line, one_line
 from landslide_engine.pipeline import (
     MASK_FILE,
     POLYGONS_FILE,
@@ -33,8 +32,9 @@ from landslide_engine.pipeline import (
     predict_scene,
 )
 
+log = logging.getLogger(__name__)
+
 SCENE_OUTPUTS = (PROBABILITY_FILE, MASK_FILE, POLYGONS_FILE, REPORT_FILE)
-PARTIAL_MARK = ".partial-"
 _SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img", ".zip", ".safe", ".json", ".xml")
 
 Progress = Callable[[float, str], None]
@@ -125,19 +125,21 @@ def _paired(scenes: Sequence[str], files: Sequence[str] | None, option: str) -> 
 def completed_outcome(job: SceneJob, folder: Path, status: str) -> SceneOutcome | None:
     """The outcome of ``job`` from its complete output ``folder``; None when the folder is absent.
 
-    Raises InputError when the folder exists but holds the outputs of other inputs (or is not an output folder
-    at all): skipping it would put another scene's map into the mosaic.
+    A folder without a report is an unfinished run's, None too: predict publishes the report last. Raises
+    InputError when the folder holds the outputs of other inputs: skipping it would put another scene's map into
+    the mosaic, and mapping over it would destroy it.
     """
-    if not folder.exists():
-        return None
     try:
         report = json.loads((folder / REPORT_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        report = None
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise InputError(
+            f"{folder / REPORT_FILE} is unreadable ({exc}); remove {folder} to map the scene again"
+        ) from None
     missing = [name for name in SCENE_OUTPUTS if not (folder / name).is_file()]
-    if report is None or missing:
-        raise InputError(f"{folder} exists but is not a complete scene output ({', '.join(missing) or REPORT_FILE}); "
-                         "remove it to map the scene again")  # fmt: skip
+    if missing:
+        raise InputError(f"{folder} lacks {', '.join(missing)} beside its report; remove it to map the scene again")
     inputs = report.get("inputs", {})
     if inputs.get("s2") != [job.s2] or inputs.get("dem") != job.dem:
         raise InputError(f"{folder} holds the outputs of {inputs.get('s2')}, not of {job.s2}; remove it or rename")
@@ -172,32 +174,6 @@ def count_valid_pixels(mask_path: Path) -> tuple[int, int]:
         return valid, src.width * src.height
 
 
-def sweep_partials(out_dir: Path) -> None:
-    """Remove hidden folders left by runs on this host whose process is gone (killed mid-scene)."""
-    if not out_dir.is_dir():
-        return
-    host = socket.gethostname()
-    for path in out_dir.glob(f".*{PARTIAL_MARK}*"):
-        owner_host, _, pid = path.name.rpartition(PARTIAL_MARK)[2].rpartition("-")
-        if owner_host == host and pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(path, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def partial_folder(out_dir: Path, job: SceneJob) -> Path:
-    """The hidden folder a scene is written into: host and process id say whose it is."""
-    return out_dir / f".{job.scene_id}{PARTIAL_MARK}{socket.gethostname()}-{os.getpid()}"
-
-
 def map_scene(
     job: SceneJob,
     options: Mapping[str, Any],
@@ -216,27 +192,26 @@ def map_scene(
     final = out_dir / job.scene_id
     worker = f"{socket.gethostname()}:{os.getpid()}"
     started = time.time()
+    created = not final.exists()
     try:
         already = completed_outcome(job, final, "done")
         if already is not None:
             return dataclasses.replace(already, worker=worker)
-        tmp = partial_folder(out_dir, job)
-        shutil.rmtree(tmp, ignore_errors=True)
-        try:
-            request = PredictRequest(s2=[job.s2], dem=job.dem, slope=job.slope, out_dir=str(tmp), **options)
-            predict_scene(request, progress=progress, cancelled=cancelled, runner=runner, warn=_kept_for_outcome)
-            _point_report_at(tmp / REPORT_FILE, final)
-            os.rename(tmp, final)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        request = PredictRequest(s2=[job.s2], dem=job.dem, slope=job.slope, out_dir=str(final), **options)
+        predict_scene(request, progress=progress, cancelled=cancelled, runner=runner, warn=_kept_for_outcome)
         outcome = completed_outcome(job, final, "done")
-    except (Cancelled, KeyboardInterrupt):
-        raise
-    except InputError as exc:
-        return _failed(job, str(exc), started, worker)
-    except Exception as exc:  # a scene's unexpected failure must not stop the others; the reason says what
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        return _failed(job, f"{type(exc).__name__}: {first}".rstrip(": "), started, worker)
+    except BaseException as exc:
+        if created:
+            with contextlib.suppress(OSError):
+                final.rmdir()  # the folder this run made, left empty: absent, as before
+        if isinstance(exc, (Cancelled, KeyboardInterrupt)) or not isinstance(exc, Exception):
+            raise
+        # one scene's failure, even a bug, must not stop the others; the reason says what
+        problem = classify(exc)
+        if isinstance(problem, InputError):
+            return _failed(job, one_line(str(problem)), started, worker)
+        log.error("scene %s failed", job.scene_id, exc_info=True)  # a bug: its traceback goes to the log
+        return _failed(job, f"{type(exc).__name__}: {one_line(first_line(exc))}", started, worker)
     assert outcome is not None
     return dataclasses.replace(outcome, seconds=round(time.time() - started, 3), started=_iso(started), worker=worker)
 
@@ -250,13 +225,6 @@ def _failed(job: SceneJob, reason: str, started: float, worker: str) -> SceneOut
         job.scene_id, job.s2, job.dem, "failed", reason=reason, seconds=round(time.time() - started, 3),
         started=_iso(started), finished=_iso(time.time()), worker=worker,
     )  # fmt: skip
-
-
-def _point_report_at(report_path: Path, final: Path) -> None:
-    """Make run.json name the outputs where they will be, as ``predict`` into ``final`` would have."""
-    report = json.loads(report_path.read_text(encoding="utf-8"))
-    report["outputs"] = {name: str(final / Path(path).name) for name, path in report.get("outputs", {}).items()}
-    write_report(str(report_path), report)
 
 
 def _iso(seconds: float) -> str:
