@@ -15,10 +15,9 @@ import statistics
 from pathlib import Path
 
 from landslide_engine.errors import InputError
-from landslide_engine.models.package import ModelMetadata, export_onnx
-from landslide_engine.models.slope_prior import SlopePrior
+from landslide_engine.models.package import build_model, export_onnx
 
-from .crossval import VARIANTS, FittedCNN, fit_cnn
+from .crossval import VARIANTS, FittedCNN, fit_cnn, variant_metadata
 from .smalldata import load_labelled, load_unlabelled
 
 MAX_PACKAGE_BYTES = 10 * 1024 * 1024
@@ -67,12 +66,11 @@ def train_builtin(
 
         fitted = self_train(fitted, labelled, load_unlabelled(data), variant, seed, None)
         fitted.threshold = threshold
-    metadata = ModelMetadata.from_spec(
-        variant.model,
+    metadata = variant_metadata(
+        variant,
+        [float(v) for v in fitted.mean],
+        [float(v) for v in fitted.std],
         name=name,
-        bands=list(variant.bands),
-        mean=[float(v) for v in fitted.mean],
-        std=[float(v) for v in fitted.std],
         threshold=threshold,
         fillable_bands={b: float(fitted.mean[variant.bands.index(b)]) for b in FILLABLE if b in variant.bands},
         training_data={
@@ -92,14 +90,13 @@ def train_builtin(
             "fold_f1_std": round(row["fold_f1_std"], 4),
         },
     )
-    options = dict(metadata.architecture_options)
-    if variant.spectral_indices:
-        options["spectral_indices"] = 1
-    model = fitted.model
     if min_slope_deg:
-        options["min_slope_deg"] = int(min_slope_deg)
-        model = SlopePrior(variant.bands, metadata.mean, metadata.std, min_slope_deg, model)
-    metadata = dataclasses.replace(metadata, architecture_options=options)
+        options = {**metadata.architecture_options, "min_slope_deg": int(min_slope_deg)}
+        metadata = dataclasses.replace(metadata, architecture_options=options)
+    model = build_model(metadata)
+    # The slope prior has no weights: the trained network goes inside it unchanged.
+    trained = model.network if min_slope_deg else model
+    trained.load_state_dict(fitted.model.state_dict())
     path = export_onnx(model, metadata, out)
     if path.stat().st_size > MAX_PACKAGE_BYTES:
         raise InputError(f"{path}: {path.stat().st_size / 2**20:.1f} MiB is over the 10 MiB budget of a built-in model")

@@ -10,20 +10,22 @@ inner hold-out carved out of the outer training folds, never on the patches bein
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from landslide_engine.bands import L4S_BANDS
 from landslide_engine.errors import InputError
-from landslide_engine.models.registry import create_model
-from landslide_engine.models.spectral_indices import N_INDICES, SpectralIndexInput
+from landslide_engine.models.normalization import Normalization
+from landslide_engine.models.package import ModelMetadata, build_model
 
 from .augment import augment_patch
 from .data import Patch
@@ -116,6 +118,14 @@ def variant_recipe(variant: Variant) -> Recipe:
     return get_recipe(variant.recipe).with_overrides(**dict(variant.overrides))
 
 
+def variant_metadata(variant: Variant, mean: list[float], std: list[float], **values: Any) -> ModelMetadata:
+    """The package metadata of ``variant``'s network (bands, normalisation, spectral-index option), plus ``values``."""
+    metadata = ModelMetadata.from_spec(variant.model, bands=list(variant.bands), mean=mean, std=std, **values)
+    if not variant.spectral_indices:
+        return metadata
+    return dataclasses.replace(metadata, architecture_options={**metadata.architecture_options, "spectral_indices": 1})
+
+
 @dataclass
 class FittedCNN:
     """A trained network with what is needed to apply it: bands, normalization, threshold."""
@@ -128,6 +138,11 @@ class FittedCNN:
     best_step: int
     history: list[dict[str, float]] = field(default_factory=list)
 
+    @property
+    def normalization(self) -> Normalization:
+        """The network's input normalisation."""
+        return Normalization(self.mean, self.std)
+
     def predict_proba(self, images: np.ndarray, batch: int = 16) -> np.ndarray:
         """(N, H, W) probabilities of (N, 14, H, W) l4s images."""
         index = [L4S_BANDS.index(b) for b in self.bands]
@@ -135,7 +150,7 @@ class FittedCNN:
         out = []
         with torch.no_grad():
             for start in range(0, len(images), batch):
-                x = (images[start : start + batch, index] - self.mean[:, None, None]) / self.std[:, None, None]
+                x = self.normalization(images[start : start + batch, index])
                 out.append(torch.sigmoid(self.model(torch.from_numpy(x.astype(np.float32))))[:, 0].numpy())
         return np.concatenate(out) if out else np.zeros((0, *images.shape[2:]), np.float32)
 
@@ -181,11 +196,8 @@ def fit_cnn(  # noqa: C901  (to become a configuration of trainer._Trainer: issu
         mean, std = np.zeros(len(band_index)), np.ones(len(band_index))
     if init is not None:
         model = copy.deepcopy(init.model)
-    elif variant.spectral_indices:
-        network = create_model(variant.model, len(band_index) + N_INDICES)
-        model = SpectralIndexInput(variant.bands, mean.tolist(), std.tolist(), network)
     else:
-        model = create_model(variant.model, len(band_index))
+        model = build_model(variant_metadata(variant, mean.tolist(), std.tolist()))
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.learning_rate)
     steps_per_epoch = math.ceil(len(train.images) / variant.batch_size)
     total = steps or variant.steps or recipe.epochs * steps_per_epoch
@@ -205,7 +217,7 @@ def fit_cnn(  # noqa: C901  (to become a configuration of trainer._Trainer: issu
         if recipe.augment:
             pairs = [augment_patch(img, msk, rng) for img, msk in zip(images, masks, strict=True)]
             images, masks = np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
-        x = (images[:, band_index] - fitted.mean[:, None, None]) / fitted.std[:, None, None]
+        x = fitted.normalization(images[:, band_index])
         model.train()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             logits = model(torch.from_numpy(x.astype(np.float32)))

@@ -16,6 +16,7 @@ from torch.utils.data import Dataset
 
 from landslide_engine.errors import InputError
 from landslide_engine.h5io import read_l4s_image, read_l4s_mask
+from landslide_engine.models.normalization import Normalization
 
 from .augment import augment_patch
 from .data import Patch
@@ -53,8 +54,7 @@ class PatchDataset(Dataset):
         seed: int = 0,
     ) -> None:
         self.patches = list(patches)
-        self.mean = np.asarray(mean, dtype=np.float32)[:, None, None]
-        self.std = np.asarray(std, dtype=np.float32)[:, None, None]
+        self.normalize = Normalization(mean, std)
         self.augment = augment
         self.seed = seed
         self.epoch = 0
@@ -78,7 +78,7 @@ class PatchDataset(Dataset):
         if self.augment:
             rng = np.random.default_rng([self.seed, self.epoch, index])
             image, mask = augment_patch(image, mask, rng)
-        image = (image - self.mean) / self.std
+        image = self.normalize(image)
         return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)), torch.from_numpy(
             mask[None].astype(np.float32)
         )

@@ -1,7 +1,8 @@
 """Per-band mean and standard deviation, computed on the training split only.
 
-The statistics travel inside the model package (``ModelMetadata.mean``/``std``) and every runner
-applies ``(x - mean) / std`` itself, so training and inference cannot disagree. Sums are kept in
+The statistics travel inside the model package (``ModelMetadata.mean``/``std``); training and every runner
+apply them through the one :class:`~landslide_engine.models.normalization.Normalization`, so training and
+inference cannot disagree. Sums are kept in
 float64 because the DEM band (l4s units up to ~10) squared over millions of pixels loses
 precision in float32.
 """

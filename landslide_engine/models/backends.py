@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from landslide_engine.errors import InputError
+from landslide_engine.models.normalization import Normalization
 from landslide_engine.models.package import ModelMetadata, ModelPackage, load_package
 
 log = logging.getLogger(__name__)
@@ -56,8 +57,7 @@ class Runner(ABC):
         self.metadata = metadata
         self.batch_size = batch_size
         self.workers = workers
-        self._mean = np.asarray(metadata.mean, dtype=np.float32).reshape(1, -1, 1, 1)
-        self._std = np.asarray(metadata.std, dtype=np.float32).reshape(1, -1, 1, 1)
+        self._normalize = Normalization(metadata.mean, metadata.std)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
@@ -95,8 +95,7 @@ class Runner(ABC):
         start = 0
         while start < x.shape[0]:
             stop = min(start + self.batch_size, x.shape[0])
-            batch = np.subtract(x[start:stop], self._mean)  # contiguous; normalised in place: one copy, not two
-            np.divide(batch, self._std, out=batch)
+            batch = self._normalize(x[start:stop])  # contiguous: one copy, normalised in place
             try:
                 logits = self._run_batch(batch)
             except Exception as exc:

@@ -24,6 +24,7 @@ import numpy as np
 
 from landslide_engine.bands import L4S_BANDS
 from landslide_engine.errors import InputError
+from landslide_engine.models.normalization import Normalization
 from landslide_engine.models.package import ONNX_METADATA_KEY, ModelMetadata, ModelPackage, load_package
 from landslide_engine.targets import atomic_output
 
@@ -34,11 +35,7 @@ _CALIBRATION_BATCH = 4
 
 def normalised(patches: np.ndarray, metadata: ModelMetadata) -> np.ndarray:
     """What the runner feeds the graph: ``(x - mean) / std`` per band, in float32 like the runner computes it."""
-    mean = np.asarray(metadata.mean, dtype=np.float32).reshape(1, -1, 1, 1)
-    std = np.asarray(metadata.std, dtype=np.float32).reshape(1, -1, 1, 1)
-    batch = np.subtract(np.asarray(patches, dtype=np.float32), mean)
-    np.divide(batch, std, out=batch)
-    return np.ascontiguousarray(batch)
+    return np.ascontiguousarray(Normalization(metadata.mean, metadata.std)(np.asarray(patches, dtype=np.float32)))
 
 
 def read_calibration_patches(
