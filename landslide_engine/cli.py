@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from landslide_engine.cloudmask import DEFAULT_MASK_CLASSES, SCL_CLASSES
 from landslide_engine.command_line import EXIT_BAD_INPUT, EXIT_OK, quiet_gdal, run_command
 from landslide_engine.errors import InputError, one_line
 from landslide_engine.memory import configure_for_scenes
@@ -116,6 +117,7 @@ def _add_scene_inputs(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--dem", required=True, metavar="FILE", help="DEM in metres, any CRS")
     p.add_argument("--slope", metavar="FILE", help="slope in degrees (computed from the DEM when absent)")
+    p.add_argument("--scl", metavar="FILE", help="an L2A scene classification raster (for inputs that are not SAFE)")
 
 
 def _add_reading_arguments(p: argparse.ArgumentParser) -> None:
@@ -140,6 +142,17 @@ def _add_reading_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--extent", nargs=4, type=float, metavar=("XMIN", "YMIN", "XMAX", "YMAX"))
     p.add_argument("--extent-crs", help="CRS of --extent (default: the CRS of the Sentinel-2 bands)")
     p.add_argument("--resolution", type=float, help="grid pixel size in S2 CRS units (default 10 m)")
+    p.add_argument(
+        "--mask-classes",
+        nargs="+",
+        metavar="CODE",
+        help=(
+            "scene classification (SCL) codes made no data, or 'none' (default "
+            f"{' '.join(map(str, DEFAULT_MASK_CLASSES))}: "
+            f"{', '.join(SCL_CLASSES[c] for c in DEFAULT_MASK_CLASSES)}); "
+            "L1C masks: 8/9 select opaque clouds, 10 cirrus, 11 snow"
+        ),
+    )
 
 
 def _add_mapping_arguments(p: argparse.ArgumentParser) -> None:
@@ -174,6 +187,7 @@ def _mapping_options(args: argparse.Namespace) -> dict:
         "baseline_offset": args.baseline_offset,
         "resolution": args.resolution,
         "min_area_m2": args.min_area,
+        "mask_classes": args.mask_classes,
     }
 
 
@@ -187,7 +201,7 @@ def _run_predict(args: argparse.Namespace) -> int:
     from landslide_engine.pipeline import PredictRequest, predict_scene
 
     request = PredictRequest(
-        s2=list(args.s2), dem=args.dem, out_dir=args.out, slope=args.slope, **_mapping_options(args)
+        s2=list(args.s2), dem=args.dem, out_dir=args.out, slope=args.slope, scl=args.scl, **_mapping_options(args)
     )
     result = predict_scene(request, progress=_terminal.progress, warn=_terminal.warn)
     _terminal.end()
@@ -299,6 +313,8 @@ def _run_stack(args: argparse.Namespace) -> int:
         extent=tuple(args.extent) if args.extent else None,
         extent_crs=args.extent_crs,
         resolution=args.resolution,
+        mask_classes=args.mask_classes,
+        scl=args.scl,
         progress=_terminal.progress,
         warn=_terminal.warn,
     )

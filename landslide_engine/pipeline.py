@@ -35,11 +35,13 @@ from rasterio.windows import Window
 
 from landslide_engine import __version__
 from landslide_engine.bands import L4S_BANDS, L4S_S2_BANDS
+from landslide_engine.cloudmask import describe_shares, parse_mask_classes
 from landslide_engine.errors import Cancelled, InputError
 from landslide_engine.grid import Grid, reference_grid
 from landslide_engine.memory import release_free_memory
 from landslide_engine.notices import Warn, Warnings
 from landslide_engine.outputs import ResultRasters, peak_memory_mb, raster_profile, write_polygons, write_report
+from landslide_engine.products import ProductMask
 from landslide_engine.scaling import L2A_WARNING, resolve_scaling, scale_warning
 from landslide_engine.sources import identify_s2
 from landslide_engine.stack import SceneStack
@@ -86,6 +88,8 @@ class PredictRequest:
     baseline_offset: str | int = "auto"
     resolution: float | None = None
     min_area_m2: float = 0.0
+    mask_classes: str | list[int] | None = None  # SCL codes made no data; None: cloudmask.DEFAULT_MASK_CLASSES
+    scl: str | None = None  # an L2A scene classification raster for inputs that are not a SAFE product
 
 
 @dataclass(frozen=True)
@@ -128,11 +132,14 @@ def _open_scene(
     extent_crs: str | None,
     resolution: float | None,
     warn: Warnings,
+    mask_classes: str | Sequence[int] | None = None,
+    scl: str | None = None,
 ) -> _Scene:
     """Identify bands, check that ``bands`` can be supplied, build the grid and open the stack.
 
     Each warning goes to ``warn`` as soon as it is known, so the analyst sees it while the run goes on.
     """
+    classes = parse_mask_classes(mask_classes)
     unknown = [b for b in bands if b not in L4S_BANDS]
     if unknown:
         raise InputError(f"the model needs band(s) {', '.join(unknown)}, which are not Landslide4Sense bands")
@@ -152,10 +159,14 @@ def _open_scene(
     s2_files = list(dict.fromkeys(identified.bands[b].path for b in needed if b in identified.bands))
     others = [dem, *([slope] if slope else [])]
     grid = reference_grid(s2_files or list(s2), others, extent, extent_crs, resolution)
-    stack = SceneStack(identified, dem, grid, scaling, slope=slope, fill_values=fills)
+    cloud_mask = ProductMask("SCL", scl) if scl else (identified.product.mask if identified.product else None)
+    if identified.product is not None and cloud_mask is None and classes:
+        warn(f"{identified.product.name} has no cloud mask (SCL, MSK_CLASSI or MSK_CLOUDS); clouds may be mapped")
+    stack = SceneStack(identified, dem, grid, scaling, slope, fills, cloud_mask, classes)
     try:
         check_bands = [b for b in _SCALE_CHECK_BANDS if b in identified.bands and b in needed]
         problem = scale_warning(scaling, stack.sample_reflectance(check_bands))
+        masking = _mask_report(stack, cloud_mask, classes, warn)
     except BaseException:
         stack.close()
         raise
@@ -177,8 +188,23 @@ def _open_scene(
             "per_band": dict(scaling.band_offsets),
         },
         "product": identified.product.to_report() if identified.product else None,
+        "cloud_mask": masking,
     }
     return _Scene(stack, grid, inputs, warn.lines)
+
+
+def _mask_report(
+    stack: SceneStack, cloud_mask: ProductMask | None, classes: Sequence[int], warn: Warnings
+) -> dict[str, Any] | None:
+    """What the cloud mask made no data, per class, for run.json; the analyst is told the shares."""
+    if cloud_mask is None:
+        return None
+    report: dict[str, Any] = {"kind": cloud_mask.kind, "path": cloud_mask.path, "classes": list(classes)}
+    if stack.mask is None:
+        return report | {"shares": {}}
+    shares = stack.mask.shares()
+    warn(describe_shares(cloud_mask.kind, shares))
+    return report | {"shares": {name: round(share, 6) for name, share in shares.items()}}
 
 
 def _grid_report(grid: Grid) -> dict[str, Any]:
@@ -245,6 +271,8 @@ def predict_scene(
         req.extent_crs,
         req.resolution,
         Warnings(warn),
+        req.mask_classes,
+        req.scl,
     )
     seconds: dict[str, float] = {"prepare": time.perf_counter() - started}
     clock = StageClock()
@@ -627,6 +655,8 @@ def stack_to_file(
     progress: Progress | None = None,
     cancelled: IsCancelled | None = None,
     warn: Warn | None = None,
+    mask_classes: str | Sequence[int] | None = None,
+    scl: str | None = None,
 ) -> Path:
     """Write ``bands`` (default all 14) in L4S units as a float32 GeoTIFF on the reference grid.
 
@@ -649,6 +679,8 @@ def stack_to_file(
         extent_crs,
         resolution,
         Warnings(warn),
+        mask_classes,
+        scl,
     )
     grid = scene.grid
     profile = raster_profile(grid, "float32", STACK_NODATA, count=len(bands))

@@ -20,8 +20,10 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from landslide_engine.bands import DEM_BAND, SLOPE_BAND, divisor
+from landslide_engine.cloudmask import CloudMask
 from landslide_engine.errors import InputError, reading
 from landslide_engine.grid import Grid
+from landslide_engine.products import ProductMask
 from landslide_engine.rasterio_io import open_raster
 from landslide_engine.scaling import ReflectanceScaling
 from landslide_engine.slope import slope_for_grid
@@ -37,7 +39,7 @@ class NativeWindow:
     """Source values read for one window of the grid, before conversion to L4S units.
 
     ``dem_with_halo`` has one extra pixel on each side (for slope); ``slope`` is None unless a slope raster was
-    given and the slope band was asked for.
+    given and the slope band was asked for; ``masked`` marks pixels of the cloud mask's chosen classes.
     """
 
     window: Window
@@ -45,6 +47,7 @@ class NativeWindow:
     s2: dict[str, np.ndarray]
     dem_with_halo: np.ndarray | None
     slope: np.ndarray | None
+    masked: np.ndarray | None = None
 
     def dem(self) -> np.ndarray:
         """``dem_with_halo``, which is read whenever the elevation band, or a slope from it, is asked for."""
@@ -57,8 +60,9 @@ class SceneStack:
     """Open Sentinel-2, DEM and optional slope rasters, read as L4S bands on ``grid``.
 
     ``fill_values`` gives the constant (in L4S units) for bands that no input
-    provides; the caller decides which bands may be filled. Use as a context
-    manager so the datasets are closed.
+    provides; the caller decides which bands may be filled. Pixels that
+    ``cloud_mask`` puts in one of ``mask_classes`` are no data in every band.
+    Use as a context manager so the datasets are closed.
     """
 
     def __init__(
@@ -69,10 +73,14 @@ class SceneStack:
         scaling: ReflectanceScaling,
         slope: str | None = None,
         fill_values: Mapping[str, float] | None = None,
+        cloud_mask: ProductMask | None = None,
+        mask_classes: Sequence[int] = (),
     ) -> None:
         self.grid = grid
         self.scaling = scaling
         self.fill_values = dict(fill_values or {})
+        self._cloud_mask, self._mask_classes = cloud_mask, tuple(mask_classes)
+        self.mask = CloudMask(cloud_mask, grid, mask_classes) if cloud_mask is not None and mask_classes else None
         self._s2 = s2
         self._files = contextlib.ExitStack()
         self._open: dict[str, object] = {}
@@ -85,7 +93,16 @@ class SceneStack:
     def reopen(self) -> SceneStack:
         """The same stack with dataset handles (and warped views) of its own, for reading in another thread:
         GDAL dataset handles must not be shared between threads."""
-        return SceneStack(self._s2, self._dem_path, self.grid, self.scaling, self._slope_path, self.fill_values)
+        return SceneStack(
+            self._s2,
+            self._dem_path,
+            self.grid,
+            self.scaling,
+            self._slope_path,
+            self.fill_values,
+            self._cloud_mask,
+            self._mask_classes,
+        )
 
     def __enter__(self) -> SceneStack:
         return self
@@ -97,6 +114,8 @@ class SceneStack:
         for warp in self._warps.values():
             warp.close()
         self._warps.clear()
+        if self.mask is not None:
+            self.mask.close()
         self._files.close()
 
     def _dataset(self, path: str, what: str):
@@ -124,7 +143,8 @@ class SceneStack:
                 slope = self._warp(self._slope.name, self._slope).read(1, window)
         needs_dem = DEM_BAND in bands or (SLOPE_BAND in bands and self._slope is None)
         dem = self._dem_with_halo(window) if needs_dem else None
-        return NativeWindow(window, tuple(bands), s2, dem, slope)
+        masked = self.mask.read(window) if self.mask is not None else None
+        return NativeWindow(window, tuple(bands), s2, dem, slope, masked)
 
     def to_l4s(self, native: NativeWindow, out: np.ndarray | None = None) -> np.ndarray:
         """Stack ``native``'s bands as float32 (C, h, w) in L4S units; slope from the DEM when no file gave it.
@@ -151,6 +171,8 @@ class SceneStack:
                 self.scaling.to_l4s(native.s2[band], band, out=out[i])
             else:
                 out[i] = self.fill_values[band]
+        if native.masked is not None and native.masked.any():
+            out[:, native.masked] = np.nan
         return out
 
     def _dem_with_halo(self, window: Window) -> np.ndarray:
