@@ -73,7 +73,7 @@ class _Terminal:
     def warn(self, message: str) -> None:
         """One engine warning (the ``warn`` callback of the engine's entry points)."""
         self.end()
-        print(f"warning: {message}", file=sys.stderr, flush=True)
+        print(f"warning: {one_line(message)}", file=sys.stderr, flush=True)
 
 
 _terminal = _Terminal()
@@ -283,6 +283,8 @@ def _run_predict_h5(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         progress=_terminal.progress,
         precision=args.precision,
+        skip_unusable_models=args.all_models,
+        warn=_terminal.warn,
     )
     _terminal.end()
     print(f"{len(written)} file(s) written to {args.out}")

@@ -13,6 +13,7 @@ import numpy as np
 
 from landslide_engine.bands import L4S_BANDS
 from landslide_engine.errors import InputError
+from landslide_engine.rasterio_io import check_input_file
 
 L4S_PATCH_SIZE = 128
 IMAGE_KEY = "img"
@@ -44,20 +45,46 @@ def read_l4s_mask(path: str | Path) -> np.ndarray:
     return data.astype(np.uint8)
 
 
+# Filters built into HDF5 and h5py. Any other filter id makes HDF5 look for a plugin library to load.
+_BUILTIN_FILTERS = {"gzip", "lzf", "shuffle", "fletcher32", "szip", "scaleoffset"}
+
+
 def _read_dataset(path: Path, key: str, shape: tuple[int, ...]) -> np.ndarray:
+    """Dataset ``key`` of the patch at ``path``, if it is plain numbers stored in the file itself.
+
+    A ``.h5`` file can make HDF5 read other files: a link to another file, a virtual dataset mapping other
+    files, or "external storage" declaring a raw file as the dataset's bytes. Any of them would read a
+    local file as pixels, so only a dataset stored in the file, reached by a plain (hard) link, is read.
+    """
     import h5py
 
-    if not path.is_file():
-        raise InputError(f"Landslide4Sense file not found: {path}")
+    check_input_file(path, "Landslide4Sense")
     try:
         with h5py.File(path, "r") as handle:
-            if key not in handle or not isinstance(handle[key], h5py.Dataset):
+            link = handle.get(key, getlink=True)
+            if link is None:
                 found = ", ".join(sorted(handle.keys())) or "nothing"
                 raise InputError(f"{path}: no '{key}' dataset (found: {found})")
+            if not isinstance(link, h5py.HardLink):
+                raise InputError(f"{path}: '{key}' is a link to other data; a patch must hold its own data")
             dataset = handle[key]
+            if not isinstance(dataset, h5py.Dataset):
+                raise InputError(f"{path}: '{key}' is not a dataset")
+            _check_self_contained(path, key, dataset)
             if dataset.shape != shape:
                 raise InputError(f"{path}: '{key}' has shape {dataset.shape}, expected {shape}")
             return dataset[()]
     except OSError as exc:  # not HDF5, truncated, or unreadable
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"cannot read {path} as HDF5: {first}") from None
+
+
+def _check_self_contained(path: Path, key: str, dataset) -> None:
+    """InputError unless ``dataset`` keeps its bytes in the file, with filters HDF5 has built in."""
+    if dataset.is_virtual or dataset.external:
+        raise InputError(f"{path}: '{key}' keeps its data in other files; a patch must hold its own data")
+    unknown = sorted(str(name) for name in dataset._filters if name not in _BUILTIN_FILTERS)
+    if unknown:
+        raise InputError(f"{path}: '{key}' needs HDF5 filter plugin(s) {', '.join(unknown)}; not loaded for safety")
+    if dataset.dtype.kind not in "biuf":
+        raise InputError(f"{path}: '{key}' holds {dataset.dtype} values, expected numbers")

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from landslide_engine.bands import L4S_BANDS, RGB_BANDS
-from landslide_engine.errors import Cancelled, InputError
+from landslide_engine.errors import Cancelled, InputError, ModelError
 from landslide_engine.h5io import read_l4s_image
-from landslide_engine.targets import atomic_output
+from landslide_engine.notices import Warn, Warnings
+from landslide_engine.targets import atomic_output, check_output_folder
 
 STRETCH_PERCENTILES = (2.0, 98.0)
 OVERLAY_COLOUR = (1.0, 0.1, 0.1)
@@ -39,6 +41,8 @@ def predict_h5(
     progress: Progress | None = None,
     cancelled: Callable[[], bool] | None = None,
     precision: str = "fp32",
+    skip_unusable_models: bool = False,
+    warn: Warn | None = None,
 ) -> list[Path]:
     """Predict every patch in ``paths`` with every model in ``models``; returns the files written.
 
@@ -46,35 +50,33 @@ def predict_h5(
 
     ``models`` are catalog references (names, paths, or "builtin"). Raises InputError for a malformed patch, two
     patches with the same file name, or an unusable model, before writing anything; Cancelled when ``cancelled()``
-    turns true, after removing this run's files.
+    turns true, after removing this run's files. With ``skip_unusable_models`` (the "all models" mode) a model
+    that cannot run is left out with a warning through ``warn`` instead, as long as one model can run.
     """
-    from landslide_engine.models.backends import create_runner
-    from landslide_engine.models.catalog import resolve_model
-    from landslide_engine.models.package import load_package
-
     patches = [Path(p) for p in paths]
     if not patches:
         raise InputError("no .h5 patch given")
     if not models:
         raise InputError("no model given")
+    out_dir = check_output_folder(out_dir)
     _check_unique_stems(patches)
     for path in patches:
         read_l4s_image(path)
-    packages = [load_package(resolve_model(ref)) for ref in models]
-    folders = _model_folders([package.metadata.name for package in packages])
-
+    notices = Warnings(warn)
+    runs = _ModelRuns(models, skip_unusable_models, notices)
+    created = [folder for folder in [out_dir, *(out_dir / name for name in runs.folders)] if not folder.exists()]
     written: list[Path] = []
-    total = len(patches) * len(packages)
+    total = len(patches) * len(runs.packages)
     try:
-        for model_index, (package, folder) in enumerate(zip(packages, folders, strict=True)):
+        for model_index, (runner, folder) in enumerate(runs.runners(backend, device, batch_size, precision)):
             _raise_if_cancelled(cancelled)
-            runner = create_runner(package, backend=backend, device=device, batch_size=batch_size, precision=precision)
             metadata = runner.metadata
             band_index = [L4S_BANDS.index(band) for band in metadata.bands]
             _report(
-                progress, 100.0 * model_index / len(packages), f"{metadata.name}: {runner.backend} on {runner.device}"
+                progress,
+                100.0 * model_index / total * len(patches),
+                f"{metadata.name}: {runner.backend} on {runner.device}",
             )
-            out_folder = Path(out_dir) / folder
             for start in range(0, len(patches), _CHUNK_PATCHES):
                 chunk = patches[start : start + _CHUNK_PATCHES]
                 images = np.stack([read_l4s_image(path) for path in chunk])
@@ -82,7 +84,7 @@ def predict_h5(
                 for offset, (path, image, probability) in enumerate(zip(chunk, images, probabilities, strict=True)):
                     _raise_if_cancelled(cancelled)
                     written += _write_patch_outputs(
-                        out_folder / path.stem, image, probability, metadata.name, metadata.threshold
+                        out_dir / folder / path.stem, image, probability, metadata.name, metadata.threshold
                     )
                     done = model_index * len(patches) + start + offset + 1
                     _report(progress, 100.0 * done / total, f"{metadata.name}: {path.name}")
@@ -90,8 +92,53 @@ def predict_h5(
         for path in written:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
+        for made in reversed(created):  # folders this run made, once empty again
+            with contextlib.suppress(OSError):
+                made.rmdir()
         raise
     return written
+
+
+class _ModelRuns:
+    """The packages of a run and their output folders; in "all models" mode, unusable ones are left out."""
+
+    def __init__(self, models: Sequence[str | Path], skip_unusable: bool, warn: Warnings) -> None:
+        from landslide_engine.models.catalog import resolve_model
+        from landslide_engine.models.package import load_package
+
+        self._skip, self._warn = skip_unusable, warn
+        self.packages = []
+        for ref in models:
+            try:
+                self.packages.append(load_package(resolve_model(ref)))
+            except ModelError as exc:
+                self._left_out(exc)
+        if not self.packages:
+            raise ModelError("none of the models can run (see the warnings)")
+        self.folders = _model_folders([package.metadata.name for package in self.packages])
+
+    def _left_out(self, exc: ModelError) -> None:
+        if not self._skip:
+            raise exc
+        self._warn(f"model left out: {exc}")
+
+    def runners(self, backend: str, device: str, batch_size: int, precision: str) -> Iterator[tuple[Any, str]]:
+        """A runner and its folder for each package that can run, created one at a time (one in memory)."""
+        from landslide_engine.models.backends import create_runner
+
+        ran = 0
+        for package, folder in zip(self.packages, self.folders, strict=True):
+            try:
+                runner = create_runner(
+                    package, backend=backend, device=device, batch_size=batch_size, precision=precision
+                )
+            except ModelError as exc:
+                self._left_out(exc)
+                continue
+            ran += 1
+            yield runner, folder
+        if not ran:
+            raise ModelError("none of the models can run (see the warnings)")
 
 
 def stretch_rgb(rgb: np.ndarray) -> np.ndarray:

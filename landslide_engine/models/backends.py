@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from landslide_engine.errors import InputError
+from landslide_engine.errors import InputError, ModelError, first_line
 from landslide_engine.models.normalization import Normalization
 from landslide_engine.models.package import ModelMetadata, ModelPackage, load_package
 
@@ -57,6 +57,7 @@ class Runner(ABC):
         self.metadata = metadata
         self.batch_size = batch_size
         self.workers = workers
+        self.source = metadata.name  # the package file, once create_runner knows it: named in errors
         self._normalize = Normalization(metadata.mean, metadata.std)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
@@ -105,7 +106,13 @@ class Runner(ABC):
                 self._release_memory()
                 log.warning("%s ran out of memory; batch size halved to %d", self.device, self.batch_size)
                 continue
-            probabilities[start:stop] = _sigmoid(np.asarray(logits, dtype=np.float32).reshape(stop - start, tile, tile))
+            logits = np.asarray(logits, dtype=np.float32)
+            if logits.size != (stop - start) * tile * tile or logits.shape[-2:] != (tile, tile):
+                raise ModelError(
+                    f"model {self.source} returned {logits.shape} for {stop - start} patch(es) of {tile}×{tile}, "
+                    f"expected one logit per pixel ({stop - start}×1×{tile}×{tile})"
+                )
+            probabilities[start:stop] = _sigmoid(logits.reshape(stop - start, tile, tile))
             start = stop
         return probabilities
 
@@ -212,7 +219,11 @@ class OnnxRunner(Runner):
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         graph = model.read_bytes() if isinstance(model, Path) else model  # read once: for the session and the check
         self.precision = "int8" if _is_quantized(graph) else "fp32"
-        self._session = ort.InferenceSession(graph, sess_options=options, providers=providers)
+        try:
+            self._session = ort.InferenceSession(graph, sess_options=options, providers=providers)
+        except Exception as exc:  # ONNX Runtime raises its own types for graphs it cannot load
+            where = model if isinstance(model, Path) else metadata.name
+            raise ModelError(f"ONNX Runtime cannot load model {where}: {first_line(exc)}") from None
         self._input_name = self._session.get_inputs()[0].name
         active = self._session.get_providers()
         if "CUDAExecutionProvider" in active:
@@ -252,6 +263,35 @@ def create_runner(
     if device not in DEVICES:
         raise InputError(f"unknown device {device!r}; expected one of {', '.join(DEVICES)}")
     package = _as_package(model)
+    runner = _runner_for(package, backend, device, batch_size, precision, threads, workers)
+    runner.source = str(package.path)
+    _probe(runner)
+    return runner
+
+
+def _probe(runner: Runner) -> None:
+    """Run one empty patch, so a graph whose output does not fit its metadata is refused before any work."""
+    meta = runner.metadata
+    try:
+        runner.predict_serial(np.zeros((1, meta.in_channels, meta.tile_size, meta.tile_size), dtype=np.float32))
+    except InputError:
+        raise
+    except Exception as exc:
+        if is_out_of_memory(exc):
+            raise
+        tile = meta.tile_size
+        raise ModelError(f"model {runner.source} fails on a {tile}×{tile} patch: {first_line(exc)}") from None
+
+
+def _runner_for(
+    package: ModelPackage,
+    backend: str,
+    device: str,
+    batch_size: int,
+    precision: str,
+    threads: int | None,
+    workers: int | None,
+) -> Runner:
     if backend == "auto":
         backend = "onnx" if package.format == "onnx" else "torch"
     if backend == "torch":

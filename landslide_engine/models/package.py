@@ -30,8 +30,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 import numpy as np
 
-from landslide_engine.errors import InputError
+from landslide_engine.errors import ModelError
 from landslide_engine.models.metadata import INPUT_SCALINGS, SCHEMA_VERSION, ModelMetadata
+from landslide_engine.models.onnx_graph import check_onnx_graph
 from landslide_engine.models.registry import build_architecture
 from landslide_engine.targets import atomic_output
 
@@ -109,27 +110,31 @@ def load_package(path: str | Path) -> ModelPackage:
     """
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"model file not found: {path}")
+        raise ModelError(f"model file not found: {path}")
     suffix = path.suffix.lower()
     if suffix == ".onnx":
-        return ModelPackage(path, "onnx", _read_onnx_metadata(path))
+        metadata = _read_onnx_metadata(path)
+        check_onnx_graph(path, metadata)
+        return ModelPackage(path, "onnx", metadata)
     if suffix in TORCH_SUFFIXES:
         checkpoint = _read_checkpoint(path)
-        return ModelPackage(path, "torch", ModelMetadata.from_dict(checkpoint["metadata"], source=str(path)))
-    raise InputError(f"model file {path}: expected a .onnx or .pt model package")
+        metadata = ModelMetadata.from_dict(checkpoint["metadata"], source=str(path))
+        _check_weights_fit(path, checkpoint["state_dict"], metadata)
+        return ModelPackage(path, "torch", metadata)
+    raise ModelError(f"model file {path}: expected a .onnx or .pt model package")
 
 
 def load_torch_model(package: ModelPackage) -> nn.Module:
     """Build the network of a ``.pt`` package and load its weights; returned in eval mode on the CPU."""
     if package.format != "torch":
-        raise InputError(f"model file {package.path}: an ONNX package cannot be loaded into PyTorch")
+        raise ModelError(f"model file {package.path}: an ONNX package cannot be loaded into PyTorch")
     checkpoint = _read_checkpoint(package.path)
     model = build_model(package.metadata)
     try:
         model.load_state_dict(checkpoint["state_dict"], strict=True)
     except RuntimeError as exc:
         first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
-        raise InputError(
+        raise ModelError(
             f"model file {package.path}: weights do not fit {_describe(package.metadata)}: {first}"
         ) from None
     return model.eval()
@@ -231,6 +236,24 @@ def _check_model_fits(model: nn.Module, metadata: ModelMetadata) -> None:
         )
 
 
+def _check_weights_fit(path: Path, state_dict: dict[str, Any], metadata: ModelMetadata) -> None:
+    """ModelError naming ``path`` if its weights are not those of the network its metadata describes.
+
+    The network is built on PyTorch's meta device: shapes only, no memory for weights, so this is cheap enough
+    to run whenever a package is loaded or listed.
+    """
+    import torch
+
+    with torch.device("meta"):
+        expected = {key: tuple(value.shape) for key, value in build_model(metadata).state_dict().items()}
+    actual = {key: tuple(value.shape) if isinstance(value, torch.Tensor) else None for key, value in state_dict.items()}
+    if expected != actual:
+        differing = sorted(set(expected) ^ set(actual)) or sorted(k for k in expected if expected[k] != actual[k])
+        raise ModelError(
+            f"model file {path}: weights do not fit {_describe(metadata)} (first difference: {differing[0]})"
+        )
+
+
 def _check_onnx_parity(model: nn.Module, serialized: bytes, metadata: ModelMetadata) -> None:
     import onnxruntime as ort
     import torch
@@ -251,13 +274,13 @@ def _check_onnx_parity(model: nn.Module, serialized: bytes, metadata: ModelMetad
 def _read_onnx_metadata(path: Path) -> ModelMetadata:
     props = _onnx_metadata_props(path)
     if ONNX_METADATA_KEY not in props:
-        raise InputError(
+        raise ModelError(
             f"ONNX model {path} has no Landslide Mapper metadata ('{ONNX_METADATA_KEY}' in metadata_props)"
         )
     try:
         data = json.loads(props[ONNX_METADATA_KEY])
     except json.JSONDecodeError as exc:
-        raise InputError(f"ONNX model {path}: its metadata is not valid JSON ({exc})") from None
+        raise ModelError(f"ONNX model {path}: its metadata is not valid JSON ({exc})") from None
     return ModelMetadata.from_dict(data, source=str(path))
 
 
@@ -288,9 +311,9 @@ def _onnx_metadata_props(path: Path) -> dict[str, str]:
                 key = parts.get(_ENTRY_KEY_FIELD, b"").decode("utf-8")
                 props[key] = parts.get(_ENTRY_VALUE_FIELD, b"").decode("utf-8")
     except (_MalformedProtobuf, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read ONNX model {path}: not an ONNX protobuf ({exc})") from None
+        raise ModelError(f"cannot read ONNX model {path}: not an ONNX protobuf ({exc})") from None
     except OSError as exc:
-        raise InputError(f"cannot read ONNX model {path}: {exc.strerror or exc}") from None
+        raise ModelError(f"cannot read ONNX model {path}: {exc.strerror or exc}") from None
     return props
 
 
@@ -341,7 +364,7 @@ def _import_torch_for(path: Path) -> Any:
     try:
         import torch
     except ImportError:
-        raise InputError(
+        raise ModelError(
             f"model file {path} is a PyTorch (.pt) package, which needs torch (pip install torch); "
             ".onnx model packages run without it"
         ) from None
@@ -354,15 +377,15 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except pickle.UnpicklingError:
-        raise InputError(
+        raise ModelError(
             f"refused to load {path}: it holds Python objects besides tensors, and a model file must never run code"
         ) from None
     except Exception as exc:  # torch raises RuntimeError, EOFError, zipfile errors... for damaged files
-        raise InputError(
+        raise ModelError(
             f"cannot read PyTorch checkpoint {path}: {type(exc).__name__}: {exc}".splitlines()[0]
         ) from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise InputError(f"{path} is not a Landslide Mapper model package (no format '{CHECKPOINT_FORMAT}')")
+        raise ModelError(f"{path} is not a Landslide Mapper model package (no format '{CHECKPOINT_FORMAT}')")
     if not isinstance(checkpoint.get("state_dict"), dict) or "metadata" not in checkpoint:
-        raise InputError(f"{path}: the checkpoint lacks its state_dict or metadata")
+        raise ModelError(f"{path}: the checkpoint lacks its state_dict or metadata")
     return checkpoint
