@@ -115,7 +115,9 @@ def _add_scene_inputs(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--s2", nargs="+", required=True, metavar="FILE", help="Sentinel-2 raster(s): one stack or band files"
     )
-    p.add_argument("--dem", required=True, metavar="FILE", help="DEM in metres, any CRS")
+    p.add_argument(
+        "--dem", nargs="+", required=True, metavar="FILE", help="DEM in metres, any CRS; several tiles are mosaicked"
+    )
     p.add_argument("--slope", metavar="FILE", help="slope in degrees (computed from the DEM when absent)")
     p.add_argument("--scl", metavar="FILE", help="an L2A scene classification raster (for inputs that are not SAFE)")
 
@@ -326,7 +328,7 @@ def _run_stack(args: argparse.Namespace) -> int:
 
 
 def _add_slope(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dem", required=True, metavar="FILE")
+    p.add_argument("--dem", nargs="+", required=True, metavar="FILE", help="DEM, or several tiles to mosaic")
     p.add_argument("--out", required=True, metavar="FILE")
 
 

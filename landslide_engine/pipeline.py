@@ -36,6 +36,7 @@ from rasterio.windows import Window
 from landslide_engine import __version__
 from landslide_engine.bands import L4S_BANDS, L4S_S2_BANDS
 from landslide_engine.cloudmask import describe_shares, parse_mask_classes
+from landslide_engine.demtiles import dem_files, dem_path
 from landslide_engine.errors import Cancelled, InputError
 from landslide_engine.grid import Grid, reference_grid
 from landslide_engine.memory import release_free_memory
@@ -70,7 +71,7 @@ class PredictRequest:
     """Everything a scene prediction needs; see the CLI's ``predict --help`` for each option."""
 
     s2: list[str]
-    dem: str
+    dem: str | list[str]  # one DEM, or tiles mosaicked on the fly (landslide_engine.demtiles)
     out_dir: str
     slope: str | None = None
     model: str | None = None
@@ -121,7 +122,7 @@ class _Scene:
 
 def _open_scene(
     s2: Sequence[str],
-    dem: str,
+    dem: str | Sequence[str],
     slope: str | None,
     bands: Sequence[str],
     fill_values: Mapping[str, float],
@@ -157,6 +158,8 @@ def _open_scene(
     scaling, scaling_warnings = resolve_scaling(identified, reflectance_scale, baseline_offset)
     warn.extend(scaling_warnings)
     s2_files = list(dict.fromkeys(identified.bands[b].path for b in needed if b in identified.bands))
+    dem_tiles = dem_files(dem)
+    dem = dem_path(dem_tiles)  # one file, or the tiles' mosaic
     others = [dem, *([slope] if slope else [])]
     grid = reference_grid(s2_files or list(s2), others, extent, extent_crs, resolution)
     cloud_mask = ProductMask("SCL", scl) if scl else (identified.product.mask if identified.product else None)
@@ -174,7 +177,7 @@ def _open_scene(
         warn(problem)
     inputs = {
         "s2": list(s2),
-        "dem": dem,
+        "dem": dem_tiles[0] if len(dem_tiles) == 1 else dem_tiles,
         "slope": slope,
         "bands": {b: asdict(identified.bands[b]) for b in needed if b in identified.bands},
         "filled_bands": fills,
@@ -248,7 +251,7 @@ def predict_scene(
     started = time.perf_counter()
     report_progress = progress or (lambda percent, message: None)
     is_cancelled = cancelled or (lambda: False)
-    inputs = [*req.s2, req.dem, *([req.slope] if req.slope else []), *([req.model] if req.model else [])]
+    inputs = [*req.s2, *dem_files(req.dem), *([req.slope] if req.slope else []), *([req.model] if req.model else [])]
     outputs = OutputSet(req.out_dir, OUTPUT_FILES, report=REPORT_FILE, inputs=inputs)  # refused before any work
     report_progress(0.0, "loading the model")
     runner = runner if runner is not None else runner_for(req)
@@ -640,7 +643,7 @@ def _predict_bands(  # noqa: C901  (the scene run, to be split into named parts:
 
 def stack_to_file(
     s2: Sequence[str],
-    dem: str,
+    dem: str | Sequence[str],
     out: str,
     slope: str | None = None,
     *,
@@ -665,7 +668,7 @@ def stack_to_file(
     """
     report_progress = progress or (lambda percent, message: None)
     is_cancelled = cancelled or (lambda: False)
-    target = check_output_file(out, inputs=[*s2, dem, *([slope] if slope else [])], what="stack output")
+    target = check_output_file(out, inputs=[*s2, *dem_files(dem), *([slope] if slope else [])], what="stack output")
     scene = _open_scene(
         s2,
         dem,

@@ -13,7 +13,7 @@ single scale factor, which would be wrong by tens of percent away from the equat
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -163,7 +163,7 @@ def slope_for_grid(
 
 
 def write_slope(
-    dem_path: str | Path,
+    dem_path: str | Path | Sequence[str],
     out_path: str | Path,
     block_rows: int = 1024,
     progress: Callable[[float], None] | None = None,
@@ -176,15 +176,19 @@ def write_slope(
     Processes the DEM in blocks of ``block_rows`` x ``block_cols`` with a one-pixel halo, so memory is bounded
     in both dimensions (a few blocks of float64: about 100 MB) for DEMs of any size. Writes atomically:
     a read error, a full disk, a cancel (``cancelled()`` turning true) or a signal leaves no file. The output
-    may not be the DEM itself.
+    may not be the DEM itself. Several DEM tiles are mosaicked first (:mod:`landslide_engine.demtiles`).
     """
     import rasterio
     from rasterio.windows import Window
 
+    from landslide_engine.demtiles import dem_files
+    from landslide_engine.demtiles import dem_path as mosaic_path
     from landslide_engine.rasterio_io import open_raster
     from landslide_engine.targets import atomic_output, check_output_file, gdal_checked
 
-    out_path = check_output_file(out_path, inputs=[dem_path], what="slope output")
+    tiles = dem_files(str(dem_path) if isinstance(dem_path, (str, Path)) else dem_path)
+    out_path = check_output_file(out_path, inputs=tiles, what="slope output")
+    dem_path = mosaic_path(tiles)
     out_nodata = -9999.0
     with open_raster(dem_path, what="DEM") as src:
         if src.transform.b != 0 or src.transform.d != 0:
