@@ -15,7 +15,7 @@ APT_PACKAGES := qgis python3-qgis python3-rasterio python3-h5py python3-venv pyt
 export HF_HUB_OFFLINE := 1
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: setup apt venv test lint format package install demo bench clean
+.PHONY: setup setup-ray apt venv test lint format package install demo bench clean
 
 setup: apt venv
 
@@ -28,6 +28,11 @@ venv:
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -r requirements.txt
 	$(PY) -c "import qgis.core, rasterio, h5py, torch, numpy; print('venv ok: torch', torch.__version__, 'numpy', numpy.__version__, 'rasterio', rasterio.__version__, 'h5py', h5py.__version__)"
+
+# Ray, an optional dependency of its own (batch --executor ray); pinned in constraints.txt
+setup-ray: venv
+	$(PY) -m pip install -q -c constraints.txt ray
+	$(PY) -c "import ray; print('ray', ray.__version__)"
 
 test:
 	$(PY) -m pytest

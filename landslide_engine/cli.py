@@ -229,8 +229,12 @@ def _add_batch(p: argparse.ArgumentParser) -> None:
     from landslide_engine.batch.executors import EXECUTORS
 
     p.add_argument(
-        "--executor", default="local", choices=EXECUTORS, help="local: scenes one after another here (default)"
+        "--executor",
+        default="local",
+        choices=EXECUTORS,
+        help="local: scenes one after another here (default); ray: on a Ray cluster (needs ray: make setup-ray)",
     )
+    p.add_argument("--ray-address", metavar="ADDR", help="the Ray cluster to use (default: start a local one)")
 
 
 def _run_batch(args: argparse.Namespace) -> int:
@@ -243,6 +247,7 @@ def _run_batch(args: argparse.Namespace) -> int:
         out_dir=args.out,
         options=_mapping_options(args),
         executor=args.executor,
+        ray_address=args.ray_address,
     )
     result = run_batch(request, progress=_terminal.progress, warn=_terminal.warn)
     _terminal.end()

@@ -1,4 +1,4 @@
-"""Where the scenes of a batch run: here, one after another (``local``).
+"""Where the scenes of a batch run: here, one after another (``local``), or on a Ray cluster (``ray``).
 
 An executor maps every job it is given with :func:`~landslide_engine.batch.scenes.map_scene` and hands each
 outcome to ``report`` as it arrives; a scene that fails is an outcome like any other, so the others go on.
@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from landslide_engine.batch.scenes import IsCancelled, Progress, SceneJob, SceneOutcome, map_scene
 from landslide_engine.errors import InputError
 
-EXECUTORS = ("local",)
+EXECUTORS = ("local", "ray")
 Report = Callable[[SceneOutcome], None]
 
 
@@ -58,8 +58,16 @@ class LocalExecutor:
             report(map_scene(job, options, out_dir, runner, scene_progress, cancelled))
 
 
-def create_executor(name: str, runner=None) -> Executor:
-    """The executor called ``name``."""
+def create_executor(name: str, runner=None, ray_address: str | None = None) -> Executor:
+    """The executor called ``name``; ``ray_address`` is Ray's (None: a local Ray cluster is started)."""
     if name == "local":
+        if ray_address:
+            raise InputError("--ray-address is for --executor ray")
         return LocalExecutor(runner)
+    if name == "ray":
+        if runner is not None:
+            raise InputError("a runner object cannot be sent to Ray workers; they load the model themselves")
+        from landslide_engine.batch.ray_executor import RayExecutor
+
+        return RayExecutor(ray_address)
     raise InputError(f"--executor must be one of {', '.join(EXECUTORS)}, not {name!r}")

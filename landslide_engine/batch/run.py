@@ -57,6 +57,7 @@ class BatchRequest:
     slopes: list[str] | None = None
     options: dict[str, Any] = field(default_factory=dict)  # PredictRequest fields other than the scene's files
     executor: str = "local"
+    ray_address: str | None = None  # the Ray executor's cluster; None starts a local one
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ def run_batch(
     out_dir.mkdir(parents=True, exist_ok=True)
     report_path = out_dir / BATCH_REPORT
     _check_same_options(report_path, options)
-    executor = create_executor(request.executor, runner)
+    executor = create_executor(request.executor, runner, request.ray_address)
 
     outcomes: dict[str, SceneOutcome] = {}
     pending: list[SceneJob] = []
@@ -203,6 +204,7 @@ def _write_batch_report(
         "updated": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "seconds": round(time.time() - started, 3),
         "executor": request.executor,
+        "ray_address": request.ray_address,
         "options": _result_options(options),
         "counts": counts,
         "scenes": scenes,

@@ -1,0 +1,128 @@
+"""The Ray executor: the scenes of a batch mapped by model-holding actors on a Ray cluster.
+
+Ray is an optional dependency (``pip install '.[ray]'``, ``make setup-ray``), imported only here and only when
+``--executor ray`` is chosen; the plugin and ``predict`` never import it.
+
+* The unit of work is a scene. Each actor loads the model once (one per CPU slot the cluster offers, one per
+  GPU when ``--device cuda``) and maps the scenes it is given with the same
+  :func:`~landslide_engine.batch.scenes.map_scene` as the local executor, so the outputs are the same files.
+* Workers read the inputs and write the outputs on storage every node sees (the paths are absolute); only
+  the scene's description goes out and its outcome (a few hundred bytes) comes back. No raster passes
+  through Ray's object store.
+* A worker that dies (killed, out of memory, its node lost) is restarted by Ray and the scene it was mapping
+  is retried there, up to :data:`RETRIES` times; a scene whose every attempt killed its worker fails alone
+  with that reason. Scene folders are published as a set with the report last, so a retry never sees half a
+  scene, and a scene that a lost worker had already finished is reported, not mapped again.
+* Scenes go to whichever actor is free (not round-robin in advance), so a slow scene holds up no other.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from landslide_engine.batch.scenes import IsCancelled, Progress, SceneJob, SceneOutcome, map_scene
+from landslide_engine.errors import Cancelled, InputError, first_line
+
+RETRIES = 3  # attempts after the first, per scene, when its worker dies
+_POLL_S = 0.5  # how often the driver checks for cancellation while scenes run
+
+
+class SceneMapper:
+    """A Ray actor's state: the model, loaded once, and the scenes it maps one after another."""
+
+    def __init__(self, options: Mapping[str, Any]) -> None:
+        from landslide_engine.pipeline import PredictRequest, runner_for
+
+        self._options = dict(options)
+        self._runner = runner_for(PredictRequest(s2=[], dem="", out_dir="", **self._options))
+
+    def map(self, job: SceneJob, out_dir: str) -> SceneOutcome:
+        return map_scene(job, self._options, Path(out_dir), self._runner)
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError:
+        raise InputError("--executor ray needs Ray: pip install 'landslide-mapper[ray]' (or make setup-ray)") from None
+    return ray
+
+
+class RayExecutor:
+    """Scenes on a Ray cluster: the one at ``address``, or a local one started for the batch."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, actors: int | None = None) -> None:
+        self.address = address
+        self.actors = actors
+
+    def run(
+        self,
+        jobs: Sequence[SceneJob],
+        options: Mapping[str, Any],
+        out_dir: Path,
+        report,
+        progress: Progress,
+        cancelled: IsCancelled,
+    ) -> None:
+        if not jobs:
+            return
+        ray = _ray()
+        progress(0.0, f"connecting to the Ray cluster at {self.address}" if self.address else "starting Ray")
+        quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
+        try:
+            if self.address:
+                ray.init(address=self.address, **quiet)
+            else:
+                ray.init(address="local", include_dashboard=False, **quiet)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise InputError(f"--ray-address {self.address}: cannot connect ({first_line(exc)})") from None
+        try:
+            self._run(ray, jobs, options, out_dir, report, progress, cancelled)
+        finally:
+            ray.shutdown()
+
+    def _run(self, ray, jobs, options, out_dir: Path, report, progress: Progress, cancelled: IsCancelled) -> None:
+        gpu = options.get("device") == "cuda"
+        slots = ray.cluster_resources().get("GPU" if gpu else "CPU", 0)
+        count = min(len(jobs), self.actors or max(1, int(slots)))
+        mapper = ray.remote(
+            num_cpus=0 if gpu else 1, num_gpus=1 if gpu else 0, max_restarts=-1, max_task_retries=RETRIES
+        )(SceneMapper)
+        progress(0.0, f"loading the model in {count} Ray worker(s)")
+        idle = [mapper.remote(dict(options)) for _ in range(count)]
+        waiting = list(jobs)
+        running: dict[Any, tuple[Any, SceneJob]] = {}
+        finished = 0
+        while waiting or running:
+            while waiting and idle:
+                actor, job = idle.pop(), waiting.pop(0)
+                running[actor.map.remote(job, str(out_dir))] = (actor, job)
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=_POLL_S)
+            if cancelled():
+                for actor in idle + [actor for actor, _ in running.values()]:
+                    ray.kill(actor)
+                raise Cancelled("cancelled")
+            for ref in ready:
+                actor, job = running.pop(ref)
+                idle.append(actor)
+                report(self._outcome(ray, ref, job))
+                finished += 1
+                progress(100.0 * finished / len(jobs), f"{job.scene_id}: finished ({finished} of {len(jobs)})")
+
+    @staticmethod
+    def _outcome(ray, ref, job: SceneJob) -> SceneOutcome:
+        started = time.time()
+        try:
+            return ray.get(ref)
+        except ray.exceptions.RayError as exc:  # every attempt lost its worker
+            return SceneOutcome(
+                job.scene_id, job.s2, job.dem, "failed",
+                reason=f"its Ray worker died {RETRIES + 1} times ({first_line(exc)[:200]})",
+                seconds=round(time.time() - started, 3),
+            )  # fmt: skip

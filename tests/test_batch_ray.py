@@ -1,0 +1,124 @@
+"""``batch --executor ray`` on a real two-node Ray cluster on this machine, seeing only loopback.
+
+Three small real scenes (crops of the Aberystwyth mosaic with its SRTM DEM) are mapped by the built-in model with
+the local executor and on the cluster, where a worker is killed while it writes a scene; every output must be
+the same. The cluster runs in its own network and process namespaces (``tests/ray_loopback.py``), so no
+traffic leaves loopback and everything it started ends with it. Needs root (``unshare``) and Ray
+(``make setup-ray``); skipped with the reason otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+from landslide_engine.batch import BatchRequest, run_batch
+from tests.test_batch import features
+from tests.test_batch import scenes as scenes
+
+ROOT = Path(__file__).resolve().parents[1]
+NAMES = ("west", "east", "south")
+OPTIONS = ["--reflectance-scale", "x1000"]
+
+
+def _namespaces_usable() -> str | None:
+    """Why the loopback namespaces cannot be made here, or None."""
+    probe = subprocess.run(
+        ["unshare", "-n", "-p", "-f", "--mount-proc", "sh", "-c", "ip link set lo up"], capture_output=True, text=True
+    )
+    return None if probe.returncode == 0 else f"cannot make a loopback-only namespace: {probe.stderr.strip()}"
+
+
+@pytest.fixture(scope="module")
+def cluster_ready():
+    pytest.importorskip("ray", reason="Ray is not installed (make setup-ray)")
+    problem = _namespaces_usable()
+    if problem:
+        pytest.skip(problem)
+
+
+def free_port() -> int:
+    with socket.socket() as s:  # loopback only; a port free here is free in the new namespace too
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def on_ray(tmp_path: Path, scene_paths: list[str], dem: str, kill: bool) -> dict:
+    config = tmp_path / "ray.json"
+    out = tmp_path / "ray_out"
+    config.write_text(
+        json.dumps(
+            {"port": free_port(), "scenes": scene_paths, "dem": dem, "out": str(out), "options": OPTIONS, "kill": kill}
+        )
+    )
+    command = ["unshare", "-n", "-p", "-f", "--mount-proc", sys.executable, str(ROOT / "tests" / "ray_loopback.py")]
+    done = subprocess.run([*command, str(config)], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1]) | {"out": out}
+
+
+def visible_files(folder: Path) -> list[str]:
+    """Every file under ``folder`` but hidden ones (a killed worker's staging folder stays until it is stale)."""
+    relative = (p.relative_to(folder) for p in folder.rglob("*") if p.is_file())
+    return sorted(str(r) for r in relative if not any(part.startswith(".") for part in r.parts))
+
+
+def test_ray_cluster_maps_like_the_local_executor_when_a_worker_is_killed(cluster_ready, scenes, tmp_path):
+    from tests.test_batch import SIZE, crop
+
+    south = crop(scenes["dem"].parent / "sen2_20210527_aber_10band_mosaic_epsg27700.tif",
+                 tmp_path / "south.tif", 390, 520, *SIZE)  # fmt: skip
+    paths = [str(scenes["west"]), str(scenes["east"]), str(south)]
+    local = run_batch(
+        BatchRequest(paths, [str(scenes["dem"])], str(tmp_path / "local_out"), options={"reflectance_scale": "x1000"})
+    )
+    assert [o.status for o in local.outcomes] == ["done"] * 3
+
+    ray = on_ray(tmp_path, paths, str(scenes["dem"]), kill=True)
+    print(json.dumps({k: v for k, v in ray.items() if k != "out"}, indent=1))  # shown with -s: timings, the kill
+    assert ray["returncode"] == 0, ray["stderr"]
+    killed = ray["killed"]
+    assert killed is not None, "the batch ended before a worker could be killed"
+    report = json.loads((ray["out"] / "batch.json").read_text())
+    assert report["executor"] == "ray" and report["counts"] == {"done": 3, "skipped": 0, "failed": 0}
+    by_scene = {s["scene_id"]: s for s in report["scenes"]}
+    assert by_scene[killed["scene"]]["worker"].split(":")[1] != str(killed["pid"])  # redone by another process
+    workers = {s["worker"] for s in report["scenes"]}
+    assert all(not w.endswith(f":{os.getpid()}") for w in workers)  # mapped on the cluster, not by the driver
+
+    local_out, ray_out = tmp_path / "local_out", ray["out"]
+    assert visible_files(ray_out) == visible_files(local_out)
+    for name in visible_files(local_out):
+        ours, theirs = local_out / name, ray_out / name
+        if name.endswith((".tif", ".vrt")):
+            with rasterio.open(ours) as a, rasterio.open(theirs) as b:
+                assert a.transform == b.transform and a.crs == b.crs, name
+                np.testing.assert_array_equal(a.read(), b.read(), err_msg=name)
+        elif name.endswith(".gpkg"):
+            assert features(ours) == features(theirs), name
+        elif name.endswith("run.json"):
+            a, b = json.loads(ours.read_text()), json.loads(theirs.read_text())
+            for key in ("inputs", "grid", "model", "patches", "landslides", "landslide_area_m2", "landslide_pixels"):
+                assert a[key] == b[key], (name, key)
+
+
+def test_the_single_scene_path_and_the_local_batch_never_import_ray(scenes, tmp_path):
+    code = f"""
+import sys
+from landslide_engine.cli import main
+assert main(["predict", "--s2", {str(scenes["west"])!r}, "--dem", {str(scenes["dem"])!r},
+             "--reflectance-scale", "x1000", "--out", {str(tmp_path / "one")!r}]) == 0
+assert main(["batch", {str(scenes["west"])!r}, "--dem", {str(scenes["dem"])!r},
+             "--reflectance-scale", "x1000", "--out", {str(tmp_path / "many")!r}]) == 0
+assert "ray" not in sys.modules, "ray was imported"
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
