@@ -27,7 +27,7 @@ from landslide_engine.pipeline import PredictRequest
 from landslide_engine.targets import atomic_output
 
 BATCH_REPORT = "batch.json"
-_PER_SCENE = {"s2", "dem", "slope", "out_dir"}
+_PER_SCENE = {"s2", "dem", "slope", "scl", "out_dir"}  # a scene's own files; SAFE scenes carry their SCL
 # Options that change a scene's map: a folder mapped with other values of these is not resumed.
 _RESULT_OPTIONS = (
     "model",
@@ -42,6 +42,7 @@ _RESULT_OPTIONS = (
     "baseline_offset",
     "resolution",
     "min_area_m2",
+    "mask_classes",
 )
 
 Progress = Callable[[float, str], None]
