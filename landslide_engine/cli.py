@@ -26,6 +26,7 @@ from landslide_engine.command_line import EXIT_BAD_INPUT, EXIT_OK, quiet_gdal, r
 from landslide_engine.errors import InputError, one_line
 from landslide_engine.memory import configure_for_scenes
 from landslide_engine.notices import delivered
+from landslide_engine.options import BACKENDS, DEVICES, PRECISIONS, REFLECTANCE_SCALE_ALIASES, REFLECTANCE_SCALES
 
 # The measured accuracy cost of each reduced precision, so an analyst chooses knowing it.
 PRECISION_HELP = (
@@ -133,7 +134,7 @@ def _add_reading_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--reflectance-scale",
         default="l1c",
-        choices=["l1c", "x10000", "x1000", "0-1", "float"],
+        choices=[*REFLECTANCE_SCALES, *REFLECTANCE_SCALE_ALIASES],
         help="scale of the S2 values: l1c (DN = reflectance x 1e4, default), x1000, or 0-1 floats",
     )
     p.add_argument(
@@ -161,9 +162,9 @@ def _add_mapping_arguments(p: argparse.ArgumentParser) -> None:
     """The model and how it maps a scene: shared by ``predict`` and ``batch``."""
     _add_reading_arguments(p)
     p.add_argument("--model", help="model name from `models` or a package path (default: the built-in model)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    p.add_argument("--backend", default="auto", choices=["auto", "onnx", "torch"])
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"], help=PRECISION_HELP)
+    p.add_argument("--device", default="auto", choices=DEVICES)
+    p.add_argument("--backend", default="auto", choices=BACKENDS)
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS, help=PRECISION_HELP)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--overlap", type=int, default=32, metavar="PX", help="overlap between 128 px patches")
     p.add_argument("--threshold", type=float, help="landslide probability threshold (default: the model's)")
@@ -269,9 +270,9 @@ def _add_predict_h5(p: argparse.ArgumentParser) -> None:
     which.add_argument("--model", help="model name or package path (default: the built-in model)")
     which.add_argument("--all-models", action="store_true", help="run every model that `models` lists")
     p.add_argument("files", nargs="+", metavar="FILE.h5")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    p.add_argument("--backend", default="auto", choices=["auto", "onnx", "torch"])
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"], help=PRECISION_HELP)
+    p.add_argument("--device", default="auto", choices=DEVICES)
+    p.add_argument("--backend", default="auto", choices=BACKENDS)
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS, help=PRECISION_HELP)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--out", required=True, metavar="DIR")
 
@@ -371,7 +372,7 @@ def _run_models(args: argparse.Namespace) -> int:
 def _add_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--model", help="model name or package path (default: the built-in model)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--device", default="auto", choices=DEVICES)
 
 
 def _run_demo(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""Writing the results: probability and mask GeoTIFFs, landslide polygons, run report.
+"""Writing the results: probability and mask GeoTIFFs, landslide polygons, run report, QGIS styles.
 
 The rasters are written a row of blocks of one column band at a time as the scene is processed, each
 compressed and released as soon as it is complete. Polygons are
@@ -28,6 +28,11 @@ from landslide_engine.targets import gdal_checked
 PROBABILITY_NODATA = -9999.0
 MASK_NODATA = 255
 POLYGON_LAYER = "landslides"
+# The one definition of how results look in QGIS, used by the sidecars below and by the plugin's layers.
+STYLES = Path(__file__).resolve().parent / "qgis_styles"
+PROBABILITY_STYLE = STYLES / "probability.qml"
+MASK_STYLE = STYLES / "mask.qml"
+POLYGONS_STYLE = STYLES / "polygons.qml"
 _BLOCK = 256
 _STATS_BLOCK_ROWS = 256  # rows of a polygon's bounding window read at a time for its statistics
 
@@ -252,10 +257,59 @@ def _write_polygons(
             count += 1
             total_area += area
     check(layer.CommitTransaction() == 0, "committing the polygons")
+    qml = POLYGONS_STYLE.read_text("utf-8")
+    _store_default_style(datasource, POLYGON_LAYER, layer.GetGeometryColumn(), qml, check)
     datasource.FlushCache()
     layer = None
     datasource = None  # closes the GeoPackage before the caller renames it
     return count, total_area
+
+
+def _store_default_style(
+    datasource, table: str, geometry_column: str, qml: str, check: Callable[[bool, str], None]
+) -> None:
+    """Store ``qml`` as the default QGIS style of ``table`` inside the GeoPackage (QGIS's ``layer_styles``).
+
+    A GeoPackage's polygons and the mask GeoTIFF share a base name, so one ``.qml`` sidecar cannot serve both;
+    QGIS reads a style stored in the GeoPackage itself first, and it travels with the file.
+    """
+    from osgeo import ogr
+
+    styles = datasource.CreateLayer("layer_styles", None, ogr.wkbNone)
+    check(styles is not None, "creating the style table")
+    for name in ("f_table_catalog", "f_table_schema", "f_table_name", "f_geometry_column", "styleName"):
+        styles.CreateField(ogr.FieldDefn(name, ogr.OFTString))
+    for name in ("styleQML", "styleSLD", "description", "owner", "ui"):
+        styles.CreateField(ogr.FieldDefn(name, ogr.OFTString))
+    use_as_default = ogr.FieldDefn("useAsDefault", ogr.OFTInteger)
+    use_as_default.SetSubType(ogr.OFSTBoolean)
+    styles.CreateField(use_as_default)
+    styles.CreateField(ogr.FieldDefn("update_time", ogr.OFTDateTime))
+    feature = ogr.Feature(styles.GetLayerDefn())
+    for name, value in (
+        ("f_table_catalog", ""),
+        ("f_table_schema", ""),
+        ("f_table_name", table),
+        ("f_geometry_column", geometry_column),
+        ("styleName", table),
+        ("styleQML", qml),
+        ("styleSLD", ""),
+        ("description", "Landslide Mapper"),
+        ("owner", ""),
+        ("ui", ""),
+    ):
+        feature.SetField(name, value)
+    feature.SetField("useAsDefault", 1)
+    check(styles.CreateFeature(feature) == 0, "storing the style")
+
+
+def write_style_sidecars(probability: Path, mask: Path) -> None:
+    """``<name>.qml`` next to the probability and mask rasters, so that QGIS opens them styled.
+
+    Without them a dragged-in mask is an opaque black-and-white rectangle over the imagery.
+    """
+    for raster, style in ((probability, PROBABILITY_STYLE), (mask, MASK_STYLE)):
+        Path(raster).with_suffix(".qml").write_text(style.read_text("utf-8"), encoding="utf-8")
 
 
 def polygon_pixels(geometry: dict, grid: Grid) -> Iterator[tuple[Window, np.ndarray]]:

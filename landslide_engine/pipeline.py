@@ -41,7 +41,14 @@ from landslide_engine.errors import Cancelled, InputError
 from landslide_engine.grid import Grid, reference_grid
 from landslide_engine.memory import release_free_memory
 from landslide_engine.notices import Warn, Warnings
-from landslide_engine.outputs import ResultRasters, peak_memory_mb, raster_profile, write_polygons, write_report
+from landslide_engine.outputs import (
+    ResultRasters,
+    peak_memory_mb,
+    raster_profile,
+    write_polygons,
+    write_report,
+    write_style_sidecars,
+)
 from landslide_engine.products import ProductMask
 from landslide_engine.scaling import L2A_WARNING, resolve_scaling, scale_warning
 from landslide_engine.sources import identify_s2
@@ -63,7 +70,9 @@ PROBABILITY_FILE = "probability.tif"
 MASK_FILE = "landslides.tif"
 POLYGONS_FILE = "landslides.gpkg"
 REPORT_FILE = "run.json"
-OUTPUT_FILES = (PROBABILITY_FILE, MASK_FILE, POLYGONS_FILE, REPORT_FILE)
+# QGIS style sidecars (landslide_engine.outputs.write_style_sidecars): the rasters open styled in QGIS
+STYLE_FILES = ("probability.qml", "landslides.qml")
+OUTPUT_FILES = (PROBABILITY_FILE, MASK_FILE, POLYGONS_FILE, *STYLE_FILES, REPORT_FILE)
 
 
 @dataclass
@@ -339,6 +348,7 @@ def predict_scene(
             "warnings": scene.warnings,
             "outputs": {name: str(path) for name, path in paths.items()},
         }
+        write_style_sidecars(Path(tmp[PROBABILITY_FILE]), Path(tmp[MASK_FILE]))
         write_report(tmp[REPORT_FILE], report)
     report_progress(100.0, f"{n_landslides} landslide(s), {area:.0f} m2")
     return PredictResult(

@@ -27,10 +27,11 @@ import numpy as np
 
 from landslide_engine.bands import divisor
 from landslide_engine.errors import InputError
+from landslide_engine.options import REFLECTANCE_SCALE_ALIASES, REFLECTANCE_SCALES
 from landslide_engine.sources import S2Inputs, offset_from_date
 
-# Multiplier from each declared scale to L1C DN (reflectance x 1e4).
-REFLECTANCE_SCALES: dict[str, float] = {"l1c": 1.0, "x10000": 1.0, "x1000": 10.0, "0-1": 10000.0, "float": 10000.0}
+# Multiplier from each declared scale (landslide_engine.options.REFLECTANCE_SCALES) to L1C DN (reflectance x 1e4).
+TO_DN: dict[str, float] = {"l1c": 1.0, "x1000": 10.0, "0-1": 10000.0}
 
 # Median DN of land scenes lies well inside this range; far outside means a wrong scale.
 _PLAUSIBLE_MEDIAN_DN = (100.0, 8000.0)
@@ -76,12 +77,13 @@ def resolve_scaling(
 ) -> tuple[ReflectanceScaling, list[str]]:
     """The scaling for ``inputs`` and the warnings the analyst should see."""
     scale = str(reflectance_scale).strip().lower()
+    scale = REFLECTANCE_SCALE_ALIASES.get(scale, scale)
     if scale not in REFLECTANCE_SCALES:
         raise InputError(f"reflectance_scale {reflectance_scale!r} is not one of {', '.join(REFLECTANCE_SCALES)}")
     warnings: list[str] = []
     offset, evidence = _resolve_offset(inputs, scale, baseline_offset, warnings)
     product = inputs.product
-    if product is not None and REFLECTANCE_SCALES[scale] == 1.0:
+    if product is not None and TO_DN[scale] == 1.0:
         # The product's metadata says how its DNs become reflectance: DN / quantification, after the offset.
         to_dn = 10000.0 / product.quantification
         band_offsets = {}
@@ -92,7 +94,7 @@ def resolve_scaling(
                 if source.path == product.bands.get(band)
             }
         return ReflectanceScaling(scale, to_dn, offset, evidence, band_offsets), warnings
-    return ReflectanceScaling(scale, REFLECTANCE_SCALES[scale], offset, evidence), warnings
+    return ReflectanceScaling(scale, TO_DN[scale], offset, evidence), warnings
 
 
 def _resolve_offset(inputs: S2Inputs, scale: str, option: str | int | float, warnings: list[str]) -> tuple[float, str]:
@@ -105,7 +107,7 @@ def _resolve_offset(inputs: S2Inputs, scale: str, option: str | int | float, war
     offset, evidence = offset_from_date(inputs)
     if offset is None:
         return 0.0, "no processing-baseline metadata or date found"
-    if REFLECTANCE_SCALES[scale] != 1.0:
+    if TO_DN[scale] != 1.0:
         if offset:
             warnings.append(
                 f"{evidence} implies the baseline 04.00 offset of {offset:g} DN, but reflectance_scale is {scale}; "

@@ -61,7 +61,14 @@ def test_predict_writes_all_outputs_and_exits_0(capsys, tmp_path, scene, tiny_mo
     out = tmp_path / "result"
     code, stdout, err = run_cli(capsys, "predict", "--s2", s2, "--dem", dem, "--model", tiny_model, "--out", out)
     assert code == 0, err
-    assert {p.name for p in out.iterdir()} == {"probability.tif", "landslides.tif", "landslides.gpkg", "run.json"}
+    assert {p.name for p in out.iterdir()} == {
+        "probability.tif",
+        "landslides.tif",
+        "landslides.gpkg",
+        "run.json",
+        "probability.qml",  # QGIS style sidecars: the rasters open styled when dragged into QGIS
+        "landslides.qml",
+    }
     assert "landslide(s)" in stdout
     assert json.loads((out / "run.json").read_text())["model"]["name"] == "tiny-cli"
 

@@ -196,11 +196,12 @@ def test_predict_h5_writes_npy_and_png_per_patch(provider, scene, l4s_root, tmp_
 def test_precision_is_an_advanced_choice_among_the_engine_precisions(provider):
     from qgis.core import QgsProcessingParameterDefinition
 
-    from landslide_engine.models.backends import PRECISIONS
+    from landslide_engine.options import PRECISIONS
+    from landslide_engine.pipeline import PredictRequest
 
     parameter = provider.algorithm("detect").parameterDefinition("PRECISION")
     assert parameter.options() == list(PRECISIONS)
-    assert parameter.defaultValue() == "fp32"
+    assert parameter.defaultValue() == PredictRequest.precision
     assert parameter.flags() & QgsProcessingParameterDefinition.Flag.FlagAdvanced
 
 
@@ -225,3 +226,115 @@ def test_detect_precision_reaches_the_engine(provider, scene, tmp_path):
         with rasterio.open(result["OUTPUT_PROBABILITY"]) as src:
             probabilities[precision] = src.read(1, masked=True)
     assert 0 < np.abs(probabilities["bf16"] - probabilities["fp32"]).max() < 0.05
+
+
+def test_option_lists_and_defaults_come_from_the_engine(provider):
+    from qgis.core import QgsProcessingParameterDefinition
+
+    from landslide_engine.options import DEVICES, REFLECTANCE_SCALES
+    from landslide_engine.pipeline import PredictRequest
+
+    for alg_id in ("detect", "stack"):
+        alg = provider.algorithm(alg_id)
+        scale = alg.parameterDefinition("REFLECTANCE_SCALE")
+        assert scale.options() == list(REFLECTANCE_SCALES) and scale.defaultValue() == PredictRequest.reflectance_scale
+    detect = provider.algorithm("detect")
+    assert detect.parameterDefinition("DEVICE").options() == list(DEVICES)
+    min_area = detect.parameterDefinition("MIN_AREA")
+    assert min_area.defaultValue() == PredictRequest.min_area_m2  # the engine's minimum mapping unit, not a copy
+    assert min_area.flags() & QgsProcessingParameterDefinition.Flag.FlagAdvanced
+    assert detect.parameterDefinition("OVERLAP").defaultValue() == PredictRequest.overlap
+
+
+def test_stack_takes_the_inputs_detect_takes_and_reads_the_real_aberystwyth_scene(provider, geo_root, tmp_path):
+    import processing
+
+    detect, stack = provider.algorithm("detect"), provider.algorithm("stack")
+    scene_inputs = {"SENTINEL2", "DEM", "SLOPE", "EXTENT", "REFLECTANCE_SCALE", "BAND_MAP"}
+    assert scene_inputs <= {p.name() for p in detect.parameterDefinitions()}
+    assert scene_inputs <= {p.name() for p in stack.parameterDefinitions()}
+
+    folder = geo_root / "rsgislib_aberystwyth_wales"
+    out = tmp_path / "stack.tif"
+    processing.run(
+        "landslide:stack",
+        {
+            "SENTINEL2": [str(folder / "sen2_20210527_aber_subset.tif")],
+            "DEM": str(folder / "AberSRTM_4326.tif"),
+            "REFLECTANCE_SCALE": "x1000",
+            "BAND_MAP": ARCSI_BANDS,
+            "OUTPUT": str(out),
+        },
+    )
+    from landslide_engine.bands import L4S_DIVISORS
+
+    with rasterio.open(out) as src:
+        assert src.count == 14 and src.crs.to_epsg() == 27700
+        red = src.read(4, masked=True) * L4S_DIVISORS[3]
+    assert 100 < float(np.ma.median(red)) < 3000  # x1000 surface reflectance became L1C-like digital numbers
+
+
+class _Warnings:
+    """A QgsProcessingFeedback that keeps what the algorithm pushed as warnings."""
+
+    @staticmethod
+    def make():
+        from qgis.core import QgsProcessingFeedback
+
+        class Feedback(QgsProcessingFeedback):
+            def __init__(self):
+                super().__init__()
+                self.warnings: list[str] = []
+
+            def pushWarning(self, warning):
+                self.warnings.append(warning)
+                super().pushWarning(warning)
+
+        return Feedback()
+
+
+def test_detect_pushes_the_engines_warnings_to_the_processing_log(provider, geo_root, tmp_path):
+    import processing
+
+    folder = geo_root / "rsgislib_aberystwyth_wales"
+    feedback = _Warnings.make()
+    processing.run(
+        "landslide:detect",
+        {
+            "SENTINEL2": [str(folder / "sen2_20210527_aber_subset.tif")],
+            "DEM": str(folder / "AberSRTM_4326.tif"),
+            "DEVICE": "cpu",
+            "REFLECTANCE_SCALE": "x1000",
+            "BAND_MAP": ARCSI_BANDS,
+            **_outputs(tmp_path),
+        },
+        feedback=feedback,
+    )
+    # B1, B9 and B10 are not in this 10-band product; the built-in model's constants fill them
+    assert any("band B1 is not in the input; filled" in w for w in feedback.warnings), feedback.warnings
+
+
+def test_detect_outputs_load_styled_in_one_group_like_the_docks(provider, scene, qgis_new_project, tmp_path):
+    import processing
+    from qgis.core import QgsLayerTreeNode, QgsPalettedRasterRenderer, QgsProject, QgsSingleBandPseudoColorRenderer
+    from qgis.PyQt.QtCore import Qt
+
+    s2, dem, model = scene
+    processing.runAndLoadResults(
+        "landslide:detect",
+        {"SENTINEL2": [str(s2)], "DEM": str(dem), "MODEL_FILE": str(model), "DEVICE": "cpu", **_outputs(tmp_path)},
+    )
+    root = QgsProject.instance().layerTreeRoot()
+    groups = [node for node in root.children() if node.nodeType() == QgsLayerTreeNode.NodeType.NodeGroup]
+    assert len(groups) == 1 and groups[0].name().startswith("Landslides · S2A_MSIL1C_20200101_scene · ")
+    layers = [node.layer() for node in groups[0].findLayers()]
+    assert [layer.name().split(" · ")[:3] for layer in layers] == [
+        ["landslides", "S2A_MSIL1C_20200101_scene", "tiny"],
+        ["mask", "S2A_MSIL1C_20200101_scene", "tiny"],
+        ["probability", "S2A_MSIL1C_20200101_scene", "tiny"],
+    ]
+    polygons, mask, probability = layers
+    assert polygons.renderer().symbol().symbolLayer(0).brushStyle() == Qt.BrushStyle.NoBrush
+    assert isinstance(mask.renderer(), QgsPalettedRasterRenderer) and mask.opacity() < 1.0
+    assert isinstance(probability.renderer(), QgsSingleBandPseudoColorRenderer) and probability.opacity() < 1.0
+    assert root.findLayers()[0].layer() is not probability  # the probability is not on top, hiding the rest

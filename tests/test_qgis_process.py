@@ -115,3 +115,30 @@ def test_detect_input_error_is_reported_on_one_line(installed_plugin, tmp_path):
     )
     assert proc.returncode != 0
     assert f"model file not found: {missing}" in proc.stdout + proc.stderr
+
+
+def test_detect_on_real_aberystwyth_shows_the_filled_band_warning(installed_plugin, geo_root, tmp_path):
+    """The real ARCSI product lacks B1, B9 and B10: the built-in model's constants fill them, and the log says so."""
+    env, _ = installed_plugin
+    folder = geo_root / "rsgislib_aberystwyth_wales"
+    out = tmp_path / "out"
+    proc = run_qgis_process(
+        [
+            "run",
+            "landslide:detect",
+            "--",
+            f"SENTINEL2={folder / 'sen2_20210527_aber_subset.tif'}",
+            f"DEM={folder / 'AberSRTM_4326.tif'}",
+            "DEVICE=cpu",
+            "REFLECTANCE_SCALE=x1000",
+            "BAND_MAP=B2=1,B3=2,B4=3,B5=4,B6=5,B7=6,B8=7,B11=9,B12=10",
+            f"OUTPUT_PROBABILITY={out / 'probability.tif'}",
+            f"OUTPUT_MASK={out / 'mask.tif'}",
+            f"OUTPUT_POLYGONS={out / 'landslides.gpkg'}",
+        ],
+        env,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "band B1 is not in the input; filled with the model's constant" in proc.stdout
+    assert "band B10 is not in the input; filled" in proc.stdout
+    assert (out / "probability.qml").is_file()  # the style travels with the Toolbox output

@@ -29,13 +29,11 @@ import numpy as np
 from landslide_engine.errors import InputError, ModelError, first_line
 from landslide_engine.models.normalization import Normalization
 from landslide_engine.models.package import ModelMetadata, ModelPackage, load_package
+from landslide_engine.options import BACKENDS, DEVICES, PRECISIONS
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "onnx", "torch")
 ONNX_SPINNING = "0"  # ONNX Runtime's session.intra_op.allow_spinning
-DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("fp32", "bf16", "fp16")
 _OOM_MESSAGES = ("out of memory", "failed to allocate memory")
 
 
@@ -231,7 +229,7 @@ class OnnxRunner(Runner):
         elif device == "cuda":
             raise InputError(
                 "device cuda: ONNX Runtime could not start its CUDA provider (CUDA/cuDNN libraries missing?); "
-                "use --device cpu or --backend torch"
+                "choose device cpu, or the torch backend"
             )
         else:
             self.device = "cpu"
@@ -371,7 +369,7 @@ def _onnx_providers(device: str, available: list[str]) -> list[str]:
     has_cuda = "CUDAExecutionProvider" in available
     if device == "cuda" and not has_cuda:
         raise InputError(
-            "device cuda: this ONNX Runtime has no CUDA provider (install onnxruntime-gpu); use --device cpu"
+            "device cuda: this ONNX Runtime has no CUDA provider (install onnxruntime-gpu); choose device cpu or auto"
         )
     if device in ("cuda", "auto") and has_cuda:
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
@@ -385,9 +383,11 @@ def _torch_device(device: str):
     if device == "auto":
         return torch.device("cuda:0" if cuda else "mps" if mps else "cpu")
     if device == "cuda" and not cuda:
-        raise InputError("device cuda: PyTorch sees no CUDA GPU (CPU-only torch build or no driver); use --device cpu")
+        raise InputError(
+            "device cuda: PyTorch sees no CUDA GPU (CPU-only torch build or no driver); choose device cpu or auto"
+        )
     if device == "mps" and not mps:
-        raise InputError("device mps: PyTorch sees no Apple GPU; use --device cpu")
+        raise InputError("device mps: PyTorch sees no Apple GPU; choose device cpu or auto")
     return torch.device("cuda:0" if device == "cuda" else device)
 
 

@@ -1,20 +1,37 @@
 """What hardware inference will use, in words the analyst understands.
 
 Shown in the dock before a run ("CUDA GPU: NVIDIA H200" or "CPU"); after a run the
-dock shows the engine's own ``result.device`` instead, which is what actually ran.
+dock shows the engine's own ``result.device`` instead, which is what actually ran. A choice
+this machine cannot run (cuda without a CUDA GPU) is said to be unusable, because the engine
+refuses it rather than quietly running on the CPU.
 """
 
 from __future__ import annotations
 
 
-def describe_device(choice: str = "auto") -> str:
-    """A short description of the device that ``choice`` (auto/cpu/cuda) resolves to on this machine."""
+def describe_device(choice: str = "auto") -> tuple[str, bool]:
+    """What ``choice`` (one of the engine's DEVICES) runs on here, and whether the engine can run it."""
     if choice == "cpu":
-        return "CPU"
+        return "CPU", True
+    if choice == "mps":
+        if _apple_gpu():
+            return "Apple GPU (PyTorch models)", True
+        return "No Apple GPU here: choose device auto or cpu.", False
     gpu = _cuda_gpu_name()
     if gpu:
-        return f"CUDA GPU: {gpu}"
-    return "CPU (no usable CUDA GPU found)" if choice == "auto" else "CUDA requested but not available: CPU"
+        return f"CUDA GPU: {gpu}", True
+    if choice == "auto":
+        return "CPU (no usable CUDA GPU found)", True
+    return "No usable CUDA GPU on this machine: choose device auto or cpu.", False
+
+
+def _apple_gpu() -> bool:
+    try:
+        import torch
+
+        return bool(torch.backends.mps.is_available())
+    except Exception:  # torch missing or too old for MPS
+        return False
 
 
 def _cuda_gpu_name() -> str | None:

@@ -1,27 +1,29 @@
 """The "Landslide detection" dock panel: pick layers and a model, run, see the result.
 
-The panel only collects choices and shows results. The run itself is a
-:class:`DetectTask` in QGIS's task manager, so the UI stays responsive, the progress
-bar follows the engine, and Cancel stops the engine between batches.
+The panel only collects choices and shows results. It offers what ``landslide:detect`` offers,
+the rarely changed options folded away under *Advanced options*, and hands its choices to the
+same translation as the Toolbox (:mod:`landslide_qgis.engine_request`). The run itself is a
+:class:`DetectTask` in QGIS's task manager, so the UI stays responsive, the progress bar
+follows the engine, and Cancel stops the engine between batches. The engine's warnings are
+shown under the result and written to the QGIS message log.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-import tempfile
 from pathlib import Path
 
 from osgeo import gdal
 from qgis.core import (
+    Qgis,
     QgsApplication,
     QgsMapLayerProxyModel,
-    QgsProcessingException,
-    QgsProcessingUtils,
+    QgsMessageLog,
     QgsProject,
     QgsRasterLayer,
 )
-from qgis.gui import QgsDockWidget, QgsFileWidget, QgsMapLayerComboBox
+from qgis.gui import QgsCollapsibleGroupBox, QgsDockWidget, QgsExtentWidget, QgsFileWidget, QgsMapLayerComboBox
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import (
     QCheckBox,
@@ -36,23 +38,29 @@ from qgis.PyQt.QtWidgets import (
     QListWidgetItem,
     QProgressBar,
     QPushButton,
+    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from landslide_engine.errors import InputError
+from landslide_engine.options import PRECISIONS, REFLECTANCE_SCALES
 from landslide_qgis import dependencies, settings
+from landslide_qgis.engine_request import RunChoices, SceneChoices, predict_request, request_defaults
 from landslide_qgis.gui.detect_task import DetectTask, ModelRun
 from landslide_qgis.gui.device_info import describe_device
 from landslide_qgis.gui.layer_roles import RasterInfo, suggest_roles
-from landslide_qgis.gui.result_layers import add_result_group
-from landslide_qgis.processing.detect_algorithm import REFLECTANCE_SCALES, parse_band_map
+from landslide_qgis.gui.result_layers import ROLE_PROPERTY, add_result_group, group_title, run_time, scene_name
+from landslide_qgis.processing.scene_parameters import BAND_MAP_HELP, REFLECTANCE_SCALE_HELP
 
 MODEL_FILE_FILTER = "Model packages (*.onnx *.pt)"
+LOG_TAG = "Landslide Mapper"
+WARNING_STYLE = "color: #9a5b00;"  # dark amber: readable on light and dark panel themes
+ERROR_STYLE = "color: #b00020;"
 
 
 class LandslideDock(QgsDockWidget):
-    """Inputs, model, device and threshold on top; Run/Cancel, progress and the area summary below."""
+    """Inputs, model, device and threshold on top, advanced options folded; Run/Cancel and the result below."""
 
     def __init__(self, iface, parent: QWidget | None = None) -> None:
         super().__init__("Landslide detection", parent)
@@ -60,15 +68,18 @@ class LandslideDock(QgsDockWidget):
         self.iface = iface
         self.task: DetectTask | None = None
         self._device_described = False
+        self._device_problem: str | None = None
+        self._run_scene = ""
         self._build_ui()
         project = QgsProject.instance()
-        project.layersAdded.connect(self._layers_changed)
-        project.layersRemoved.connect(self._layers_changed)
+        project.layersAdded.connect(self._layers_added)
+        project.layersRemoved.connect(self._layers_removed)
         self.refresh_models()
         self.refresh_layers()
 
     # ---- UI -------------------------------------------------------------------------------------------------
     def _build_ui(self) -> None:
+        defaults = request_defaults()
         body = QWidget(self)
         layout = QVBoxLayout(body)
         form = QFormLayout()
@@ -81,10 +92,13 @@ class LandslideDock(QgsDockWidget):
         self.dem_combo = QgsMapLayerComboBox(body)
         self.dem_combo.setFilters(QgsMapLayerProxyModel.Filter.RasterLayer)
         self.dem_combo.setAllowEmptyLayer(True)  # rather empty than silently the first raster
+        self.dem_combo.setLayer(None)
+        self.dem_combo.setToolTip("One band of elevations in metres, any CRS.")
         form.addRow("DEM", self.dem_combo)
         self.slope_combo = QgsMapLayerComboBox(body)
         self.slope_combo.setFilters(QgsMapLayerProxyModel.Filter.RasterLayer)
         self.slope_combo.setAllowEmptyLayer(True)
+        self.slope_combo.setLayer(None)
         self.slope_combo.setToolTip("Optional: computed from the DEM when empty.")
         form.addRow("Slope", self.slope_combo)
         self.suggest_button = QPushButton("Suggest layers from names", body)
@@ -120,19 +134,20 @@ class LandslideDock(QgsDockWidget):
 
         self.scale_combo = QComboBox(body)
         self.scale_combo.addItems(list(REFLECTANCE_SCALES))
-        self.scale_combo.setToolTip(
-            "l1c: ESA digital numbers (reflectance × 10000); x1000: reflectance × 1000 (ARCSI and others); "
-            "0-1: reflectance as floats."
-        )
+        if defaults.get("reflectance_scale") in REFLECTANCE_SCALES:
+            self.scale_combo.setCurrentText(defaults["reflectance_scale"])
+        self.scale_combo.setToolTip(REFLECTANCE_SCALE_HELP)
         form.addRow("Reflectance scale", self.scale_combo)
-        self.band_map_edit = QLineEdit(body)
-        self.band_map_edit.setPlaceholderText("only if bands are not identified, e.g. B2=1,B3=2,B4=3")
-        form.addRow("Band map", self.band_map_edit)
 
         self.output_widget = QgsFileWidget(body)
         self.output_widget.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
-        self.output_widget.setToolTip("Where result files are written; a temporary folder when empty.")
+        self.output_widget.setToolTip(
+            "Where result files are written; when empty, the folder set in Processing → Options → Providers → "
+            "Landslide detection (by default a 'landslides' folder next to the saved project)."
+        )
         form.addRow("Output folder", self.output_widget)
+
+        layout.addWidget(self._build_advanced(body, defaults))
 
         buttons = QHBoxLayout()
         self.run_button = QPushButton("Run", body)
@@ -154,8 +169,53 @@ class LandslideDock(QgsDockWidget):
         self.summary_label.setWordWrap(True)
         self.summary_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.summary_label)
+        self.warnings_label = QLabel("", body)
+        self.warnings_label.setWordWrap(True)
+        self.warnings_label.setStyleSheet(WARNING_STYLE)
+        self.warnings_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.warnings_label)
         layout.addStretch(1)
         self.setWidget(body)
+
+    def _build_advanced(self, body: QWidget, defaults: dict) -> QgsCollapsibleGroupBox:
+        """The options ``landslide:detect`` keeps under *Advanced parameters*, folded the same way."""
+        box = QgsCollapsibleGroupBox("Advanced options", body)
+        box.setCollapsed(True)
+        form = QFormLayout(box)
+        self.min_area_spin = QDoubleSpinBox(box)
+        self.min_area_spin.setRange(0.0, 1e9)
+        self.min_area_spin.setDecimals(0)
+        self.min_area_spin.setSingleStep(100.0)
+        self.min_area_spin.setSuffix(" m²")
+        self.min_area_spin.setValue(float(defaults.get("min_area_m2") or 0.0))
+        self.min_area_spin.setToolTip("Polygons smaller than this are dropped (the mask keeps them).")
+        form.addRow("Minimum polygon area", self.min_area_spin)
+        self.overlap_spin = QSpinBox(box)
+        self.overlap_spin.setRange(0, 96)
+        self.overlap_spin.setSuffix(" px")
+        self.overlap_spin.setValue(int(defaults.get("overlap") or 0))
+        self.overlap_spin.setToolTip("Overlapping patches are blended, which removes seams at patch borders.")
+        form.addRow("Patch overlap", self.overlap_spin)
+        self.tta_check = QCheckBox("Test-time augmentation (flips; 4× slower)", box)
+        form.addRow("", self.tta_check)
+        self.precision_combo = QComboBox(box)
+        self.precision_combo.addItems(list(PRECISIONS))
+        if defaults.get("precision") in PRECISIONS:
+            self.precision_combo.setCurrentText(defaults["precision"])
+        self.precision_combo.setToolTip("fp32: full precision; bf16: .pt models; fp16: .pt models on a GPU only.")
+        form.addRow("Model number format", self.precision_combo)
+        self.extent_widget = QgsExtentWidget(box)
+        self.extent_widget.setNullValueAllowed(True, "Whole scene")
+        self.extent_widget.clear()
+        if self.iface is not None and hasattr(self.iface, "mapCanvas") and self.iface.mapCanvas() is not None:
+            self.extent_widget.setMapCanvas(self.iface.mapCanvas())
+        form.addRow("Extent", self.extent_widget)
+        self.band_map_edit = QLineEdit(box)
+        self.band_map_edit.setPlaceholderText("only if bands are not identified, e.g. B2=1,B3=2,B4=3")
+        self.band_map_edit.setToolTip(BAND_MAP_HELP)
+        form.addRow("Band map", self.band_map_edit)
+        self.advanced_box = box
+        return box
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
@@ -163,13 +223,18 @@ class LandslideDock(QgsDockWidget):
             self._describe_device(self.device_combo.currentText())
 
     # ---- layers and models ---------------------------------------------------------------------------------
-    def _layers_changed(self, *_args) -> None:
-        self.refresh_layers()
+    def _layers_added(self, layers) -> None:
+        """List new rasters; suggest roles only for the pickers still empty, and never because of results."""
+        new = [layer for layer in layers if isinstance(layer, QgsRasterLayer)]
+        if new:
+            self.refresh_layers(suggest_empty=any(not _is_result(layer) for layer in new))
 
-    def refresh_layers(self) -> None:
-        """List the project's rasters as Sentinel-2 candidates, keeping checks; suggest roles for new ones."""
+    def _layers_removed(self, _layer_ids) -> None:
+        self.refresh_layers(suggest_empty=False)
+
+    def refresh_layers(self, suggest_empty: bool = True) -> None:
+        """List the project's rasters as Sentinel-2 candidates, keeping the analyst's checks."""
         checked = set(self.selected_s2_ids())
-        known = {self.s2_list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.s2_list.count())}
         self.s2_list.clear()
         for layer in self._raster_layers():
             item = QListWidgetItem(layer.name())
@@ -177,26 +242,29 @@ class LandslideDock(QgsDockWidget):
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             item.setCheckState(Qt.CheckState.Checked if layer.id() in checked else Qt.CheckState.Unchecked)
             self.s2_list.addItem(item)
-        if any(layer.id() not in known for layer in self._raster_layers()):
-            self.apply_suggestions()
+        if suggest_empty:
+            self.apply_suggestions(only_empty=True)
 
-    def apply_suggestions(self) -> None:
-        """Pre-select Sentinel-2, DEM and slope from layer names and band descriptions."""
-        layers = self._raster_layers()
+    def apply_suggestions(self, only_empty: bool = False) -> None:
+        """Pre-select Sentinel-2, DEM and slope from layer names and band descriptions.
+
+        With ``only_empty`` (layers were added) a picker the analyst has already set is left alone; the
+        *Suggest* button replaces every pick. The dock's own result layers are never suggested.
+        """
+        layers = [layer for layer in self._raster_layers() if not _is_result(layer)]
         suggestion = suggest_roles([_raster_info(layer) for layer in layers])
         by_id = {layer.id(): layer for layer in layers}
-        if suggestion.s2:
+        if suggestion.s2 and not (only_empty and self.selected_s2_ids()):
             for i in range(self.s2_list.count()):
                 item = self.s2_list.item(i)
-                item.setCheckState(
-                    Qt.CheckState.Checked
-                    if item.data(Qt.ItemDataRole.UserRole) in suggestion.s2
-                    else Qt.CheckState.Unchecked
-                )
-        if suggestion.dem in by_id or self.dem_combo.currentLayer() is None:
+                picked = item.data(Qt.ItemDataRole.UserRole) in suggestion.s2
+                item.setCheckState(Qt.CheckState.Checked if picked else Qt.CheckState.Unchecked)
+        if not (only_empty and self.dem_combo.currentLayer() is not None):
+            # only a single-band layer that looks like a DEM: never a Sentinel-2 stack
             self.dem_combo.setLayer(by_id.get(suggestion.dem))
-        # empty unless a layer looks like slope: a wrong slope is worse than one computed from the DEM
-        self.slope_combo.setLayer(by_id.get(suggestion.slope))
+        if not (only_empty and self.slope_combo.currentLayer() is not None):
+            # empty unless a layer looks like slope: a wrong slope is worse than one computed from the DEM
+            self.slope_combo.setLayer(by_id.get(suggestion.slope))
 
     def selected_s2_ids(self) -> list[str]:
         return [
@@ -208,6 +276,7 @@ class LandslideDock(QgsDockWidget):
     def refresh_models(self) -> None:
         """Fill the model list from the engine's catalog (built-in first, then the models folder)."""
         self.model_combo.clear()
+        self._model_names: dict[str, str] = {}
         try:
             from landslide_engine.models.catalog import list_models
 
@@ -222,6 +291,7 @@ class LandslideDock(QgsDockWidget):
             f1 = (info.metrics or {}).get("f1")
             detail = f"{info.architecture}/{info.encoder}" + (f", F1 {f1:.3f}" if isinstance(f1, float) else "")
             self.model_combo.addItem(f"{info.name} ({detail}, {info.origin})", str(info.path))
+            self._model_names[str(info.path)] = info.name
 
     def add_model_file(self, path: str) -> None:
         """Add a package file to the list (or select it when already listed)."""
@@ -237,8 +307,12 @@ class LandslideDock(QgsDockWidget):
             self.add_model_file(path)
 
     def _describe_device(self, choice: str) -> None:
+        """Say what ``choice`` runs on here; a choice this machine cannot run is said so, and Run refuses it."""
         self._device_described = True
-        self.device_label.setText(describe_device(choice))
+        text, usable = describe_device(choice)
+        self._device_problem = None if usable else text
+        self.device_label.setText(text)
+        self.device_label.setStyleSheet("" if usable else ERROR_STYLE)
 
     # ---- running --------------------------------------------------------------------------------------------
     def start_run(self) -> DetectTask | None:
@@ -249,49 +323,72 @@ class LandslideDock(QgsDockWidget):
         if missing:
             self._show_error(dependencies.missing_message(missing))
             return None
+        if not self._device_described:
+            self._describe_device(self.device_combo.currentText())
+        if self._device_problem:
+            self._show_error(self._device_problem)
+            return None
         project = QgsProject.instance()
-        s2 = [project.mapLayer(layer_id).source() for layer_id in self.selected_s2_ids()]
+        s2_layers = [project.mapLayer(layer_id) for layer_id in self.selected_s2_ids()]
         dem = self.dem_combo.currentLayer()
-        if not s2 or dem is None:
+        if not s2_layers or dem is None:
             self._show_error("Choose the Sentinel-2 layer(s) and a DEM.")
             return None
         runs = self._model_runs()
         if not runs:
             self._show_error("Choose a model: none is built in and the models folder is empty; use Browse….")
             return None
-
         try:
-            band_map = parse_band_map(self.band_map_edit.text())
-        except QgsProcessingException as exc:
+            request = predict_request(self.scene_choices(s2_layers, dem), self.run_choices(), str(runs[0].out_dir))
+        except InputError as exc:
             self._show_error(str(exc))
             return None
 
-        from landslide_engine.pipeline import PredictRequest
-
-        slope = self.slope_combo.currentLayer()
-        threshold = self.threshold_spin.value()
-        request = PredictRequest(
-            s2=s2,
-            dem=dem.source(),
-            out_dir=str(runs[0].out_dir),
-            slope=slope.source() if slope is not None else None,
-            device=self.device_combo.currentText(),
-            batch_size=settings.batch_size(),
-            threshold=threshold if threshold > 0 else None,
-            band_map=band_map,
-            reflectance_scale=self.scale_combo.currentText(),
-        )
         task = DetectTask(request, runs)
         task.progressChanged.connect(lambda value: self.progress_bar.setValue(int(value)))
         task.stage.connect(self.status_label.setText)
         task.succeeded.connect(self._show_results)
         task.failed.connect(self._show_failure)
         self.task = task
+        self._run_scene = scene_name([layer.name() for layer in s2_layers])
         self._set_running(True)
         self.summary_label.setText("")
+        self.warnings_label.setText("")
         self.status_label.setText("Starting…")
+        self.status_label.setStyleSheet("")
         QgsApplication.taskManager().addTask(task)
         return task
+
+    def scene_choices(self, s2_layers: list, dem) -> SceneChoices:
+        """The panel's scene inputs, as the Toolbox's scene parameters give them."""
+        slope = self.slope_combo.currentLayer()
+        extent, extent_crs = None, None
+        if self.extent_widget.isValid():
+            rect, crs = self.extent_widget.outputExtent(), self.extent_widget.outputCrs()
+            extent = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
+            extent_crs = (crs.authid() or crs.toWkt()) if crs.isValid() else None
+        return SceneChoices(
+            s2=[layer.source() for layer in s2_layers],
+            dem=dem.source(),
+            slope=slope.source() if slope is not None else None,
+            band_map=self.band_map_edit.text(),
+            reflectance_scale=self.scale_combo.currentText(),
+            extent=extent,
+            extent_crs=extent_crs,
+        )
+
+    def run_choices(self) -> RunChoices:
+        """The panel's run options; the model of each run is set by :class:`DetectTask`."""
+        threshold = self.threshold_spin.value()
+        return RunChoices(
+            device=self.device_combo.currentText(),
+            precision=self.precision_combo.currentText(),
+            batch_size=settings.batch_size(),
+            overlap=self.overlap_spin.value(),
+            threshold=threshold if threshold > 0 else None,
+            tta=self.tta_check.isChecked(),
+            min_area_m2=self.min_area_spin.value(),
+        )
 
     def cancel_run(self) -> None:
         if self.task is not None:
@@ -306,28 +403,45 @@ class LandslideDock(QgsDockWidget):
             paths = [self.model_combo.currentData()] if self.model_combo.currentData() else []
         runs = []
         for path in paths:
-            label = Path(path).stem
+            label = self._model_names.get(path) or Path(path).stem
             runs.append(ModelRun(label=label, model_path=Path(path), out_dir=base / label if len(paths) > 1 else base))
         return runs
 
     def _output_base(self) -> Path:
+        """A new folder for this run under the chosen folder, or under the persistent results folder."""
         stamp = dt.datetime.now().strftime("landslides_%Y%m%d_%H%M%S")
         chosen = self.output_widget.filePath()
         if chosen and os.path.isdir(chosen):
             return Path(chosen) / stamp
-        return Path(tempfile.mkdtemp(prefix=stamp + "_", dir=QgsProcessingUtils.tempFolder()))
+        return settings.results_folder(QgsProject.instance().absolutePath()) / stamp
 
     def _show_results(self, results: list) -> None:
         self._finish_run()
-        title = "Landslides " + dt.datetime.now().strftime("%Y-%m-%d %H:%M")
-        add_result_group(QgsProject.instance(), title, [(run.label, result) for run, result in results])
+        when = run_time()
+        add_result_group(
+            QgsProject.instance(),
+            group_title(self._run_scene, when),
+            [(run.label, result) for run, result in results],
+            self._run_scene,
+            when,
+        )
         lines = [
             f"{run.label}: {result.n_landslides} landslides, {result.landslide_area_m2 / 1e6:.3f} km² ({result.device})"
             for run, result in results
         ]
+        folder = results[0][0].out_dir.parent if len(results) > 1 else results[0][0].out_dir
+        lines.append(f"Files: {folder}")
         self.summary_label.setText("\n".join(lines))
         self.status_label.setText("Done.")
-        self.device_label.setText(f"Ran on {results[-1][1].device}" if results else self.device_label.text())
+        self.device_label.setText(f"Ran on {results[-1][1].device}")
+        self._show_warnings([warning for _, result in results for warning in result.warnings])
+
+    def _show_warnings(self, warnings: list[str]) -> None:
+        """The engine's warnings under the result and in the QGIS message log (each once)."""
+        unique = list(dict.fromkeys(warnings))
+        for warning in unique:
+            QgsMessageLog.logMessage(warning, LOG_TAG, Qgis.MessageLevel.Warning)
+        self.warnings_label.setText("\n".join(f"Warning: {warning}" for warning in unique))
 
     def _show_failure(self, message: str) -> None:
         self._finish_run()
@@ -339,11 +453,13 @@ class LandslideDock(QgsDockWidget):
 
     def _show_error(self, message: str) -> None:
         self.status_label.setText(message)
+        self.status_label.setStyleSheet(ERROR_STYLE)
         self.iface.messageBar().pushWarning("Landslide detection", message)
 
     def _finish_run(self) -> None:
         self.task = None
         self._set_running(False)
+        self.status_label.setStyleSheet("")
 
     def _set_running(self, running: bool) -> None:
         self.run_button.setEnabled(not running)
@@ -357,10 +473,15 @@ class LandslideDock(QgsDockWidget):
     def teardown(self) -> None:
         """Stop following the project and cancel a running task; called when the plugin unloads."""
         project = QgsProject.instance()
-        project.layersAdded.disconnect(self._layers_changed)
-        project.layersRemoved.disconnect(self._layers_changed)
+        project.layersAdded.disconnect(self._layers_added)
+        project.layersRemoved.disconnect(self._layers_removed)
         if self.task is not None:
             self.task.cancel()
+
+
+def _is_result(layer) -> bool:
+    """A result layer of this plugin (dock or Toolbox): styled by it, never an input suggestion."""
+    return layer.customProperty(ROLE_PROPERTY) is not None
 
 
 def _raster_info(layer: QgsRasterLayer) -> RasterInfo:

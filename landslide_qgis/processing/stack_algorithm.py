@@ -7,22 +7,22 @@ The stacking itself (band identification, warping, slope, scaling) is the engine
 
 from __future__ import annotations
 
-from qgis.core import (
-    QgsProcessing,
-    QgsProcessingAlgorithm,
-    QgsProcessingException,
-    QgsProcessingParameterMultipleLayers,
-    QgsProcessingParameterRasterDestination,
-    QgsProcessingParameterRasterLayer,
-)
+from qgis.core import QgsProcessingAlgorithm, QgsProcessingParameterRasterDestination
 
+from landslide_qgis.engine_request import stack_arguments
+from landslide_qgis.processing import model_parameters, scene_parameters
 from landslide_qgis.processing.engine_bridge import engine_callbacks, engine_errors
 
 
 class StackAlgorithm(QgsProcessingAlgorithm):
-    SENTINEL2 = "SENTINEL2"
-    DEM = "DEM"
-    SLOPE = "SLOPE"
+    SENTINEL2 = scene_parameters.SENTINEL2
+    DEM = scene_parameters.DEM
+    SLOPE = scene_parameters.SLOPE
+    EXTENT = scene_parameters.EXTENT
+    REFLECTANCE_SCALE = scene_parameters.REFLECTANCE_SCALE
+    BAND_MAP = scene_parameters.BAND_MAP
+    MODEL = model_parameters.MODEL
+    MODEL_FILE = model_parameters.MODEL_FILE
     OUTPUT = "OUTPUT"
 
     def name(self) -> str:
@@ -41,43 +41,29 @@ class StackAlgorithm(QgsProcessingAlgorithm):
         return (
             "Warps Sentinel-2, the DEM and the slope onto the Sentinel-2 grid and writes the 14 bands a "
             "Landslide4Sense model reads: B1…B12 (without B8A), slope (B13) and elevation (B14), each divided by "
-            "the dataset's per-band divisor. This is exactly the input of Detect landslides."
+            "the dataset's per-band divisor. It takes the same inputs as Detect landslides (reflectance scale, "
+            "band map, extent) and writes exactly what the chosen model sees: a band the input lacks (B10 in "
+            "L2A products) is filled with that model's constant, as Detect landslides does."
         )
 
     def createInstance(self) -> StackAlgorithm:
         return StackAlgorithm()
 
     def initAlgorithm(self, config=None) -> None:
-        s2 = QgsProcessingParameterMultipleLayers(
-            self.SENTINEL2, "Sentinel-2 layer(s)", QgsProcessing.SourceType.TypeRaster
-        )
-        s2.setHelp("One multi-band Sentinel-2 L1C layer, or one single-band layer per band.")
-        self.addParameter(s2)
-        self.addParameter(QgsProcessingParameterRasterLayer(self.DEM, "DEM (elevation in metres)"))
-        slope = QgsProcessingParameterRasterLayer(self.SLOPE, "Slope (degrees)", optional=True)
-        slope.setHelp("Optional; when empty, slope is computed from the DEM.")
-        self.addParameter(slope)
+        extent, *advanced = scene_parameters.add_scene_parameters(self)
+        self.addParameter(extent)
+        models = model_parameters.parameters("The model whose input to write: its constants fill missing bands.")
+        scene_parameters.add_advanced(self, [*advanced, *models])
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Stacked model input"))
 
     def processAlgorithm(self, parameters, context, feedback):
-        s2 = [layer.source() for layer in self.parameterAsLayerList(parameters, self.SENTINEL2, context)]
-        if not s2:
-            raise QgsProcessingException("SENTINEL2: select at least one Sentinel-2 raster layer")
-        dem = self.parameterAsRasterLayer(parameters, self.DEM, context)
-        if dem is None:
-            raise QgsProcessingException(self.invalidRasterError(parameters, self.DEM))
-        slope = self.parameterAsRasterLayer(parameters, self.SLOPE, context)
+        scene = scene_parameters.scene_choices(self, parameters, context)
+        model = model_parameters.chosen_model(self, parameters, context)
         out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         progress, cancelled = engine_callbacks(feedback)
         with engine_errors():
             from landslide_engine.pipeline import stack_to_file
 
-            stack_to_file(
-                s2,
-                dem.source(),
-                out,
-                slope=slope.source() if slope is not None else None,
-                progress=progress,
-                cancelled=cancelled,
-            )
+            arguments = stack_arguments(scene, str(model))
+            stack_to_file(out=out, progress=progress, cancelled=cancelled, **arguments)
         return {self.OUTPUT: out}

@@ -1,0 +1,19 @@
+"""The choices every front end offers (CLI, Processing Toolbox, dock), listed once.
+
+Each list is imported by the CLI's argument parser, the QGIS algorithms and the dock, so
+that they cannot drift apart. This module imports nothing: QGIS builds its parameter
+lists from it even when rasterio or an inference runtime is missing from its Python.
+"""
+
+from __future__ import annotations
+
+# where the model runs: auto picks a CUDA (or Apple) GPU when one is usable, else the CPU
+DEVICES = ("auto", "cpu", "cuda", "mps")
+# what runs the model: auto runs .onnx packages with ONNX Runtime and .pt packages with PyTorch
+BACKENDS = ("auto", "onnx", "torch")
+# the number format of the model's arithmetic; bf16/fp16 need the torch backend
+PRECISIONS = ("fp32", "bf16", "fp16")
+# how the Sentinel-2 files store reflectance: ESA digital numbers (x 10000), x 1000 (ARCSI and others), 0-1 floats
+REFLECTANCE_SCALES = ("l1c", "x1000", "0-1")
+# other spellings the CLI has always accepted, and the scale each one means
+REFLECTANCE_SCALE_ALIASES = {"x10000": "l1c", "float": "0-1"}

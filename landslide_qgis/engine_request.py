@@ -1,0 +1,134 @@
+"""The one translation from what an analyst chose in QGIS to what the engine runs.
+
+The Processing algorithms and the dock collect the same choices with different widgets.
+Both hand them over as :class:`SceneChoices` (the inputs, shared by detect and stack) and
+:class:`RunChoices` (the model run), and this module alone turns them into the engine's
+``PredictRequest`` or ``stack_to_file`` arguments. A choice left as ``None`` takes the
+engine's own default, so no front end carries a copy of a default value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from landslide_engine.errors import InputError
+
+
+@dataclass(frozen=True)
+class SceneChoices:
+    """Which rasters make the scene, and how to read them (the inputs of detect and stack)."""
+
+    s2: list[str]
+    dem: str
+    slope: str | None = None
+    band_map: str = ""  # "B2=1, B8=nir.tif": parsed here, validated by the engine
+    reflectance_scale: str | None = None
+    extent: tuple[float, float, float, float] | None = None
+    extent_crs: str | None = None
+
+
+@dataclass(frozen=True)
+class RunChoices:
+    """How to run the model over the scene."""
+
+    model: str | None = None
+    device: str | None = None
+    precision: str | None = None
+    batch_size: int | None = None
+    overlap: int | None = None
+    threshold: float | None = None  # None: the model's own threshold
+    tta: bool = False
+    min_area_m2: float | None = None
+
+
+def request_defaults() -> dict[str, Any]:
+    """The engine's defaults for each ``PredictRequest`` field; empty when the engine cannot be imported.
+
+    QGIS shows them as parameter and widget defaults. When the engine's dependencies are missing the
+    Toolbox still lists the algorithms (with empty defaults), and a run says what to install.
+    """
+    try:
+        from landslide_engine.pipeline import PredictRequest
+    except ImportError:
+        return {}
+    return {
+        field.name: field.default
+        for field in dataclasses.fields(PredictRequest)
+        if field.default is not dataclasses.MISSING
+    }
+
+
+def predict_request(scene: SceneChoices, run: RunChoices, out_dir: str):
+    """The engine's ``PredictRequest`` for these choices, writing into ``out_dir``."""
+    from landslide_engine.pipeline import PredictRequest
+
+    _require_inputs(scene)
+    chosen = {
+        "slope": scene.slope,
+        "model": run.model,
+        "device": run.device,
+        "precision": run.precision,
+        "batch_size": run.batch_size,
+        "overlap": run.overlap,
+        "threshold": run.threshold,
+        "extent": scene.extent,
+        "extent_crs": scene.extent_crs,
+        "band_map": parse_band_map(scene.band_map),
+        "reflectance_scale": scene.reflectance_scale,
+        "min_area_m2": run.min_area_m2,
+    }
+    return PredictRequest(
+        s2=list(scene.s2),
+        dem=scene.dem,
+        out_dir=out_dir,
+        tta=run.tta,
+        **{name: value for name, value in chosen.items() if value is not None},
+    )
+
+
+def stack_arguments(scene: SceneChoices, model: str | None = None) -> dict[str, Any]:
+    """Keyword arguments of the engine's ``stack_to_file`` for these choices (all but the output path).
+
+    With a ``model`` package, the bands the input lacks are filled with that model's constants, as
+    ``predict_scene`` fills them, so the stack accepts every scene detection accepts.
+    """
+    _require_inputs(scene)
+    chosen = {
+        "fill_values": _fill_values(model) if model else None,
+        "slope": scene.slope,
+        "band_map": parse_band_map(scene.band_map),
+        "reflectance_scale": scene.reflectance_scale,
+        "extent": scene.extent,
+        "extent_crs": scene.extent_crs,
+    }
+    return {"s2": list(scene.s2), "dem": scene.dem, **{k: v for k, v in chosen.items() if v is not None}}
+
+
+def parse_band_map(text: str | None) -> dict[str, str] | None:
+    """``"B2=1, B8=nir.tif"`` -> ``{"B2": "1", "B8": "nir.tif"}``; the engine validates band names and sources."""
+    if not text or not text.strip():
+        return None
+    pairs = {}
+    for item in text.replace(";", ",").split(","):
+        if not item.strip():
+            continue
+        band, sep, source = item.partition("=")
+        if not sep or not band.strip() or not source.strip():
+            raise InputError(f"band map: {item.strip()!r} is not BAND=SOURCE (e.g. B4=3)")
+        pairs[band.strip()] = source.strip()
+    return pairs
+
+
+def _fill_values(model: str) -> dict[str, float]:
+    from landslide_engine.models.package import load_package
+
+    return dict(load_package(model).metadata.fillable_bands)
+
+
+def _require_inputs(scene: SceneChoices) -> None:
+    if not scene.s2:
+        raise InputError("Sentinel-2: choose at least one Sentinel-2 raster layer")
+    if not scene.dem:
+        raise InputError("DEM: choose a DEM raster layer")

@@ -1,0 +1,115 @@
+"""The scene inputs that ``landslide:detect`` and ``landslide:stack`` share, defined and read once.
+
+Both algorithms read the same Sentinel-2 layers, DEM, slope, band map, reflectance scale
+and extent, so that whatever one accepts the other accepts too. The parameters are
+declared here and read into :class:`~landslide_qgis.engine_request.SceneChoices`.
+"""
+
+from __future__ import annotations
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterExtent,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+)
+
+from landslide_engine.options import REFLECTANCE_SCALES
+from landslide_qgis.engine_request import SceneChoices, request_defaults
+
+SENTINEL2 = "SENTINEL2"
+DEM = "DEM"
+SLOPE = "SLOPE"
+EXTENT = "EXTENT"
+REFLECTANCE_SCALE = "REFLECTANCE_SCALE"
+BAND_MAP = "BAND_MAP"
+
+REFLECTANCE_SCALE_HELP = (
+    "How the Sentinel-2 files store reflectance. l1c: ESA digital numbers (reflectance × 10000, the "
+    "Landslide4Sense convention); x1000: reflectance × 1000 (ARCSI and others); 0-1: reflectance as floats. "
+    "A wrong scale ruins every prediction."
+)
+BAND_MAP_HELP = (
+    "Names the Sentinel-2 bands the descriptions and file names do not identify, as BAND=SOURCE pairs "
+    "separated by commas: a band number of the only input (B2=1), a file (B8=nir.tif) or both (B4=scene.tif:3)."
+)
+
+
+def add_scene_parameters(algorithm: QgsProcessingAlgorithm) -> list[QgsProcessingParameterDefinition]:
+    """Add Sentinel-2, DEM and slope to ``algorithm``; return extent, reflectance scale and band map.
+
+    The caller adds those three after its own main parameters (the scale and band map as advanced ones,
+    :func:`add_advanced`), which keeps the dialog's main section short.
+    """
+    s2 = QgsProcessingParameterMultipleLayers(SENTINEL2, "Sentinel-2 layer(s)", QgsProcessing.SourceType.TypeRaster)
+    s2.setHelp("One multi-band Sentinel-2 L1C layer, or one single-band layer per band.")
+    algorithm.addParameter(s2)
+    dem = QgsProcessingParameterRasterLayer(DEM, "DEM (elevation in metres)")
+    dem.setHelp("One band of elevations in metres, any CRS and resolution; it is warped onto the Sentinel-2 grid.")
+    algorithm.addParameter(dem)
+    slope = QgsProcessingParameterRasterLayer(SLOPE, "Slope (degrees)", optional=True)
+    slope.setHelp("Optional; when empty, slope is computed from the DEM with Horn's method.")
+    algorithm.addParameter(slope)
+
+    extent = QgsProcessingParameterExtent(EXTENT, "Process only this extent", optional=True)
+    extent.setHelp("Limits the run to part of the scene; in any CRS.")
+    default_scale = request_defaults().get("reflectance_scale")
+    scale = QgsProcessingParameterEnum(
+        REFLECTANCE_SCALE,
+        "Sentinel-2 reflectance scale",
+        options=list(REFLECTANCE_SCALES),
+        defaultValue=default_scale if default_scale in REFLECTANCE_SCALES else None,
+        optional=True,  # empty: the engine's default
+    )
+    scale.setUsesStaticStrings(True)
+    scale.setHelp(REFLECTANCE_SCALE_HELP)
+    band_map = QgsProcessingParameterString(BAND_MAP, "Band map (when bands cannot be identified)", optional=True)
+    band_map.setHelp(BAND_MAP_HELP)
+    return [extent, scale, band_map]
+
+
+def add_advanced(algorithm: QgsProcessingAlgorithm, parameters: list[QgsProcessingParameterDefinition]) -> None:
+    """Add ``parameters`` to ``algorithm`` folded under the dialog's *Advanced Parameters*."""
+    for parameter in parameters:
+        parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+        algorithm.addParameter(parameter)
+
+
+def scene_choices(algorithm: QgsProcessingAlgorithm, parameters: dict, context: QgsProcessingContext) -> SceneChoices:
+    """The scene parameters of a run as :class:`SceneChoices`."""
+    s2 = [layer.source() for layer in algorithm.parameterAsLayerList(parameters, SENTINEL2, context)]
+    if not s2:
+        raise QgsProcessingException("SENTINEL2: select at least one Sentinel-2 raster layer")
+    dem = algorithm.parameterAsRasterLayer(parameters, DEM, context)
+    if dem is None:
+        raise QgsProcessingException(algorithm.invalidRasterError(parameters, DEM))
+    slope = algorithm.parameterAsRasterLayer(parameters, SLOPE, context)
+    extent, extent_crs = _extent(algorithm, parameters, context)
+    return SceneChoices(
+        s2=s2,
+        dem=dem.source(),
+        slope=slope.source() if slope is not None else None,
+        band_map=algorithm.parameterAsString(parameters, BAND_MAP, context),
+        reflectance_scale=algorithm.parameterAsEnumString(parameters, REFLECTANCE_SCALE, context) or None,
+        extent=extent,
+        extent_crs=extent_crs,
+    )
+
+
+def _extent(
+    algorithm: QgsProcessingAlgorithm, parameters: dict, context: QgsProcessingContext
+) -> tuple[tuple[float, float, float, float] | None, str | None]:
+    if parameters.get(EXTENT) in (None, ""):
+        return None, None
+    rect = algorithm.parameterAsExtent(parameters, EXTENT, context)
+    if rect.isNull() or rect.isEmpty():
+        return None, None
+    crs = algorithm.parameterAsExtentCrs(parameters, EXTENT, context)
+    crs_text = (crs.authid() or crs.toWkt()) if crs.isValid() else None
+    return (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum()), crs_text
