@@ -3,7 +3,8 @@
 Following the QgsTask pattern (as Deepness does), ``run()`` works in a worker thread
 and touches no QGIS layer or widget; it only calls the engine. The results, or the
 one-line error, are handed to the dock through signals emitted from ``finished()``,
-which QGIS calls on the main thread.
+which QGIS calls on the main thread. The engine's warnings are signalled as they arise
+(queued to the main thread), so the dock shows them even when the run then fails.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class DetectTask(QgsTask):
     """Runs ``predict_scene`` once per :class:`ModelRun`, sequentially (one GPU, bounded memory)."""
 
     stage = pyqtSignal(str)  # engine stage messages, for the dock's status line
+    warned = pyqtSignal(str)  # one engine warning, prefixed with the model's label when several run
     succeeded = pyqtSignal(list)  # list[tuple[ModelRun, PredictResult]]
     failed = pyqtSignal(str)  # one line; empty when cancelled
 
@@ -50,7 +52,10 @@ class DetectTask(QgsTask):
             for index, model_run in enumerate(self._runs):
                 request = replace(self._request, model=str(model_run.model_path), out_dir=str(model_run.out_dir))
                 result = predict_scene(
-                    request, progress=self._progress_for(index, model_run.label), cancelled=self.isCanceled
+                    request,
+                    progress=self._progress_for(index, model_run.label),
+                    cancelled=self.isCanceled,
+                    warn=self._warn_for(model_run.label),
                 )
                 self._results.append((model_run, result))
         except Cancelled:
@@ -74,6 +79,14 @@ class DetectTask(QgsTask):
             self.succeeded.emit(self._results)
         else:
             self.failed.emit("" if self.isCanceled() else self._error or "detection failed; see the QGIS log")
+
+    def _warn_for(self, label: str):
+        prefix = f"{label}: " if len(self._runs) > 1 else ""
+
+        def warn(message: str) -> None:
+            self.warned.emit(prefix + message)
+
+        return warn
 
     def _progress_for(self, index: int, label: str):
         share = 100.0 / len(self._runs)

@@ -347,6 +347,7 @@ class LandslideDock(QgsDockWidget):
         task = DetectTask(request, runs)
         task.progressChanged.connect(lambda value: self.progress_bar.setValue(int(value)))
         task.stage.connect(self.status_label.setText)
+        task.warned.connect(self._show_warning)
         task.succeeded.connect(self._show_results)
         task.failed.connect(self._show_failure)
         self.task = task
@@ -434,14 +435,12 @@ class LandslideDock(QgsDockWidget):
         self.summary_label.setText("\n".join(lines))
         self.status_label.setText("Done.")
         self.device_label.setText(f"Ran on {results[-1][1].device}")
-        self._show_warnings([warning for _, result in results for warning in result.warnings])
 
-    def _show_warnings(self, warnings: list[str]) -> None:
-        """The engine's warnings under the result and in the QGIS message log (each once)."""
-        unique = list(dict.fromkeys(warnings))
-        for warning in unique:
-            QgsMessageLog.logMessage(warning, LOG_TAG, Qgis.MessageLevel.Warning)
-        self.warnings_label.setText("\n".join(f"Warning: {warning}" for warning in unique))
+    def _show_warning(self, warning: str) -> None:
+        """One engine warning under the result and in the QGIS message log, as it arises."""
+        QgsMessageLog.logMessage(warning, LOG_TAG, Qgis.MessageLevel.Warning)
+        lines = [line for line in self.warnings_label.text().split("\n") if line]
+        self.warnings_label.setText("\n".join([*lines, f"Warning: {warning}"]))
 
     def _show_failure(self, message: str) -> None:
         self._finish_run()

@@ -1,7 +1,7 @@
 """How algorithms talk to the engine: callbacks, errors and model choices.
 
-The engine reports progress as ``progress(percent, message)`` and polls
-``cancelled()``; QGIS offers a ``QgsProcessingFeedback``. The engine raises
+The engine reports progress as ``progress(percent, message)``, warnings as ``warn(message)``
+and polls ``cancelled()``; QGIS offers a ``QgsProcessingFeedback``. The engine raises
 ``InputError`` (and its subclasses) with one actionable line, ``Cancelled`` when
 asked to stop, and ``ImportError`` when QGIS's Python lacks a package; library
 failures that escaped the engine are classified by
@@ -34,6 +34,15 @@ def engine_callbacks(feedback: QgsProcessingFeedback) -> tuple[Callable[[float, 
             feedback.pushInfo(message)
 
     return progress, feedback.isCanceled
+
+
+def engine_warn(feedback: QgsProcessingFeedback) -> Callable[[str], None]:
+    """The engine's ``warn`` callback: each warning in the processing log, as a warning, when it arises."""
+
+    def warn(message: str) -> None:
+        feedback.pushWarning(f"Warning: {message}")
+
+    return warn
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ from qgis.core import (
 )
 
 from landslide_engine.slope import write_slope
-from landslide_qgis.processing.engine_bridge import engine_errors
+from landslide_qgis.processing.engine_bridge import engine_errors, engine_warn
 
 
 class SlopeAlgorithm(QgsProcessingAlgorithm):
@@ -50,5 +50,11 @@ class SlopeAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(self.invalidRasterError(parameters, self.DEM))
         out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         with engine_errors():
-            write_slope(dem.source(), out, progress=feedback.setProgress, cancelled=feedback.isCanceled)
+            write_slope(
+                dem.source(),
+                out,
+                progress=feedback.setProgress,
+                cancelled=feedback.isCanceled,
+                warn=engine_warn(feedback),
+            )
         return {self.OUTPUT: out}

@@ -11,7 +11,7 @@ from qgis.core import QgsProcessingAlgorithm, QgsProcessingParameterRasterDestin
 
 from landslide_qgis.engine_request import stack_arguments
 from landslide_qgis.processing import model_parameters, scene_parameters
-from landslide_qgis.processing.engine_bridge import engine_callbacks, engine_errors
+from landslide_qgis.processing.engine_bridge import engine_callbacks, engine_errors, engine_warn
 
 
 class StackAlgorithm(QgsProcessingAlgorithm):
@@ -65,5 +65,5 @@ class StackAlgorithm(QgsProcessingAlgorithm):
             from landslide_engine.pipeline import stack_to_file
 
             arguments = stack_arguments(scene, str(model))
-            stack_to_file(out=out, progress=progress, cancelled=cancelled, **arguments)
+            stack_to_file(out=out, progress=progress, cancelled=cancelled, warn=engine_warn(feedback), **arguments)
         return {self.OUTPUT: out}
