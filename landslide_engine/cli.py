@@ -220,9 +220,13 @@ def _run_predict(args: argparse.Namespace) -> int:
 def _add_batch(p: argparse.ArgumentParser) -> None:
     p.add_argument("scenes", nargs="+", metavar="SCENE", help="Sentinel-2 scenes, each one file as --s2 of predict")
     p.add_argument(
-        "--dem", nargs="+", required=True, metavar="DEM", help="one DEM for all scenes, or one per scene in order"
+        "--dem",
+        nargs="+",
+        required=True,
+        metavar="DEM",
+        help="the region's DEM: one file or its tiles",
     )
-    p.add_argument("--slope", nargs="+", metavar="FILE", help="slope in degrees: one for all scenes or one per scene")
+    p.add_argument("--slope", metavar="FILE", help="slope in degrees over the region (computed per scene when absent)")
     _add_mapping_arguments(p)
     p.add_argument(
         "--out", required=True, metavar="DIR", help="DIR/<scene id>/ per scene, mosaics, landslides.gpkg, batch.json"
@@ -244,7 +248,7 @@ def _run_batch(args: argparse.Namespace) -> int:
     request = BatchRequest(
         scenes=list(args.scenes),
         dems=list(args.dem),
-        slopes=list(args.slope) if args.slope else None,
+        slope=args.slope,
         out_dir=args.out,
         options=_mapping_options(args),
         executor=args.executor,

@@ -230,17 +230,13 @@ def test_polygons_cut_by_a_scene_edge_are_merged(tmp_path):
     assert regional.landslides == 1
 
 
-def test_scenes_pair_with_dems_and_need_distinct_names(tmp_path):
+def test_every_scene_gets_the_regions_dem_and_scenes_need_distinct_names(tmp_path):
     assert scene_id("/x/S2A_MSIL1C_20230101.SAFE/") == "S2A_MSIL1C_20230101"
     assert scene_id("T45RUL_20150505.tif") == "T45RUL_20150505"
     jobs = plan_scenes(["a.tif", "b.tif"], ["dem.tif"])
     assert [j.dem for j in jobs] == [os.path.abspath("dem.tif")] * 2 and jobs[0].s2 == os.path.abspath("a.tif")
-    assert [j.dem for j in plan_scenes(["a.tif", "b.tif"], ["1.tif", "2.tif"])] == [
-        os.path.abspath("1.tif"),
-        os.path.abspath("2.tif"),
-    ]
-    with pytest.raises(InputError, match="--dem: give one file for all 3 scenes or one per scene"):
-        plan_scenes(["a.tif", "b.tif", "c.tif"], ["1.tif", "2.tif"])
+    tiles = [os.path.abspath(t) for t in ("n27.tif", "n28.tif")]
+    assert [j.dem for j in plan_scenes(["a.tif", "b.tif"], ["n27.tif", "n28.tif"])] == [tiles, tiles]
     with pytest.raises(InputError, match="both write the folder a"):
         plan_scenes(["x/a.tif", "y/a.tif"], ["dem.tif"])
 

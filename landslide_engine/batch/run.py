@@ -50,12 +50,12 @@ Progress = Callable[[float, str], None]
 
 @dataclass
 class BatchRequest:
-    """Scenes, their DEMs (one for all or one per scene), slopes likewise, the output folder and how to run."""
+    """Scenes, the region's DEM (one file or tiles) and slope, the output folder and how to run."""
 
     scenes: list[str]
     dems: list[str]
     out_dir: str
-    slopes: list[str] | None = None
+    slope: str | None = None
     options: dict[str, Any] = field(default_factory=dict)  # PredictRequest fields other than the scene's files
     executor: str = "local"
     ray_address: str | None = None  # the Ray executor's cluster; None starts a local one
@@ -82,7 +82,7 @@ def run_batch(
     """Map every scene of ``request`` and build the regional outputs from those that are complete.
 
     A scene that fails is recorded and the others go on. Raises InputError only for a request that cannot
-    start (no scenes, unpaired DEMs, unknown options, a folder mapped with other options); ``runner`` replaces
+    start (no scenes, no DEM, unknown options, a folder mapped with other options); ``runner`` replaces
     the model for the local executor. Each scene's warnings go to ``warn`` as ``"<scene id>: <warning>"`` when
     the scene is done.
     """
@@ -91,7 +91,7 @@ def run_batch(
     tell = warn or (lambda message: None)
     started = time.time()
     options = _checked_options(request.options)
-    jobs = plan_scenes(request.scenes, request.dems, request.slopes)
+    jobs = plan_scenes(request.scenes, request.dems, request.slope)
     out_dir = Path(request.out_dir).absolute()
     out_dir.mkdir(parents=True, exist_ok=True)
     report_path = out_dir / BATCH_REPORT

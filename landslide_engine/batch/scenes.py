@@ -43,11 +43,11 @@ IsCancelled = Callable[[], bool]
 
 @dataclass(frozen=True)
 class SceneJob:
-    """One scene of a batch: its id (its folder's name), its input and the DEM (and slope) that go with it."""
+    """One scene of a batch: its id (its folder's name), its input, and the region's DEM (and slope)."""
 
     scene_id: str
     s2: str
-    dem: str
+    dem: str | list[str]  # one DEM, or the region's DEM tiles (each scene reads the part it covers)
     slope: str | None = None
 
 
@@ -57,7 +57,7 @@ class SceneOutcome:
 
     scene_id: str
     s2: str
-    dem: str
+    dem: str | list[str]
     status: str
     reason: str | None = None
     seconds: float | None = None
@@ -88,38 +88,27 @@ def scene_id(path: str) -> str:
         name = stem
 
 
-def plan_scenes(scenes: Sequence[str], dems: Sequence[str], slopes: Sequence[str] | None = None) -> list[SceneJob]:
-    """Pair each scene with its DEM (and slope): one for all scenes, or one per scene in the same order.
+def plan_scenes(scenes: Sequence[str], dems: Sequence[str], slope: str | None = None) -> list[SceneJob]:
+    """One job per scene, all with the region's DEM (one file, or tiles mosaicked for each scene) and slope.
 
     Paths become absolute, so workers with another working directory (Ray's) read the same files. Two scenes
     whose ids coincide would write one folder and are refused.
     """
     if not scenes:
         raise InputError("batch: no scenes given")
-    dems = _paired(scenes, dems, "--dem")
-    slope_files = _paired(scenes, slopes, "--slope") if slopes else [None] * len(scenes)
+    if not dems:
+        raise InputError("--dem: give the DEM (one file or its tiles)")
+    absolute = [os.path.abspath(d) for d in dems]
+    dem: str | list[str] = absolute[0] if len(absolute) == 1 else absolute
     jobs: list[SceneJob] = []
     seen: dict[str, str] = {}
-    for scene, dem, slope in zip(scenes, dems, slope_files, strict=True):
+    for scene in scenes:
         sid = scene_id(scene)
         if sid in seen:
             raise InputError(f"scenes {seen[sid]} and {scene} would both write the folder {sid}; rename one")
         seen[sid] = scene
-        jobs.append(
-            SceneJob(sid, os.path.abspath(scene), os.path.abspath(dem), os.path.abspath(slope) if slope else None)
-        )
+        jobs.append(SceneJob(sid, os.path.abspath(scene), dem, os.path.abspath(slope) if slope else None))
     return jobs
-
-
-def _paired(scenes: Sequence[str], files: Sequence[str] | None, option: str) -> list[str]:
-    files = list(files or [])
-    if len(files) == 1:
-        return files * len(scenes)
-    if len(files) == len(scenes):
-        return files
-    raise InputError(
-        f"{option}: give one file for all {len(scenes)} scenes or one per scene in the same order, not {len(files)}"
-    )
 
 
 def completed_outcome(job: SceneJob, folder: Path, status: str) -> SceneOutcome | None:
