@@ -8,6 +8,8 @@ The mask comes from the product itself (:class:`~landslide_engine.products.Produ
 * L1C from baseline 04.00: ``MSK_CLASSI_B00.jp2`` (60 m; bands: opaque clouds, cirrus, snow).
 * Older L1C (and L2A without SCL): the vector ``MSK_CLOUDS_B00.gml`` (OPAQUE and CIRRUS polygons),
   rasterized on the grid.
+* Earth Engine exports: their ``SCL`` band (L2A), else their ``QA60`` band (bit 10 opaque clouds, bit 11
+  cirrus: the GML masks rasterized by Earth Engine).
 
 One option list chooses what is masked, in SCL codes (:data:`SCL_CLASSES`, default
 :data:`DEFAULT_MASK_CLASSES`): cloud shadows (3), clouds (8, 9), cirrus (10) and snow (11). The L1C masks know
@@ -51,6 +53,7 @@ DEFAULT_MASK_CLASSES: tuple[int, ...] = (3, 8, 9, 10, 11)
 L1C_MASK_CLASSES: dict[str, tuple[int, ...]] = {"opaque clouds": (8, 9), "cirrus": (10,), "snow": (11,)}
 _MSK_CLASSI_BANDS = {"opaque clouds": 1, "cirrus": 2, "snow": 3}
 _GML_TYPES = {"OPAQUE": "opaque clouds", "CIRRUS": "cirrus"}
+_QA60_BITS = {"opaque clouds": 1 << 10, "cirrus": 1 << 11}
 _SHARE_BLOCK_ROWS = 512
 
 
@@ -121,8 +124,11 @@ class CloudMask:
         if warp is None or src is None:
             return {}
         if self.mask.kind == "SCL":
-            codes = warp.read(1, window)
+            codes = warp.read(self.mask.band, window)
             return {SCL_CLASSES[c]: codes == c for c in self.classes}
+        if self.mask.kind == "QA60":
+            bits = np.nan_to_num(warp.read(self.mask.band, window), nan=0.0).astype(np.uint16)
+            return {name: (bits & _QA60_BITS[name]) > 0 for name in self.labels}
         bands = [_MSK_CLASSI_BANDS[name] for name in self.labels]
         flags = warp.read([b for b in bands if b <= src.count], window)
         return {name: np.nan_to_num(f, nan=0.0) > 0 for name, f in zip(self.labels, flags, strict=False)}

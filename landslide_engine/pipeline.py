@@ -171,7 +171,7 @@ def _open_scene(
     dem = dem_path(dem_tiles)  # one file, or the tiles' mosaic
     others = [dem, *([slope] if slope else [])]
     grid = reference_grid(s2_files or list(s2), others, extent, extent_crs, resolution)
-    cloud_mask = ProductMask("SCL", scl) if scl else (identified.product.mask if identified.product else None)
+    cloud_mask = ProductMask("SCL", scl) if scl else identified.cloud_mask
     if identified.product is not None and cloud_mask is None and classes:
         warn(f"{identified.product.name} has no cloud mask (SCL, MSK_CLASSI or MSK_CLOUDS); clouds may be mapped")
     stack = SceneStack(identified, dem, grid, scaling, slope, fills, cloud_mask, classes)

@@ -43,12 +43,14 @@ _GRANULE = re.compile(r"(?:^|/)GRANULE/([^/]+)/")
 class ProductMask:
     """The product's own cloud mask: ``kind`` is ``SCL``, ``MSK_CLASSI`` or ``GML``; ``path`` a GDAL path.
 
-    ``text`` holds a GML mask's XML, read with the metadata (GDAL cannot rasterize it without OGR).
+    ``text`` holds a GML mask's XML, read with the metadata (GDAL cannot rasterize it without OGR). ``band``
+    is the band of ``path`` that holds the mask (an SCL or QA60 band inside an Earth Engine export).
     """
 
     kind: str
     path: str
     text: str | None = None
+    band: int = 1
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from landslide_engine.bands import (
     find_band_token,
 )
 from landslide_engine.errors import InputError
-from landslide_engine.products import SafeProduct, looks_like_product, open_product
+from landslide_engine.products import ProductMask, SafeProduct, looks_like_product, open_product
 from landslide_engine.rasterio_io import open_raster
 
 # ESA processing baseline 04.00 (products from 2022-01-25 on) adds 1000 to every DN.
@@ -41,6 +41,13 @@ BASELINE_04_OFFSET = 1000.0
 _L2A_NAME = re.compile(r"(?:^|[^A-Za-z0-9])(?:MSIL2A|L2A|BOA|S2[AB]2A)(?:$|[^A-Za-z0-9])", re.IGNORECASE)
 _L1C_NAME = re.compile(r"(?:^|[^A-Za-z0-9])(?:MSIL1C|L1C|TOA|S2[AB]1C)(?:$|[^A-Za-z0-9])", re.IGNORECASE)
 _DATE_IN_NAME = re.compile(r"(?<!\d)(20\d{2})(\d{2})(\d{2})(?!\d)")
+# Band names of Earth Engine's Sentinel-2 collections that are not reflectance.
+EARTH_ENGINE_AUXILIARY_BANDS = frozenset(
+    {"QA10", "QA20", "QA60", "AOT", "WVP", "SCL", "TCI_R", "TCI_G", "TCI_B", "MSK_CLDPRB", "MSK_SNWPRB"}
+    | {"MSK_CLASSI_OPAQUE", "MSK_CLASSI_CIRRUS", "MSK_CLASSI_SNOW_ICE"}
+)
+_SEN2COR_BANDS = frozenset({"AOT", "WVP", "SCL", "MSK_CLDPRB", "MSK_SNWPRB"})
+_EARTH_ENGINE_BAND = re.compile(r"^B(?:[1-9]|1[0-2]|8A)$")
 _BAND_NAME_TAGS = ("BANDNAME", "BAND_NAME", "BAND", "NAME")
 
 
@@ -65,6 +72,7 @@ class S2Inputs:
     offset_evidence: str = ""
     unidentified: list[str] = field(default_factory=list)
     product: SafeProduct | None = None
+    cloud_mask: ProductMask | None = None
 
     def missing(self, required: Sequence[str]) -> list[str]:
         """The bands of ``required`` that no input provides."""
@@ -121,6 +129,7 @@ def _add_product(
 ) -> None:
     """The product's band images and metadata; its metadata is trusted before any file's tags or name."""
     result.product = product
+    result.cloud_mask = product.mask
     result.level = product.level
     result.product_date = product.sensing_date
     common = _common_offset(product)
@@ -165,9 +174,38 @@ def _distinct_bands(bands: Sequence[str | None], count: int) -> list[str] | None
     return named if len(named) == len(bands) and len(set(named)) == count else None
 
 
+def _identify_earth_engine(src, path: str, result: S2Inputs) -> list[BandSource] | None:
+    """The bands of an Earth Engine export of ``COPERNICUS/S2_HARMONIZED`` or ``S2_SR_HARMONIZED``, else None.
+
+    Earth Engine names the bands ``B1`` ... ``B12``, ``B8A`` beside auxiliary bands (``QA60``, ``SCL``, ``AOT``,
+    ...); one auxiliary band tells such an export from any other file with band names. The harmonized
+    collections have the baseline 04.00 offset already removed, so none is removed here; L2A is told by its
+    Sen2Cor bands; its SCL band (else the QA60 band) is the cloud mask.
+    """
+    names = [(d or "").strip().upper() for d in src.descriptions]
+    auxiliary = {n: i + 1 for i, n in enumerate(names) if n in EARTH_ENGINE_AUXILIARY_BANDS}
+    bands = {n: i + 1 for i, n in enumerate(names) if _EARTH_ENGINE_BAND.match(n)}
+    if not auxiliary or not bands or len(auxiliary) + len(bands) != src.count:
+        return None
+    if result.level is None:
+        result.level = "L2A" if set(auxiliary) & _SEN2COR_BANDS else "L1C"
+    if result.detected_offset is None:
+        result.detected_offset = 0.0
+        result.offset_evidence = f"Earth Engine *_HARMONIZED export {Path(path).name}: offset already removed"
+    if result.cloud_mask is None:
+        for kind in ("SCL", "QA60"):
+            if kind in auxiliary:
+                result.cloud_mask = ProductMask(kind, path, band=auxiliary[kind])
+                break
+    return [BandSource(str(canonical_band(n)), path, i, "Earth Engine band name") for n, i in bands.items()]
+
+
 def _identify_file(src, path: str, result: S2Inputs) -> list[BandSource]:
     """Bands of one opened file, or [] with a note in ``result.unidentified``."""
     name = Path(path).name
+    earth_engine = _identify_earth_engine(src, path, result)
+    if earth_engine is not None:
+        return earth_engine
     by_description = _distinct_bands([canonical_band(d) if d else None for d in src.descriptions], src.count)
     if by_description is not None:
         return [BandSource(b, path, i + 1, "band description") for i, b in enumerate(by_description)]
