@@ -319,8 +319,10 @@ def polygon_pixels(geometry: dict, grid: Grid) -> Iterator[tuple[Window, np.ndar
     everything) costs a few MB, not several copies of a whole raster.
     """
     ring = np.asarray(geometry["coordinates"][0], dtype=np.float64)
+    # the affine coefficients applied to whole arrays: ``Affine * (xs, ys)`` with arrays is deprecated in affine 2.4+
     inverse = ~grid.transform
-    cols, rows = inverse * (ring[:, 0], ring[:, 1])
+    cols = inverse.a * ring[:, 0] + inverse.b * ring[:, 1] + inverse.c
+    rows = inverse.d * ring[:, 0] + inverse.e * ring[:, 1] + inverse.f
     c0, c1 = int(np.floor(cols.min() + 1e-6)), int(np.ceil(cols.max() - 1e-6))
     r0, r1 = int(np.floor(rows.min() + 1e-6)), int(np.ceil(rows.max() - 1e-6))
     for top in range(r0, r1, _STATS_BLOCK_ROWS):

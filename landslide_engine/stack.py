@@ -89,6 +89,21 @@ class SceneStack:
         self._dem_path, self._slope_path = dem, slope
         self._dem = self._dataset(dem, "DEM")
         self._slope = self._dataset(slope, "slope") if slope else None
+        self._open_all()
+
+    def _open_all(self) -> None:
+        """Open every source and warped view now, in the thread that creates (and will close) the stack.
+
+        rasterio >= 1.4 ties a dataset to the GDAL environment of the thread that opened it: one opened lazily
+        by a reader thread and closed by the caller fails with ``EnvError: No GDAL environment exists``.
+        Reading from another thread is fine; opening and closing must happen in one.
+        """
+        for band, source in self._s2.bands.items():
+            src = self._dataset(source.path, f"Sentinel-2 band {band}")
+            self._warp(source.path, src, self._band_nodata(src, source.index))
+        self._warp(self._dem.name, self._dem)
+        if self._slope is not None:
+            self._warp(self._slope.name, self._slope)
 
     def reopen(self) -> SceneStack:
         """The same stack with dataset handles (and warped views) of its own, for reading in another thread:
@@ -186,10 +201,7 @@ class SceneStack:
         for band in bands:
             source = self._s2.bands[band]
             src = self._dataset(source.path, f"Sentinel-2 band {band}")
-            nodata = src.nodatavals[source.index - 1]
-            if nodata is None:
-                nodata = self._implicit_nodata(src, source.index)
-            by_source.setdefault((source.path, nodata), []).append(band)
+            by_source.setdefault((source.path, self._band_nodata(src, source.index)), []).append(band)
         values: dict[str, np.ndarray] = {}
         for (path, nodata), group in by_source.items():
             with reading(path, "Sentinel-2"):
@@ -204,6 +216,12 @@ class SceneStack:
         if key not in self._warps:
             self._warps[key] = GridWarp(src, self.grid, self._resampling(path, src), nodata)
         return self._warps[key]
+
+    @classmethod
+    def _band_nodata(cls, src, index: int) -> float | None:
+        """The nodata value of band ``index`` of ``src``: the declared one, else the implicit one."""
+        nodata = src.nodatavals[index - 1]
+        return cls._implicit_nodata(src, index) if nodata is None else nodata
 
     @staticmethod
     def _implicit_nodata(src, index: int) -> float | None:

@@ -53,9 +53,15 @@ umount_all() {
 }
 
 in_chroot() {
-    # a clean environment: the host's venv, PYTHONPATH or QGIS settings must not leak in
+    # a clean environment: the host's venv, PYTHONPATH or QGIS settings must not leak in; only the host's
+    # network settings do (a proxy, and the CA bundle that TLS-intercepting proxies need)
+    local ca=/etc/ssl/certs/ca-certificates.crt passed=() name
+    for name in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY PIP_INDEX_URL PIP_DEFAULT_TIMEOUT; do
+        [[ -n ${!name:-} ]] && passed+=("$name=${!name}")
+    done
     chroot "$CHROOT" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
         LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive QT_QPA_PLATFORM=offscreen HF_HUB_OFFLINE=1 \
+        SSL_CERT_FILE=$ca PIP_CERT=$ca REQUESTS_CA_BUNDLE=$ca PIP_DISABLE_PIP_VERSION_CHECK=1 "${passed[@]}" \
         "$@"
 }
 
@@ -87,6 +93,7 @@ build() {
     log "apt: $APT_PACKAGES"
     in_chroot apt-get update -qq
     in_chroot apt-get install -y -qq --no-install-recommends $APT_PACKAGES >/dev/null
+    refresh_host_files  # installing ca-certificates rewrote the bundle without the host's own roots
     log "venv $VENV (--system-site-packages): $PIP_PACKAGES"
     [[ -x $CHROOT$VENV/bin/python ]] || in_chroot python3 -m venv --system-site-packages "$VENV"
     in_chroot "$VENV/bin/python" -m pip install -q --upgrade $PIP_PACKAGES

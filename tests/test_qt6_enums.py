@@ -86,7 +86,16 @@ def unscoped_enum_accesses(path: Path) -> Iterator[str]:
             continue
         value = getattr(owner, parts[-1])
         if _is_enum_value(value) and not _is_enum_type(owner):
-            yield f"{where} -> {'.'.join(parts[:-1])}.{type(value).__name__}.{parts[-1]}"
+            yield f"{where} -> {'.'.join(parts[:-1])}.{_enum_name(owner, value)}.{parts[-1]}"
+
+
+def _enum_name(owner: object, value: object) -> str:
+    """The name under which ``owner`` holds the enum type of ``value``: on QGIS >= 3.36 many enums live in
+    ``Qgis`` and the class keeps an alias (``QgsProcessing.SourceType`` is ``Qgis.ProcessingSourceType``)."""
+    for name in dir(owner):
+        if getattr(owner, name, None) is type(value):
+            return name
+    return type(value).__name__
 
 
 def test_sources_found():
