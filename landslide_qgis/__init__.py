@@ -6,6 +6,9 @@ a top-level package, so the plugin folder is put on ``sys.path`` when the
 engine is bundled there. It is appended, not prepended: the plugin folder also
 holds our ``processing`` subpackage, which at the front of ``sys.path`` would
 shadow QGIS's own ``processing`` plugin and break it and every provider.
+
+The packages folder that ``install_dependencies.py`` fills (onnxruntime, optionally torch) is appended too, at
+import, so qgis_process and the Toolbox find them as well as the dock.
 """
 
 from __future__ import annotations
@@ -16,6 +19,11 @@ import sys
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if os.path.isdir(os.path.join(_HERE, "landslide_engine")) and _HERE not in sys.path:
     sys.path.append(_HERE)
+
+# packages installed by install_dependencies.py (or its dialog) into the plugin's own folder, after QGIS's own
+from landslide_qgis.install_dependencies import add_to_sys_path  # noqa: E402
+
+add_to_sys_path()
 
 
 def classFactory(iface):

@@ -2,8 +2,8 @@
 
 QGIS ships its own Python. numpy and GDAL come with it, but rasterio, h5py and the
 inference runtimes (onnxruntime, torch) often do not. The plugin must still load without
-them, keep the algorithms that do not need them (slope) working, and tell the analyst the
-exact command that installs what is missing into *this* Python, instead of a traceback.
+them, keep the algorithms that do not need them (slope) working, and tell the analyst how to
+install what is missing for *this* Python (the plugin's installer), instead of a traceback.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,9 @@ class Requirement:
 RASTER_IO = Requirement("rasterio", "rasterio", "reading and writing rasters (every algorithm)")
 H5 = Requirement("h5py", "h5py", "Landslide4Sense .h5 patches (Predict .h5 patches)")
 ONNXRUNTIME = Requirement("onnxruntime", "onnxruntime", "running .onnx models (detection)")
+MISSING_PREFIX = "Landslide Mapper needs Python packages QGIS cannot import:"
+INSTALL_ACTION = "Raster ▸ Landslide Mapper ▸ Install Python packages…"
+"""Where the plugin's installer dialog is in the QGIS menus (named in every missing-package message)."""
 TORCH = Requirement("torch", "torch", "running .pt models and the PyTorch backend (.onnx models need only onnxruntime)")
 
 
@@ -57,32 +61,32 @@ def missing_for_import_error(exc: ImportError) -> list[Requirement]:
 
 
 def install_command(reqs: list[Requirement]) -> str:
-    """The command that installs ``reqs`` into the Python that runs QGIS.
+    """How to install ``reqs`` for the Python that runs QGIS: the plugin's dialog, or its installer in a terminal.
 
-    Inside QGIS ``sys.executable`` is the QGIS binary, not Python, so the interpreter is
-    named per platform: OSGeo4W's shell on Windows, the bundled python3 on macOS, and the
-    system python3 on Linux, where rasterio/h5py must come from the OS packages so that
-    they use the same GDAL/HDF5 as QGIS.
+    Both put the packages into the plugin's own folder with QGIS's own interpreter (never ``--user``, which PEP 668
+    refuses on current Linux distributions, never the system). On Linux rasterio and h5py come from the OS
+    packages instead, so that they use the same GDAL and HDF5 as QGIS.
     """
-    names = " ".join(r.pip_name for r in reqs)
-    if sys.platform.startswith("win"):
-        return f"in the OSGeo4W Shell: python -m pip install {names}"
-    if sys.platform == "darwin":
-        return f"{sys.prefix}/bin/python3 -m pip install --user {names}"
+    from landslide_qgis import install_dependencies as installer
+
     os_packages = [r.pip_name for r in reqs if r.module in (RASTER_IO.module, H5.module)]
-    pip_packages = [r.pip_name for r in reqs if r.module not in (RASTER_IO.module, H5.module)]
+    pip_packages = [r for r in reqs if r.module not in (RASTER_IO.module, H5.module)]
     steps = []
-    if os_packages:
+    if os_packages and sys.platform.startswith("linux"):
         steps.append("sudo apt install " + " ".join(f"python3-{name}" for name in os_packages))
-    if pip_packages:
-        steps.append("python3 -m pip install --user " + " ".join(pip_packages))
-    return " && ".join(steps)
+        os_packages = []
+    if pip_packages or os_packages:
+        try:
+            python = str(installer.qgis_python())
+        except installer.InstallError:
+            python = "python" if sys.platform.startswith("win") else "python3"
+        script = Path(installer.__file__).resolve()
+        torch = " --torch" if any(r.module == TORCH.module for r in pip_packages) else ""
+        steps.append(f"{INSTALL_ACTION}, or in a terminal: {python} {script}{torch}")
+    return " then ".join(steps)
 
 
 def missing_message(reqs: list[Requirement]) -> str:
     """One line naming what is missing, what it is for, and how to install it."""
     what = "; ".join(f"{r.pip_name} ({r.needed_for})" for r in reqs)
-    return (
-        f"Landslide Mapper needs Python packages QGIS cannot import: {what}. "
-        f"Install with: {install_command(reqs)}, then restart QGIS."
-    )
+    return f"{MISSING_PREFIX} {what}. Install with: {install_command(reqs)}, then restart QGIS."

@@ -14,6 +14,7 @@ from landslide_qgis.processing.provider import LandslideProvider
 
 _ICON = os.path.join(os.path.dirname(__file__), "icon.svg")
 MENU = "Landslide Mapper"
+INSTALL_LABEL = dependencies.INSTALL_ACTION.rsplit(" ▸ ", 1)[-1]
 
 
 class LandslidePlugin:
@@ -24,6 +25,7 @@ class LandslidePlugin:
         self.provider: LandslideProvider | None = None
         self.dock = None
         self.action: QAction | None = None
+        self.install_action: QAction | None = None
 
     def initProcessing(self) -> None:
         """Register the provider; qgis_process calls this without initGui."""
@@ -47,15 +49,31 @@ class LandslidePlugin:
         self.dock.visibilityChanged.connect(self.action.setChecked)
         self.iface.addPluginToRasterMenu(MENU, self.action)
         self.iface.addRasterToolBarIcon(self.action)
+        self.install_action = QAction(INSTALL_LABEL, self.iface.mainWindow())
+        self.install_action.triggered.connect(lambda: self.show_installer())
+        self.iface.addPluginToRasterMenu(MENU, self.install_action)
         self.warn_missing_dependencies()
 
     def warn_missing_dependencies(self) -> None:
-        """One message-bar line saying what to install; slope and the UI keep working without it."""
+        """One message-bar line saying what to install, with a button that opens the installer; slope and the
+        UI keep working without it."""
         missing = dependencies.missing_for_inference()
-        if missing:
-            self.iface.messageBar().pushWarning("Landslide Mapper", dependencies.missing_message(missing))
+        if not missing:
+            return
+        from landslide_qgis.gui.install_dialog import push_install_offer
+
+        push_install_offer(self.iface.messageBar(), "Landslide Mapper", dependencies.missing_message(missing))
+
+    def show_installer(self, with_torch: bool = False) -> None:
+        """The dialog that installs onnxruntime (and, on request, PyTorch) with QGIS's own Python."""
+        from landslide_qgis.gui.install_dialog import InstallDependenciesDialog
+
+        InstallDependenciesDialog(self.iface.mainWindow(), with_torch=bool(with_torch)).exec()
 
     def unload(self) -> None:
+        if self.install_action is not None:
+            self.iface.removePluginRasterMenu(MENU, self.install_action)
+            self.install_action = None
         if self.action is not None:
             self.iface.removePluginRasterMenu(MENU, self.action)
             self.iface.removeRasterToolBarIcon(self.action)

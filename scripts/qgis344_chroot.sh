@@ -17,11 +17,12 @@ MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=$(cd "$REPO/.." && pwd)/shared
 VENV=/opt/landslide-venv
-APT_PACKAGES="qgis python3-qgis python3-venv python3-pip python3-rasterio python3-h5py ca-certificates"
+APT_PACKAGES="qgis python3-qgis python3-venv python3-pip python3-rasterio python3-h5py ca-certificates make"
 # what the plugin and engine tests need beyond QGIS's own Python packages; torch is deliberately absent:
 # the tests that need it skip, and the plugin tests build their models with onnx's helpers.
 PIP_PACKAGES="pytest pytest-qgis onnx onnxruntime"
-STAMP=$CHROOT/.landslide-build-v1
+# rebuilt (apt and pip steps only) whenever the package lists change
+STAMP=$CHROOT/.landslide-build-$(echo "$APT_PACKAGES $PIP_PACKAGES" | md5sum | cut -c1-12)
 
 log() { printf '[qgis344] %s\n' "$*" >&2; }
 
@@ -120,8 +121,9 @@ case ${1:-test} in
     build) build ;;
     test)
         shift || true
-        # the whole suite (plugin, engine, qgis_process) with the chroot's QGIS 3.44 and Python 3.14
-        run_in_checkout "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"
+        # the whole suite (plugin, engine, qgis_process) with the chroot's QGIS 3.44 and Python 3.14; here the
+        # installer test may install onnxruntime from the package index into the system Python's plugin folder
+        run_in_checkout /usr/bin/env LANDSLIDE_TEST_PIP_INSTALL=1 "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"
         ;;
     run)
         shift

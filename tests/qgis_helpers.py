@@ -92,27 +92,75 @@ def synthetic_scene(folder: Path, width: int = 200, height: int = 160) -> tuple[
     return s2_path, dem_path
 
 
-def tiny_model_package(path: Path, threshold: float = 0.5, seed: int = 0) -> Path:
-    """A small untrained plain U-Net as a model package (.onnx or .pt by suffix); fast on CPU."""
-    import torch
+def tiny_model_package(path: Path, threshold: float = 0.5, seed: int = 0, via_torch: bool = False) -> Path:
+    """A small untrained segmentation model as a model package (.onnx or .pt by suffix); fast on CPU.
 
-    from landslide_engine.models.package import ModelMetadata, export_onnx, save_torch_package
-    from landslide_engine.models.registry import create_model
+    ``.onnx`` packages are written with ``onnx.helper``, without torch, so the plugin tests run in a QGIS Python
+    that has onnxruntime and onnx but no torch (QGIS 3.44 on Python 3.14, where PyPI's torch is CUDA-only): two
+    convolutions (3x3 then 1x1) with seeded random weights, the engine's input/output names and its metadata
+    embedded exactly as :func:`landslide_engine.models.package.export_onnx` embeds it. ``.pt`` packages are a
+    plain U-Net and need torch (the calling test is skipped without it); so does an ``.onnx`` ``via_torch``, the
+    same U-Net exported (for tests that need a network of realistic size, or the same weights in both forms).
+    """
+    import pytest
 
-    torch.manual_seed(seed)
-    bands = TINY_MODEL_BANDS
-    model = create_model("unet_plain_w16", in_channels=len(bands)).eval()
+    from landslide_engine.models.package import ModelMetadata
+
     metadata = ModelMetadata.from_spec(
         "unet_plain_w16",
         name=path.stem,
-        bands=bands,
-        mean=[1.0] * len(bands),
-        std=[0.5] * len(bands),
+        bands=TINY_MODEL_BANDS,
+        mean=[1.0] * len(TINY_MODEL_BANDS),
+        std=[0.5] * len(TINY_MODEL_BANDS),
         threshold=threshold,
     )
+    if path.suffix == ".onnx" and not via_torch:
+        path.write_bytes(tiny_onnx_bytes(metadata, seed))
+        return path
+    torch = pytest.importorskip("torch", reason="a .pt model package, or an exported U-Net, needs torch")
+    from landslide_engine.models.package import export_onnx, save_torch_package
+    from landslide_engine.models.registry import create_model
+
+    torch.manual_seed(seed)
+    model = create_model("unet_plain_w16", in_channels=len(TINY_MODEL_BANDS)).eval()
     if path.suffix == ".onnx":
         return export_onnx(model, metadata, path)
     return save_torch_package(model, metadata, path)
+
+
+def tiny_onnx_bytes(metadata, seed: int = 0, hidden: int = 4) -> bytes:
+    """An ONNX package for ``metadata`` (its bands and tile size) built from ``onnx.helper`` nodes, without torch."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from landslide_engine.models.package import ONNX_INPUT_NAME, ONNX_METADATA_KEY, ONNX_OUTPUT_NAME
+
+    rng = np.random.default_rng(seed)
+    channels, tile = metadata.in_channels, metadata.tile_size
+    weights = [
+        numpy_helper.from_array(rng.normal(0, 0.3, (hidden, channels, 3, 3)).astype(np.float32), "w1"),
+        numpy_helper.from_array(rng.normal(0, 0.1, hidden).astype(np.float32), "b1"),
+        numpy_helper.from_array(rng.normal(0, 0.5, (1, hidden, 1, 1)).astype(np.float32), "w2"),
+        numpy_helper.from_array(np.array([-0.2], dtype=np.float32), "b2"),
+    ]
+    nodes = [
+        helper.make_node("Conv", [ONNX_INPUT_NAME, "w1", "b1"], ["h"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["h"], ["r"]),
+        helper.make_node("Conv", ["r", "w2", "b2"], [ONNX_OUTPUT_NAME]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny",
+        [helper.make_tensor_value_info(ONNX_INPUT_NAME, TensorProto.FLOAT, ["batch", channels, tile, tile])],
+        [helper.make_tensor_value_info(ONNX_OUTPUT_NAME, TensorProto.FLOAT, ["batch", 1, tile, tile])],
+        initializer=weights,
+    )
+    # IR 8 / opset 17: what every onnxruntime of the supported range reads
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    helper.set_model_props(model, {ONNX_METADATA_KEY: json.dumps(metadata.to_dict())})
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
 
 
 __all__ = [
@@ -125,5 +173,6 @@ __all__ = [
     "synthetic_scene",
     "sys",
     "tiny_model_package",
+    "tiny_onnx_bytes",
     "write_raster",
 ]

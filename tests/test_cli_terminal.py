@@ -117,6 +117,7 @@ def test_predict_h5_on_real_patches_in_a_terminal(l4s_root, tmp_path):
 
 
 def test_training_one_step_in_a_terminal(l4s_root, tmp_path):
+    pytest.importorskip("torch", reason="training needs torch")
     code, shown = run_in_terminal(
         "-m", "training", "train", "--data", l4s_root, "--model", "unet_plain_w16", "--epochs", "1",
         "--batch-size", "2", "--max-steps-per-epoch", "1", "--workers", "0", "--device", "cpu", "--no-onnx",

@@ -313,7 +313,7 @@ def test_memory_does_not_grow_with_scene_height(tmp_path):
 def tiny_packages(tmp_path_factory):
     """A tiny plain U-Net saved as a .pt and as an .onnx package."""
     package = pytest.importorskip("landslide_engine.models.package")
-    import torch
+    torch = pytest.importorskip("torch", reason="a .pt package needs torch")
 
     from landslide_engine.models.registry import create_model
 

@@ -14,7 +14,7 @@ from tests.qgis_helpers import synthetic_scene, tiny_model_package, write_raster
 
 @pytest.fixture(scope="module")
 def onnx_package(tmp_path_factory) -> Path:
-    """A valid .onnx package, made (with torch) before the runtimes are hidden, so detection reaches the runtime."""
+    """A valid .onnx package, made before the runtimes are hidden, so detection reaches the runtime."""
     return tiny_model_package(tmp_path_factory.mktemp("model") / "tiny.onnx")
 
 
@@ -34,7 +34,10 @@ def test_missing_runtime_message_names_the_package_and_the_command(without_infer
     missing = dependencies.missing_for_inference()
     assert [r.pip_name for r in missing] == ["onnxruntime"]
     message = dependencies.missing_message(missing)
-    assert "onnxruntime" in message and "pip install" in message and "\n" not in message
+    assert "onnxruntime" in message and "\n" not in message
+    # the plugin's installer (dialog, or the script with this Python), never pip --user (PEP 668 refuses it)
+    assert "Install Python packages" in message and "install_dependencies.py" in message
+    assert "--user" not in message and "pip install" not in message
 
 
 def test_onnxruntime_alone_is_enough_and_torch_is_described_as_for_pt_models(monkeypatch):
@@ -53,6 +56,7 @@ def test_plugin_loads_and_warns_and_slope_still_runs(
 ):
     import processing
     from qgis.core import Qgis, QgsProcessingException
+    from qgis.PyQt.QtWidgets import QPushButton
 
     from landslide_qgis import classFactory
 
@@ -60,8 +64,12 @@ def test_plugin_loads_and_warns_and_slope_still_runs(
     plugin = classFactory(qgis_iface)
     plugin.initGui()
     try:
-        warnings = qgis_iface.messageBar().get_messages(Qgis.MessageLevel.Warning)
-        assert any("onnxruntime" in w and "pip install" in w for w in warnings)
+        # one message-bar line with an Install… button that opens the installer dialog
+        item = qgis_iface.messageBar().currentItem()
+        assert item is not None and item.level() == Qgis.MessageLevel.Warning
+        assert "onnxruntime" in item.text() and "install_dependencies.py" in item.text()
+        assert [b.text() for b in item.findChildren(QPushButton)] == ["Install…"]
+        assert plugin.install_action.text() == "Install Python packages…"
 
         dem = write_raster(
             tmp_path / "dem.tif",
@@ -73,7 +81,7 @@ def test_plugin_loads_and_warns_and_slope_still_runs(
         assert (tmp_path / "slope.tif").exists() and result["OUTPUT"].endswith("slope.tif")
 
         s2, dem_path = synthetic_scene(tmp_path)
-        with pytest.raises(QgsProcessingException, match="pip install"):
+        with pytest.raises(QgsProcessingException, match=r"install_dependencies\.py"):
             processing.run(
                 "landslide:detect",
                 {

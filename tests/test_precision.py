@@ -36,7 +36,7 @@ def write_l4s_patches(folder: Path, count: int, seed: int = 0) -> list[Path]:
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("precision_models")
-    return {suffix: tiny_model_package(folder / f"tiny{suffix}") for suffix in (".pt", ".onnx")}
+    return {suffix: tiny_model_package(folder / f"tiny{suffix}", via_torch=True) for suffix in (".pt", ".onnx")}
 
 
 @pytest.fixture(scope="module")

@@ -49,6 +49,7 @@ from landslide_qgis import dependencies, settings
 from landslide_qgis.engine_request import RunChoices, SceneChoices, predict_request, request_defaults
 from landslide_qgis.gui.detect_task import DetectTask, ModelRun
 from landslide_qgis.gui.device_info import describe_device
+from landslide_qgis.gui.install_dialog import push_install_offer
 from landslide_qgis.gui.layer_roles import RasterInfo, suggest_roles
 from landslide_qgis.gui.result_layers import ROLE_PROPERTY, add_result_group, group_title, run_time, scene_name
 from landslide_qgis.processing.scene_parameters import BAND_MAP_HELP, REFLECTANCE_SCALE_HELP
@@ -453,7 +454,10 @@ class LandslideDock(QgsDockWidget):
     def _show_error(self, message: str) -> None:
         self.status_label.setText(message)
         self.status_label.setStyleSheet(ERROR_STYLE)
-        self.iface.messageBar().pushWarning("Landslide detection", message)
+        if message.startswith(dependencies.MISSING_PREFIX) or "needs torch" in message:
+            push_install_offer(self.iface.messageBar(), "Landslide detection", message, "needs torch" in message)
+        else:
+            self.iface.messageBar().pushWarning("Landslide detection", message)
 
     def _finish_run(self) -> None:
         self.task = None
