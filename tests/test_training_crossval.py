@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from landslide_engine.bands import L4S_BANDS, L4S_DIVISORS
-from training.crossval import VARIANTS, best_threshold, cross_validate, fold_indices, write_crossval_table
+from training.crossval import VARIANTS, cross_validate, fold_indices, write_crossval_table
 from training.features import box_mean, pixel_features, spectral_indices
 
 
@@ -45,9 +45,12 @@ def test_grouped_folds_cover_every_patch_once_and_keep_neighbours_together():
 
 
 def test_best_threshold_finds_the_separating_value():
+    from training.loop import validate
+
     probabilities = np.array([[0.1, 0.2, 0.62, 0.9]])
     masks = np.array([[0, 0, 1, 1]])
-    threshold, f1 = best_threshold(probabilities, masks)
+    validation = validate(probabilities, masks, 0.95, tune_threshold=True)
+    threshold, f1 = validation.threshold, validation.best_f1
     assert f1 == 1.0 and 0.2 < threshold <= 0.62
 
 

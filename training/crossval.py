@@ -29,15 +29,16 @@ from landslide_engine.models.package import ModelMetadata, build_model
 
 from .augment import augment_patch
 from .data import Patch
+from .loop import EarlyStopping, FitLoop, validate
 from .losses import CompoundLoss
 from .metrics import Confusion
+from .normalization import identity_normalization
 from .recipes import Recipe, get_recipe
 from .smalldata import PatchArrays
 from .splits import grouped_holdout, grouped_kfold
 
 #: Bands that Sentinel-2 L2A and 10-band products also have: no B1 (aerosol), B9 (water vapour), B10 (cirrus).
 L2A_COMPATIBLE_BANDS = tuple(b for b in L4S_BANDS if b not in ("B1", "B9", "B10"))
-THRESHOLD_GRID = np.round(np.arange(0.05, 0.96, 0.05), 2)
 
 
 def cpu_has_bf16_matmul() -> bool:
@@ -155,17 +156,6 @@ class FittedCNN:
         return np.concatenate(out) if out else np.zeros((0, *images.shape[2:]), np.float32)
 
 
-def best_threshold(probabilities: np.ndarray, masks: np.ndarray) -> tuple[float, float]:
-    """(threshold, F1) maximising pooled pixel F1 over :data:`THRESHOLD_GRID`."""
-    best = (0.5, -1.0)
-    truth = masks.astype(bool)
-    for threshold in THRESHOLD_GRID:
-        f1 = Confusion.from_masks(probabilities >= threshold, truth).scores()["f1"]
-        if f1 > best[1]:
-            best = (float(threshold), f1)
-    return best
-
-
 def _batches(n: int, batch_size: int, rng: np.random.Generator):
     """Endless shuffled mini-batches of indices, epoch after epoch, as a DataLoader would give."""
     while True:
@@ -174,7 +164,7 @@ def _batches(n: int, batch_size: int, rng: np.random.Generator):
             yield order[start : start + batch_size]
 
 
-def fit_cnn(  # noqa: C901  (to become a configuration of trainer._Trainer: issue 18 item 3)
+def fit_cnn(
     train: PatchArrays,
     variant: Variant,
     seed: int,
@@ -182,64 +172,76 @@ def fit_cnn(  # noqa: C901  (to become a configuration of trainer._Trainer: issu
     init: FittedCNN | None = None,
     steps: int | None = None,
 ) -> FittedCNN:
-    """Train ``variant`` on ``train``; early-stop and tune the threshold on ``inner_val`` when the recipe says so."""
+    """Train ``variant`` on ``train``; early-stop and tune the threshold on ``inner_val`` when the recipe says so.
+
+    The loop's parts are :mod:`training.loop`'s, as in ``train``; only the data (patches in memory, a
+    learning-rate step per batch) and the rhythm (a validation every ``variant.eval_every`` steps) differ.
+    """
     recipe = variant_recipe(variant)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     band_index = [L4S_BANDS.index(b) for b in variant.bands]
-    if init is not None:
-        mean, std = init.mean, init.std
-    elif recipe.normalize:
-        selected = train.images[:, band_index].astype(np.float64)
-        mean, std = selected.mean(axis=(0, 2, 3)), np.maximum(selected.std(axis=(0, 2, 3)), 1e-6)
-    else:
-        mean, std = np.zeros(len(band_index)), np.ones(len(band_index))
-    if init is not None:
-        model = copy.deepcopy(init.model)
-    else:
-        model = build_model(variant_metadata(variant, mean.tolist(), std.tolist()))
+    mean, std = _normalization(train, variant, recipe.normalize, init)
+    model = copy.deepcopy(init.model) if init is not None else build_model(variant_metadata(variant, mean, std))
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.learning_rate)
     steps_per_epoch = math.ceil(len(train.images) / variant.batch_size)
     total = steps or variant.steps or recipe.epochs * steps_per_epoch
-    if variant.steps is None:  # the Seed's schedule, counted in epochs
-        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, recipe.step_size * steps_per_epoch, recipe.step_gamma)
-    else:
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total)
+    scheduler = _scheduler(optimizer, variant, recipe, steps_per_epoch, total)
     loss_fn = CompoundLoss(recipe.loss, recipe.pos_weight, recipe.bce_weight)
-    tune = recipe.tune_threshold and inner_val is not None
-    bf16 = cpu_has_bf16_matmul()  # measured here: a w16 step of batch 8 took 1.5 s in fp32, 0.74 s in bf16
-    fitted = FittedCNN(model, variant.bands, mean.astype(np.float32), std.astype(np.float32), recipe.threshold, total)
-    best_f1, stale, best_state = -1.0, 0, None
+    # bf16 measured here: a w16 step of batch 8 took 1.5 s in fp32, 0.74 s in bf16
+    loop = FitLoop(model, optimizer, loss_fn, torch.device("cpu"), bf16=cpu_has_bf16_matmul())
+    stopping = EarlyStopping(variant.patience)
+    validates = recipe.tune_threshold and inner_val is not None
+    fitted = FittedCNN(model, variant.bands, np.float32(mean), np.float32(std), recipe.threshold, total)
     batches = _batches(len(train.images), variant.batch_size, rng)
     for step in range(1, total + 1):
-        index = next(batches)
-        images, masks = train.images[index], train.masks[index]
-        if recipe.augment:
-            pairs = [augment_patch(img, msk, rng) for img, msk in zip(images, masks, strict=True)]
-            images, masks = np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
-        x = fitted.normalization(images[:, band_index])
-        model.train()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits = model(torch.from_numpy(x.astype(np.float32)))
-        loss = loss_fn(logits.float(), torch.from_numpy(masks[:, None].astype(np.float32)))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        images, masks = _augmented(train, next(batches), recipe.augment, rng)
+        x = fitted.normalization(images[:, band_index]).astype(np.float32)
+        loss = loop.step(torch.from_numpy(x), torch.from_numpy(masks[:, None].astype(np.float32)))
         scheduler.step()
-        if tune and (step % variant.eval_every == 0 or step == total):
-            threshold, f1 = best_threshold(fitted.predict_proba(inner_val.images), inner_val.masks)
-            fitted.history.append({"step": step, "loss": loss.item(), "val_f1": f1, "threshold": threshold})
-            if f1 > best_f1:
-                best_f1, stale = f1, 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                fitted.threshold, fitted.best_step = threshold, step
-            else:
-                stale += 1
-                if stale >= variant.patience:
-                    break
-    if best_state is not None:
-        model.load_state_dict(best_state)
+        if validates and (step % variant.eval_every == 0 or step == total):
+            validation = validate(fitted.predict_proba(inner_val.images), inner_val.masks, recipe.threshold, True)
+            fitted.history.append(
+                {"step": step, "loss": loss.item(), "val_f1": validation.best_f1, "threshold": validation.threshold}
+            )
+            if stopping.update(validation, step, model):
+                break
+    if stopping.best_state is not None:
+        model.load_state_dict(stopping.best_state)
+        fitted.threshold, fitted.best_step = stopping.best_threshold, stopping.best_round
     return fitted
+
+
+def _normalization(
+    train: PatchArrays, variant: Variant, normalize: bool, init: FittedCNN | None
+) -> tuple[list[float], list[float]]:
+    """Per-band mean and std of ``variant``'s bands: ``init``'s, the training patches', or identity."""
+    if init is not None:
+        return init.mean.tolist(), init.std.tolist()
+    if not normalize:
+        return identity_normalization(len(variant.bands))
+    selected = train.images[:, [L4S_BANDS.index(b) for b in variant.bands]].astype(np.float64)
+    return selected.mean(axis=(0, 2, 3)).tolist(), np.maximum(selected.std(axis=(0, 2, 3)), 1e-6).tolist()
+
+
+def _scheduler(
+    optimizer: torch.optim.Optimizer, variant: Variant, recipe: Recipe, steps_per_epoch: int, total: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """Stepped once per batch: the Seed's step schedule counted in epochs, else cosine over ``total`` steps."""
+    if variant.steps is None:
+        return torch.optim.lr_scheduler.StepLR(optimizer, recipe.step_size * steps_per_epoch, recipe.step_gamma)
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, total)
+
+
+def _augmented(
+    train: PatchArrays, index: np.ndarray, augment: bool, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """The images and masks of ``index``, each pair augmented when the recipe says so."""
+    images, masks = train.images[index], train.masks[index]
+    if not augment:
+        return images, masks
+    pairs = [augment_patch(img, msk, rng) for img, msk in zip(images, masks, strict=True)]
+    return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
 
 
 def self_train(
@@ -301,7 +303,7 @@ def fit_variant(
         from .gbm import fit_pixel_boosting
 
         booster = fit_pixel_boosting(fit.images, fit.masks, seed)
-        threshold, _ = best_threshold(booster.predict_proba(hold.images), hold.masks)
+        threshold = validate(booster.predict_proba(hold.images), hold.masks, 0.5, True).threshold
         return booster.predict_proba, threshold, {}
     fitted = fit_cnn(fit, variant, seed, hold)
     if variant.self_training:

@@ -31,7 +31,8 @@ from landslide_engine.models.registry import MODEL_SPECS, create_model
 from .checkpoint import load_checkpoint, save_checkpoint
 from .dataset import PatchDataset, validate_patches
 from .distributed import DistributedContext, broadcast_from_main, setup_distributed, teardown_distributed
-from .evaluation import predict_dataset, score_predictions
+from .evaluation import predict_dataset
+from .loop import EarlyStopping, FitLoop, validate
 from .losses import CompoundLoss
 from .normalization import BandStatistics, identity_normalization
 from .recipes import DEFAULT, Recipe
@@ -145,15 +146,14 @@ class _Trainer:
         self.train_set = PatchDataset(self.splits.train, self.mean, self.std, self.recipe.augment, config.seed)
         self.val_set = PatchDataset(self.splits.val, self.mean, self.std)
         self.mixed_precision = self.recipe.mixed_precision and context.device.type == "cuda"
+        self.loop = FitLoop(self.network, self.optimizer, self.loss_fn, context.device, self.mixed_precision)
+        # Without a patience the run keeps its last weights and never stops early.
+        self.stopping = EarlyStopping(self.recipe.early_stopping_patience or 0)
         self.epoch = 0
         self.step = 0
         self.epoch_loss_sum = 0.0
         self.epoch_samples = 0
         self.history: list[dict[str, float]] = []
-        self.best_metric = -1.0
-        self.best_epoch = -1
-        self.best_state: dict[str, torch.Tensor] | None = None
-        self.stale_epochs = 0
         if resumed is not None:
             self._restore(resumed)
 
@@ -194,9 +194,9 @@ class _Trainer:
         self.epoch, self.step = state["epoch"], state["step"]
         self.epoch_loss_sum, self.epoch_samples = state["epoch_loss_sum"], state["epoch_samples"]
         self.history = list(state["history"])
-        self.best_metric, self.best_epoch = state["best_metric"], state["best_epoch"]
-        self.best_state = state["best_model"]
-        self.stale_epochs = state["stale_epochs"]
+        self.stopping.best_metric, self.stopping.best_round = state["best_metric"], state["best_epoch"]
+        self.stopping.best_state = state["best_model"]
+        self.stopping.stale = state["stale_epochs"]
 
     def _state(self) -> dict[str, Any]:
         return {
@@ -217,10 +217,10 @@ class _Trainer:
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state(self.context.device) if self.context.device.type == "cuda" else None,
             "history": self.history,
-            "best_metric": self.best_metric,
-            "best_epoch": self.best_epoch,
-            "best_model": self.best_state,
-            "stale_epochs": self.stale_epochs,
+            "best_metric": self.stopping.best_metric,
+            "best_epoch": self.stopping.best_round,
+            "best_model": self.stopping.best_state,
+            "stale_epochs": self.stopping.stale,
         }
 
     # -- the loop -------------------------------------------------------------------------------------------------
@@ -294,13 +294,7 @@ class _Trainer:
         for images, targets in bar:
             images = images.to(device, non_blocking=True)
             targets = targets.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.mixed_precision):
-                logits = self.network(images)
-            loss = self.loss_fn(logits.float(), targets)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            batch_loss = float(loss.detach())
+            batch_loss = float(self.loop.step(images, targets).detach())
             self.epoch_loss_sum += batch_loss * len(images)
             self.epoch_samples += len(images)
             self.step += 1
@@ -336,8 +330,8 @@ class _Trainer:
         probabilities, masks, val_loss = predict_dataset(
             self.model, self.val_set, self.context.device, mixed_precision=self.mixed_precision, loss_fn=self.loss_fn
         )
-        scores, curve = score_predictions(probabilities, masks, self.recipe.threshold)
-        _, best_f1 = curve.best_threshold()
+        validation = validate(probabilities, masks, self.recipe.threshold, self.recipe.tune_threshold)
+        scores, best_f1 = validation.scores, validation.best_f1
         self.history.append(
             {
                 "epoch": self.epoch + 1,
@@ -352,24 +346,17 @@ class _Trainer:
                 "eval_seconds": time.perf_counter() - started,
             }
         )
-        metric = best_f1 if self.recipe.tune_threshold else scores["f1"]
-        patience = self.recipe.early_stopping_patience
-        if patience is None:
+        if self.recipe.early_stopping_patience is None:
             return False
-        if metric > self.best_metric:
-            self.best_metric, self.best_epoch, self.stale_epochs = metric, self.epoch + 1, 0
-            self.best_state = {key: value.detach().cpu().clone() for key, value in self.model.state_dict().items()}
-            return False
-        self.stale_epochs += 1
-        return self.stale_epochs >= patience
+        return self.stopping.update(validation, self.epoch + 1, self.model)
 
     # -- outputs --------------------------------------------------------------------------------------------------
 
     def _finish(self) -> TrainResult:
         """Pick the final weights, tune the threshold on validation, score, and write packages and reports."""
         final = copy.deepcopy(self.model).cpu()
-        if self.best_state is not None:
-            final.load_state_dict(self.best_state)
+        if self.stopping.best_state is not None:
+            final.load_state_dict(self.stopping.best_state)
         state = self._state()
         outputs = write_run_outputs(
             model=final,
@@ -379,7 +366,7 @@ class _Trainer:
             mean=self.mean,
             std=self.std,
             history=self.history,
-            best_epoch=self.best_epoch if self.best_state is not None else len(self.history),
+            best_epoch=self.stopping.best_round if self.stopping.best_state is not None else len(self.history),
             out=self.out,
             device=self.context.device,
             write_onnx=self.config.export_onnx,
