@@ -26,8 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from landslide_engine.bands import L4S_BANDS, L4S_DIVISORS
+from landslide_engine.bands import L4S_BANDS, L4S_DIVISORS, RGB_BANDS
+from landslide_engine.figures import stretch_rgb, three_panel_figure
 from landslide_engine.notices import Warn
+from landslide_engine.scores import Confusion
 from landslide_engine.slope import horn_slope
 
 DEMO_CRS = "EPSG:32645"
@@ -195,54 +197,19 @@ def build_demo_scene(out_dir: str | Path, size: int = 384, n_scars: int = 30, se
 def render_preview(scene: DemoScene, probability: Path, mask: Path, out_png: Path, title: str) -> Path:
     """PNG with true colour (B4, B3, B2), probability and the predicted mask, true scars outlined."""
     import rasterio
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    from landslide_engine.h5predict import stretch_rgb
 
     with rasterio.open(scene.s2) as src:
-        rgb = stretch_rgb(
-            np.stack([src.read(ESA_L1C_ORDER.index(b) + 1) for b in ("B4", "B3", "B2")], -1).astype(float)
-        )
+        rgb = stretch_rgb(np.stack([src.read(ESA_L1C_ORDER.index(b) + 1) for b in RGB_BANDS], -1).astype(float))
     with rasterio.open(probability) as src:
         prob = src.read(1, masked=True).filled(np.nan)
     with rasterio.open(mask) as src:
         predicted = src.read(1) == 1
     with rasterio.open(scene.truth) as src:
         truth = src.read(1) == 1
-
-    figure = Figure(figsize=(13.5, 4.8), dpi=100, layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.subplots(1, 3)
-    axes[0].imshow(rgb, interpolation="nearest")
-    axes[0].set_title("True colour (B4, B3, B2)")
-    shown = axes[1].imshow(prob, vmin=0, vmax=1, cmap="magma", interpolation="nearest")
-    axes[1].set_title("Landslide probability")
-    figure.colorbar(shown, ax=axes[1], fraction=0.046, pad=0.02)
-    overlay = rgb.copy()
-    overlay[predicted] = 0.45 * overlay[predicted] + 0.55 * np.array([0.9, 0.1, 0.1])
-    axes[2].imshow(overlay, interpolation="nearest")
-    axes[2].contour(truth, levels=[0.5], colors="cyan", linewidths=0.8)
-    axes[2].set_title("Predicted (red), true scars (cyan)")
-    for ax in axes:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    figure.suptitle(title)
+    figure = three_panel_figure(rgb, prob, predicted, title, "Predicted (red), true scars (cyan)", outline=truth)
     out_png.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out_png)
     return out_png
-
-
-def pixel_scores(predicted: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """Precision, recall, F1 and IoU of the landslide class from pixel counts."""
-    tp = float(np.sum(predicted & truth))
-    fp = float(np.sum(predicted & ~truth))
-    fn = float(np.sum(~predicted & truth))
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    iou = tp / (tp + fp + fn) if tp + fp + fn else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1, "iou": iou}
 
 
 def run_demo(
@@ -275,7 +242,7 @@ def run_demo(
         predicted = src.read(1) == 1
     with rasterio.open(scene.truth) as src:
         truth = src.read(1) == 1
-    scores = pixel_scores(predicted, truth)
+    scores = Confusion.from_masks(predicted, truth).scores()
     preview = render_preview(
         scene,
         result.probability,

@@ -17,15 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from landslide_engine.bands import L4S_BANDS, RGB_BANDS
+from landslide_engine.bands import L4S_BANDS
 from landslide_engine.errors import Cancelled, InputError, ModelError
+from landslide_engine.figures import three_panel_figure, true_colour
 from landslide_engine.h5io import read_l4s_image
 from landslide_engine.notices import Warn, Warnings
 from landslide_engine.targets import atomic_output, check_output_folder
 
-STRETCH_PERCENTILES = (2.0, 98.0)
-OVERLAY_COLOUR = (1.0, 0.1, 0.1)
-OVERLAY_ALPHA = 0.5
 _CHUNK_PATCHES = 64
 
 Progress = Callable[[float, str], None]
@@ -141,42 +139,11 @@ class _ModelRuns:
             raise ModelError("none of the models can run (see the warnings)")
 
 
-def stretch_rgb(rgb: np.ndarray) -> np.ndarray:
-    """(H, W, 3) values to 0..1, each channel stretched between its 2nd and 98th percentile."""
-    low, high = np.percentile(rgb, STRETCH_PERCENTILES, axis=(0, 1))
-    span = np.where(high > low, high - low, 1.0)
-    return np.clip((rgb - low) / span, 0.0, 1.0)
-
-
-def true_colour(image: np.ndarray) -> np.ndarray:
-    """(H, W, 3) RGB in 0..1 from bands B4, B3, B2 of a (14, H, W) l4s image, each stretched 2–98 %."""
-    return stretch_rgb(np.stack([image[L4S_BANDS.index(band)] for band in RGB_BANDS], axis=-1).astype(np.float64))
-
-
 def patch_figure(image: np.ndarray, probability: np.ndarray, threshold: float, title: str):
-    """A matplotlib Figure (Agg, no pyplot state) with true colour, probability and overlay panels."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    rgb = true_colour(image)
+    """The three-panel figure of one (14, H, W) patch, its mask being ``probability >= threshold``."""
     mask = probability >= threshold
-    overlay = rgb.copy()
-    overlay[mask] = (1 - OVERLAY_ALPHA) * overlay[mask] + OVERLAY_ALPHA * np.array(OVERLAY_COLOUR)
-
-    figure = Figure(figsize=(12, 4.2), dpi=100, layout="constrained")
-    FigureCanvasAgg(figure)
-    rgb_axes, probability_axes, overlay_axes = figure.subplots(1, 3)
-    rgb_axes.imshow(rgb, interpolation="nearest")
-    rgb_axes.set_title("True colour (B4, B3, B2)")
-    shown = probability_axes.imshow(probability, vmin=0.0, vmax=1.0, cmap="magma", interpolation="nearest")
-    probability_axes.set_title("Landslide probability")
-    figure.colorbar(shown, ax=probability_axes, fraction=0.046, pad=0.02)
-    overlay_axes.imshow(overlay, interpolation="nearest")
-    overlay_axes.set_title(f"p ≥ {threshold:g}: {100.0 * mask.mean():.1f} % of pixels")
-    for axes in (rgb_axes, probability_axes, overlay_axes):
-        axes.set_axis_off()
-    figure.suptitle(title)
-    return figure
+    overlay_title = f"p ≥ {threshold:g}: {100.0 * mask.mean():.1f} % of pixels"
+    return three_panel_figure(true_colour(image), probability, mask, title, overlay_title)
 
 
 def _write_patch_outputs(

@@ -15,7 +15,6 @@ from landslide_engine.demo import (
     ESA_L1C_ORDER,
     SYNTHETIC_TAG,
     build_demo_scene,
-    pixel_scores,
 )
 from landslide_engine.slope import horn_slope
 
@@ -61,9 +60,11 @@ def test_spectra_follow_the_real_class_statistics(scene):
 
 
 def test_pixel_scores_from_counts():
+    from landslide_engine.scores import Confusion
+
     pred = np.array([[1, 1, 0, 0]], bool)
     truth = np.array([[1, 0, 1, 0]], bool)
-    s = pixel_scores(pred, truth)
+    s = Confusion.from_masks(pred, truth).scores()
     assert s == {"precision": 0.5, "recall": 0.5, "f1": 0.5, "iou": pytest.approx(1 / 3)}
 
 

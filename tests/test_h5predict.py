@@ -10,8 +10,9 @@ from matplotlib.image import imread
 
 from landslide_engine.bands import L4S_BANDS
 from landslide_engine.errors import Cancelled, InputError
+from landslide_engine.figures import true_colour
 from landslide_engine.h5io import read_l4s_image
-from landslide_engine.h5predict import patch_figure, predict_h5, true_colour
+from landslide_engine.h5predict import patch_figure, predict_h5
 from landslide_engine.models.backends import create_runner
 from landslide_engine.models.package import ModelMetadata, export_onnx, save_torch_package
 from landslide_engine.models.registry import create_model

@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from landslide_engine.errors import InputError
+from landslide_engine.scores import Confusion
 from training.augment import augment_patch
 from training.losses import CompoundLoss
-from training.metrics import Confusion, MetricAccumulator
+from training.metrics import MetricAccumulator
 from training.normalization import BandStatistics
 from training.recipes import DEFAULT, SEED, get_recipe
 

@@ -26,12 +26,12 @@ from landslide_engine.bands import L4S_BANDS
 from landslide_engine.errors import InputError
 from landslide_engine.models.normalization import Normalization
 from landslide_engine.models.package import ModelMetadata, build_model
+from landslide_engine.scores import Confusion
 
 from .augment import augment_patch
 from .data import Patch
 from .loop import EarlyStopping, FitLoop, validate
 from .losses import CompoundLoss
-from .metrics import Confusion
 from .normalization import identity_normalization
 from .recipes import Recipe, get_recipe
 from .smalldata import PatchArrays

@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from landslide_engine.h5predict import true_colour
+from landslide_engine.figures import true_colour
 
 from .metrics import PrecisionRecallCurve
 
