@@ -26,6 +26,13 @@ def without_inference_runtimes(monkeypatch):
     # engine modules imported by earlier tests would hide the failure: make them import afresh
     for name in [m for m in sys.modules if m.startswith(("landslide_engine.models", "landslide_engine.pipeline"))]:
         monkeypatch.delitem(sys.modules, name)
+    before = set(sys.modules)
+    yield
+    # Drop the copies imported meanwhile (monkeypatch then puts the originals back): a module left from this test
+    # would hold classes of its own (ModelPackage), which later tests' isinstance checks would not recognise.
+    for name in set(sys.modules) - before:
+        if name.startswith(("landslide_engine", "landslide_qgis")):
+            del sys.modules[name]
 
 
 def test_missing_runtime_message_names_the_package_and_the_command(without_inference_runtimes):
