@@ -338,3 +338,37 @@ def test_detect_outputs_load_styled_in_one_group_like_the_docks(provider, scene,
     assert isinstance(mask.renderer(), QgsPalettedRasterRenderer) and mask.opacity() < 1.0
     assert isinstance(probability.renderer(), QgsSingleBandPseudoColorRenderer) and probability.opacity() < 1.0
     assert root.findLayers()[0].layer() is not probability  # the probability is not on top, hiding the rest
+
+
+@pytest.mark.parametrize("alg_id", ["landslide:detect", "landslide:stack"])
+def test_toolbox_dialog_never_prefills_the_dem_with_the_active_sentinel2_layer(
+    provider, qgis_iface, qgis_new_project, geo_root, alg_id, monkeypatch
+):
+    """Processing pre-fills a required layer with the active one: here the 10-band Aberystwyth scene."""
+    import processing
+    from qgis.core import QgsProject, QgsRasterLayer
+    from qgis.gui import QgsBrowserGuiModel
+
+    browser = QgsBrowserGuiModel()
+    monkeypatch.setattr(qgis_iface, "browserModel", lambda: browser, raising=False)  # the dialog asks the desktop
+
+    folder = geo_root / "rsgislib_aberystwyth_wales"
+    s2 = QgsRasterLayer(str(folder / "sen2_20210527_aber_subset.tif"), "sen2_20210527_aber_subset")
+    project = QgsProject.instance()
+    assert project.addMapLayer(s2)
+    qgis_iface.setActiveLayer(s2)
+
+    dialog = processing.createAlgorithmDialog(alg_id)
+    try:
+        assert dialog.mainWidget().wrappers["DEM"].parameterValue() in (None, "")  # empty: the analyst picks
+    finally:
+        dialog.deleteLater()
+
+    dem = QgsRasterLayer(str(folder / "AberSRTM_4326.tif"), "AberSRTM_4326")
+    assert project.addMapLayer(dem)
+    qgis_iface.setActiveLayer(s2)
+    dialog = processing.createAlgorithmDialog(alg_id)
+    try:
+        assert dialog.mainWidget().wrappers["DEM"].parameterValue() == dem.id()  # the layer that looks like a DEM
+    finally:
+        dialog.deleteLater()

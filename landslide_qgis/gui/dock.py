@@ -14,7 +14,6 @@ import datetime as dt
 import os
 from pathlib import Path
 
-from osgeo import gdal
 from qgis.core import (
     Qgis,
     QgsApplication,
@@ -50,7 +49,7 @@ from landslide_qgis.engine_request import RunChoices, SceneChoices, predict_requ
 from landslide_qgis.gui.detect_task import DetectTask, ModelRun
 from landslide_qgis.gui.device_info import describe_device
 from landslide_qgis.gui.install_dialog import push_install_offer
-from landslide_qgis.gui.layer_roles import RasterInfo, suggest_roles
+from landslide_qgis.gui.layer_roles import raster_info, suggest_roles
 from landslide_qgis.gui.result_layers import ROLE_PROPERTY, add_result_group, group_title, run_time, scene_name
 from landslide_qgis.processing.scene_parameters import BAND_MAP_HELP, REFLECTANCE_SCALE_HELP
 
@@ -253,7 +252,7 @@ class LandslideDock(QgsDockWidget):
         *Suggest* button replaces every pick. The dock's own result layers are never suggested.
         """
         layers = [layer for layer in self._raster_layers() if not _is_result(layer)]
-        suggestion = suggest_roles([_raster_info(layer) for layer in layers])
+        suggestion = suggest_roles([raster_info(layer) for layer in layers])
         by_id = {layer.id(): layer for layer in layers}
         if suggestion.s2 and not (only_empty and self.selected_s2_ids()):
             for i in range(self.s2_list.count()):
@@ -485,13 +484,3 @@ class LandslideDock(QgsDockWidget):
 def _is_result(layer) -> bool:
     """A result layer of this plugin (dock or Toolbox): styled by it, never an input suggestion."""
     return layer.customProperty(ROLE_PROPERTY) is not None
-
-
-def _raster_info(layer: QgsRasterLayer) -> RasterInfo:
-    """Band descriptions come from GDAL: QGIS 3.22's provider API does not expose them."""
-    descriptions = [""] * layer.bandCount()
-    if layer.providerType() == "gdal":
-        dataset = gdal.OpenEx(layer.source(), gdal.OF_RASTER)
-        if dataset is not None:
-            descriptions = [dataset.GetRasterBand(b).GetDescription() for b in range(1, dataset.RasterCount + 1)]
-    return RasterInfo(layer.id(), layer.name(), Path(layer.source()).stem, tuple(descriptions))

@@ -3,7 +3,8 @@
 Analysts load their rasters with whatever names the download gave them
 (``T45RUL_20150425T050649_B04.jp2``, ``S2A_MSIL1C_…``, ``ALOS_PALSAR_RTC_dem``,
 ``srtm_57_07``), so the dock pre-selects roles from layer names and band
-descriptions. It is only a suggestion: the analyst can change every picker.
+descriptions. It is only a suggestion: the analyst can change every picker. The dock and the
+Toolbox dialogs of detect and stack ask the same suggestion, so neither offers a Sentinel-2 stack as the DEM.
 """
 
 from __future__ import annotations
@@ -63,3 +64,20 @@ def suggest_roles(rasters: Sequence[RasterInfo]) -> RoleSuggestion:
         # several multi-band rasters are usually several dates: suggest the best-described one only
         suggestion.s2 = [max(multi_band_s2, key=lambda item: item[0])[1]]
     return suggestion
+
+
+def raster_info(layer) -> RasterInfo:
+    """What :func:`suggest_roles` looks at for a QGIS raster layer.
+
+    Band descriptions come from GDAL: QGIS 3.22's provider API does not expose them.
+    """
+    from pathlib import Path
+
+    from osgeo import gdal
+
+    descriptions = [""] * layer.bandCount()
+    if layer.providerType() == "gdal":
+        dataset = gdal.OpenEx(layer.source(), gdal.OF_RASTER)
+        if dataset is not None:
+            descriptions = [dataset.GetRasterBand(b).GetDescription() for b in range(1, dataset.RasterCount + 1)]
+    return RasterInfo(layer.id(), layer.name(), Path(layer.source()).stem, tuple(descriptions))

@@ -93,6 +93,12 @@ class DetectAlgorithm(QgsProcessingAlgorithm):
     def createInstance(self) -> DetectAlgorithm:
         return DetectAlgorithm()
 
+    def createCustomParametersWidget(self, parent=None):
+        """The standard dialog, except that it never pre-fills the DEM with a Sentinel-2 layer."""
+        from landslide_qgis.processing.scene_dialog import SceneInputDialog
+
+        return SceneInputDialog(self, parent)
+
     def initAlgorithm(self, config=None) -> None:
         defaults = request_defaults()
         extent, *scene_advanced = scene_parameters.add_scene_parameters(self)

@@ -49,6 +49,12 @@ class StackAlgorithm(QgsProcessingAlgorithm):
     def createInstance(self) -> StackAlgorithm:
         return StackAlgorithm()
 
+    def createCustomParametersWidget(self, parent=None):
+        """The standard dialog, except that it never pre-fills the DEM with a Sentinel-2 layer."""
+        from landslide_qgis.processing.scene_dialog import SceneInputDialog
+
+        return SceneInputDialog(self, parent)
+
     def initAlgorithm(self, config=None) -> None:
         extent, *advanced = scene_parameters.add_scene_parameters(self)
         self.addParameter(extent)
