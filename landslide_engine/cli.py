@@ -96,6 +96,8 @@ def _band_map(pairs: Sequence[str] | None) -> dict[str, str] | None:
         band, sep, source = pair.partition("=")
         if not sep or not band or not source:
             raise InputError(f"--band-map {pair!r} is not BAND=SOURCE (e.g. B4=scene.tif:3)")
+        if band.strip() in result:
+            raise InputError(f"--band-map names band {band.strip()} twice")
         result[band.strip()] = source.strip()
     return result
 
@@ -104,6 +106,8 @@ def _fill_values(pairs: Sequence[str] | None) -> dict[str, float]:
     result: dict[str, float] = {}
     for pair in pairs or ():
         band, _, value = pair.partition("=")
+        if band.strip() in result:
+            raise InputError(f"--fill names band {band.strip()} twice")
         try:
             result[band.strip()] = float(value)
         except ValueError:

@@ -309,7 +309,9 @@ def write_style_sidecars(probability: Path, mask: Path) -> None:
     Without them a dragged-in mask is an opaque black-and-white rectangle over the imagery.
     """
     for raster, style in ((probability, PROBABILITY_STYLE), (mask, MASK_STYLE)):
-        Path(raster).with_suffix(".qml").write_text(style.read_text("utf-8"), encoding="utf-8")
+        sidecar = Path(raster).with_suffix(".qml")
+        with writing(sidecar, "style"):
+            sidecar.write_text(style.read_text("utf-8"), encoding="utf-8")
 
 
 def polygon_pixels(geometry: dict, grid: Grid) -> Iterator[tuple[Window, np.ndarray]]:

@@ -49,6 +49,17 @@ from landslide_engine.outputs import (
     write_report,
     write_style_sidecars,
 )
+from landslide_engine.parameters import (
+    check_baseline_offset,
+    check_batch_size,
+    check_extent,
+    check_fill_values,
+    check_grid_size,
+    check_min_area,
+    check_overlap,
+    check_resolution,
+    check_threshold,
+)
 from landslide_engine.products import ProductMask
 from landslide_engine.scaling import L2A_WARNING, resolve_scaling, scale_warning
 from landslide_engine.sources import identify_s2
@@ -137,7 +148,7 @@ def _open_scene(
     fill_values: Mapping[str, float],
     band_map: Mapping[str, str] | None,
     reflectance_scale: str,
-    baseline_offset: str | int,
+    baseline_offset: str | float,
     extent: tuple[float, float, float, float] | None,
     extent_crs: str | None,
     resolution: float | None,
@@ -150,6 +161,8 @@ def _open_scene(
     Each warning goes to ``warn`` as soon as it is known, so the analyst sees it while the run goes on.
     """
     classes = parse_mask_classes(mask_classes)
+    extent, resolution = check_extent(extent), check_resolution(resolution)
+    baseline_offset = check_baseline_offset(baseline_offset)
     unknown = [b for b in bands if b not in L4S_BANDS]
     if unknown:
         raise InputError(f"the model needs band(s) {', '.join(unknown)}, which are not Landslide4Sense bands")
@@ -171,6 +184,7 @@ def _open_scene(
     dem = dem_path(dem_tiles)  # one file, or the tiles' mosaic
     others = [dem, *([slope] if slope else [])]
     grid = reference_grid(s2_files or list(s2), others, extent, extent_crs, resolution)
+    check_grid_size(grid.width, grid.height)
     cloud_mask = ProductMask("SCL", scl) if scl else identified.cloud_mask
     if identified.product is not None and cloud_mask is None and classes:
         warn(f"{identified.product.name} has no cloud mask (SCL, MSK_CLASSI or MSK_CLOUDS); clouds may be mapped")
@@ -243,6 +257,17 @@ def runner_for(req: PredictRequest):
     )
 
 
+def _check_request(req: PredictRequest) -> None:
+    """Refuse parameters that are not finite or beyond their bounds, before the model is even loaded."""
+    if req.threshold is not None:
+        check_threshold(req.threshold)
+    check_min_area(req.min_area_m2)
+    check_batch_size(req.batch_size)
+    check_extent(req.extent)
+    check_baseline_offset(req.baseline_offset)
+    check_resolution(req.resolution)
+
+
 def predict_scene(
     req: PredictRequest,
     progress: Progress | None = None,
@@ -260,15 +285,15 @@ def predict_scene(
     started = time.perf_counter()
     report_progress = progress or (lambda percent, message: None)
     is_cancelled = cancelled or (lambda: False)
+    _check_request(req)
     inputs = [*req.s2, *dem_files(req.dem), *([req.slope] if req.slope else []), *([req.model] if req.model else [])]
     outputs = OutputSet(req.out_dir, OUTPUT_FILES, report=REPORT_FILE, inputs=inputs)  # refused before any work
     report_progress(0.0, "loading the model")
     runner = runner if runner is not None else runner_for(req)
     meta = runner.metadata
-    threshold = float(meta.threshold if req.threshold is None else req.threshold)
-    if not 0.0 <= threshold <= 1.0:
-        raise InputError(f"threshold must be between 0 and 1, got {threshold}")
+    threshold = check_threshold(meta.threshold if req.threshold is None else req.threshold)
     tile = int(meta.tile_size)
+    check_overlap(req.overlap, tile)
     report_progress(1.0, "reading the inputs")
     scene = _open_scene(
         req.s2,
@@ -684,7 +709,7 @@ def stack_to_file(
         dem,
         slope,
         list(bands),
-        dict(fill_values or {}),
+        check_fill_values(fill_values),
         band_map,
         reflectance_scale,
         baseline_offset,

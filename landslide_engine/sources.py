@@ -156,6 +156,8 @@ def _parse_band_map(band_map: Mapping[str, str], paths: list[str]) -> dict[str, 
         band = canonical_band(key)
         if band is None:
             raise InputError(f"band_map: {key!r} is not a Sentinel-2 band name such as B4 or B8A")
+        if band in parsed:
+            raise InputError(f"band_map names band {band} twice ({key!r} is another name for it)")
         value = str(value).strip()
         if value.isdigit():
             if len(paths) != 1:
@@ -164,7 +166,11 @@ def _parse_band_map(band_map: Mapping[str, str], paths: list[str]) -> dict[str, 
         else:
             head, sep, tail = value.rpartition(":")
             path, index = (head, int(tail)) if sep and tail.isdigit() and head else (value, 1)
-        parsed[band] = BandSource(band, path, index, "band_map")
+        source = BandSource(band, path, index, "band_map")
+        twin = next((b for b, other in parsed.items() if (other.path, other.index) == (path, index)), None)
+        if twin is not None:
+            raise InputError(f"band_map gives {path} band {index} to both {twin} and {band}")
+        parsed[band] = source
     return parsed
 
 

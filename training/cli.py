@@ -15,7 +15,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from landslide_engine.command_line import EXIT_OK, quiet_gdal, run_command
-from landslide_engine.errors import InputError
+from landslide_engine.errors import InputError, ParameterError
+from landslide_engine.parameters import finite
+from landslide_engine.targets import check_output_folder
 
 from .crossval import VARIANTS
 from .recipes import RECIPES, get_recipe
@@ -112,6 +114,11 @@ def _train_config(args: argparse.Namespace, model: str, default_recipe: str) -> 
     for name, value in (("--epochs", recipe.epochs), ("--batch-size", recipe.batch_size)):
         if value < 1:
             raise InputError(f"{name} {value}: must be at least 1")
+    if not finite(recipe.learning_rate, "--lr") > 0:
+        raise ParameterError(f"--lr {recipe.learning_rate}: must be positive")
+    if not 0 < finite(args.val_fraction, "--val-fraction") < 1:
+        raise ParameterError(f"--val-fraction {args.val_fraction}: must be between 0 and 1")
+    check_output_folder(args.out, "--out")  # before training, not after it
     return TrainConfig(
         data=args.data,
         model=model,

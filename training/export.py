@@ -47,11 +47,20 @@ def checkpoint_model(state: dict[str, Any], metadata: ModelMetadata) -> nn.Modul
     return model.eval()
 
 
+def _newest_export_opset() -> int:
+    """The newest opset PyTorch's TorchScript exporter (the one the engine uses) can write."""
+    import torch.onnx
+
+    constants = getattr(torch.onnx, "_constants", None)
+    return int(getattr(constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", 20))
+
+
 def export_checkpoint(checkpoint: Path, out: Path, opset: int = 17) -> Path:
     """Write the checkpoint's model as a package: ``.onnx`` (parity-checked against PyTorch) or ``.pt``."""
     checkpoint, out = Path(checkpoint), Path(out)
-    if opset < 17:
-        raise InputError(f"--opset {opset}: the engine needs opset 17 or newer")
+    newest = _newest_export_opset()
+    if not 17 <= opset <= newest:
+        raise InputError(f"--opset {opset}: the engine needs opset 17 or newer, and PyTorch exports up to {newest}")
     suffix = out.suffix.lower()
     if suffix != ".onnx" and suffix not in TORCH_SUFFIXES:
         raise InputError(f"--out {out}: expected a .onnx or .pt file name")
