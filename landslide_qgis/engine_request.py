@@ -3,7 +3,7 @@
 The Processing algorithms and the dock collect the same choices with different widgets.
 Both hand them over as :class:`SceneChoices` (the inputs, shared by detect and stack) and
 :class:`RunChoices` (the model run), and this module alone turns them into the engine's
-``PredictRequest`` or ``stack_to_file`` arguments. A choice left as ``None`` takes the
+``PredictRequest``, ``BatchRequest`` (detect_region) or ``stack_to_file`` arguments. A choice left as ``None`` takes the
 engine's own default, so no front end carries a copy of a default value.
 """
 
@@ -18,10 +18,14 @@ from landslide_engine.errors import InputError
 
 @dataclass(frozen=True)
 class SceneChoices:
-    """Which rasters make the scene, and how to read them (the inputs of detect and stack)."""
+    """Which rasters make the scene, and how to read them (the inputs of detect and stack).
+
+    For a region (:func:`batch_request`) ``s2`` lists the scenes, one file each, and ``dem`` the region's DEM
+    or its tiles.
+    """
 
     s2: list[str]
-    dem: str
+    dem: str | list[str]
     slope: str | None = None
     band_map: str = ""  # "B2=1, B8=nir.tif": parsed here, validated by the engine
     reflectance_scale: str | None = None
@@ -65,8 +69,25 @@ def predict_request(scene: SceneChoices, run: RunChoices, out_dir: str):
     from landslide_engine.pipeline import PredictRequest
 
     _require_inputs(scene)
+    return PredictRequest(
+        s2=list(scene.s2), dem=scene.dem, out_dir=out_dir, slope=scene.slope, **_mapping_options(scene, run)
+    )
+
+
+def batch_request(scene: SceneChoices, run: RunChoices, out_dir: str):
+    """The engine's ``BatchRequest`` (local executor) mapping each file of ``scene.s2`` as a scene into ``out_dir``."""
+    from landslide_engine.batch import BatchRequest
+
+    _require_inputs(scene)
+    dems = [scene.dem] if isinstance(scene.dem, str) else list(scene.dem)
+    return BatchRequest(
+        scenes=list(scene.s2), dems=dems, out_dir=out_dir, slope=scene.slope, options=_mapping_options(scene, run)
+    )
+
+
+def _mapping_options(scene: SceneChoices, run: RunChoices) -> dict[str, Any]:
+    """The ``PredictRequest`` fields other than the scene's files; a choice left as None is left out."""
     chosen = {
-        "slope": scene.slope,
         "model": run.model,
         "device": run.device,
         "precision": run.precision,
@@ -79,13 +100,7 @@ def predict_request(scene: SceneChoices, run: RunChoices, out_dir: str):
         "reflectance_scale": scene.reflectance_scale,
         "min_area_m2": run.min_area_m2,
     }
-    return PredictRequest(
-        s2=list(scene.s2),
-        dem=scene.dem,
-        out_dir=out_dir,
-        tta=run.tta,
-        **{name: value for name, value in chosen.items() if value is not None},
-    )
+    return {"tta": run.tta, **{name: value for name, value in chosen.items() if value is not None}}
 
 
 def stack_arguments(scene: SceneChoices, model: str | None = None) -> dict[str, Any]:

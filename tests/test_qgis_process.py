@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import zipfile
 
 import numpy as np
@@ -19,6 +20,7 @@ from tests.qgis_helpers import (
     synthetic_scene,
     tiny_model_package,
 )
+from tests.test_batch import scenes as scenes
 
 pytestmark = pytest.mark.skipif(not __import__("os").path.exists(QGIS_PROCESS), reason="qgis_process.bin not installed")
 
@@ -142,3 +144,29 @@ def test_detect_on_real_aberystwyth_shows_the_filled_band_warning(installed_plug
     assert "band B1 is not in the input; filled with the model's constant" in proc.stdout
     assert "band B10 is not in the input; filled" in proc.stdout
     assert (out / "probability.qml").is_file()  # the style travels with the Toolbox output
+
+
+def test_detect_region_runs_through_qgis_process(installed_plugin, scenes, tmp_path):
+    """Two overlapping real scenes and a corrupt one: the mosaics, the polygons and the failure's line."""
+    env, _ = installed_plugin
+    out = tmp_path / "region"
+    args = ["run", "landslide:detect_region", "--"]
+    args += [f"SCENES={scenes[name]}" for name in ("west", "corrupt", "east")]
+    args += [f"DEM={scenes['dem']}", "DEVICE=cpu", "REFLECTANCE_SCALE=x1000", f"OUTPUT_FOLDER={out}"]
+    proc = run_qgis_process(["--json", *args], env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(proc.stdout[proc.stdout.index("{") :])["results"]
+    assert (result["SCENES_MAPPED"], result["SCENES_FAILED"]) == (2, 1)
+    assert result["OUTPUT_PROBABILITY"] == str(out / "probability.vrt")
+    assert "corrupt: failed: cannot read" in proc.stdout + proc.stderr
+    with rasterio.open(out / "probability.vrt") as mosaic, rasterio.open(out / "west" / "probability.tif") as west:
+        assert mosaic.crs == west.crs and mosaic.width > west.width
+        assert mosaic.read(1, masked=True).count() > west.width * west.height  # both scenes show
+    assert result["N_LANDSLIDES"] == sum(1 for _ in _features(out / "landslides.gpkg")) > 0
+
+
+def _features(path):
+    from osgeo import ogr
+
+    datasource = ogr.Open(str(path))
+    yield from datasource.GetLayer(0)

@@ -17,19 +17,14 @@ from qgis.core import (
     QgsProcessingOutputFile,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
-    QgsProcessingParameterBoolean,
-    QgsProcessingParameterEnum,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterVectorDestination,
     QgsProcessingUtils,
 )
 
-from landslide_engine.options import PRECISIONS
-from landslide_qgis import settings
-from landslide_qgis.engine_request import RunChoices, predict_request, request_defaults
+from landslide_qgis.engine_request import predict_request
 from landslide_qgis.gui.result_layers import MASK, POLYGONS, PROBABILITY, run_time, scene_name
-from landslide_qgis.processing import model_parameters, result_postprocessor, scene_parameters
+from landslide_qgis.processing import model_parameters, result_postprocessor, run_parameters, scene_parameters
 from landslide_qgis.processing.engine_bridge import engine_callbacks, engine_errors, engine_warn
 from landslide_qgis.processing.outputs import place_raster, place_vector
 
@@ -42,13 +37,13 @@ class DetectAlgorithm(QgsProcessingAlgorithm):
     SLOPE = scene_parameters.SLOPE
     MODEL = model_parameters.MODEL
     MODEL_FILE = model_parameters.MODEL_FILE
-    DEVICE = "DEVICE"
-    PRECISION = "PRECISION"
-    BATCH_SIZE = "BATCH_SIZE"
-    OVERLAP = "OVERLAP"
-    THRESHOLD = "THRESHOLD"
-    TTA = "TTA"
-    MIN_AREA = "MIN_AREA"
+    DEVICE = run_parameters.DEVICE
+    PRECISION = run_parameters.PRECISION
+    BATCH_SIZE = run_parameters.BATCH_SIZE
+    OVERLAP = run_parameters.OVERLAP
+    THRESHOLD = run_parameters.THRESHOLD
+    TTA = run_parameters.TTA
+    MIN_AREA = run_parameters.MIN_AREA
     REFLECTANCE_SCALE = scene_parameters.REFLECTANCE_SCALE
     BAND_MAP = scene_parameters.BAND_MAP
     EXTENT = scene_parameters.EXTENT
@@ -100,80 +95,11 @@ class DetectAlgorithm(QgsProcessingAlgorithm):
         return SceneInputDialog(self, parent)
 
     def initAlgorithm(self, config=None) -> None:
-        defaults = request_defaults()
         extent, *scene_advanced = scene_parameters.add_scene_parameters(self)
-
         for parameter in model_parameters.parameters("A built-in model or a package from the models folder."):
             self.addParameter(parameter)
-
-        device = QgsProcessingParameterEnum(
-            self.DEVICE, "Device", options=list(settings.DEVICES), defaultValue=settings.default_device()
-        )
-        device.setUsesStaticStrings(True)
-        device.setHelp("auto uses a CUDA GPU when one is usable and falls back to the CPU.")
-        self.addParameter(device)
-        batch = QgsProcessingParameterNumber(
-            self.BATCH_SIZE,
-            "Batch size",
-            QgsProcessingParameterNumber.Type.Integer,
-            settings.batch_size(),
-            minValue=1,
-        )
-        batch.setHelp("Patches per inference batch; halved automatically when a GPU runs out of memory.")
-        self.addParameter(batch)
-        overlap = QgsProcessingParameterNumber(
-            self.OVERLAP,
-            "Patch overlap (pixels)",
-            QgsProcessingParameterNumber.Type.Integer,
-            defaults.get("overlap"),
-            optional=True,  # empty: the engine's default
-            minValue=0,
-            maxValue=96,
-        )
-        overlap.setHelp("Overlapping patches are blended, which removes seams at patch borders.")
-        self.addParameter(overlap)
-        threshold = QgsProcessingParameterNumber(
-            self.THRESHOLD,
-            "Probability threshold (empty: the model's own)",
-            QgsProcessingParameterNumber.Type.Double,
-            None,
-            optional=True,
-            minValue=0.0,
-            maxValue=1.0,
-        )
-        threshold.setHelp("Pixels with a probability at or above it are landslides in the mask and polygons.")
-        self.addParameter(threshold)
+        tta, min_area, precision = run_parameters.add_run_parameters(self)
         self.addParameter(extent)
-
-        tta = QgsProcessingParameterBoolean(self.TTA, "Test-time augmentation (flips; 4× slower)", False)
-        tta.setHelp("Averages predictions over flipped patches; slightly smoother, four times the compute.")
-        min_area = QgsProcessingParameterNumber(
-            self.MIN_AREA,
-            "Minimum polygon area (m²)",
-            QgsProcessingParameterNumber.Type.Double,
-            defaults.get("min_area_m2"),
-            optional=True,  # empty: the engine's default
-            minValue=0.0,
-        )
-        min_area.setHelp(
-            "Polygons smaller than this are dropped (the mask keeps them); the default is the engine's "
-            "minimum mapping unit."
-        )
-        # Optional, so models and scripts written before this parameter existed still run (in fp32).
-        precision = QgsProcessingParameterEnum(
-            self.PRECISION,
-            "Model number format",
-            options=list(PRECISIONS),
-            defaultValue=defaults.get("precision"),
-            optional=True,
-        )
-        precision.setUsesStaticStrings(True)
-        precision.setHelp(
-            "fp32: full precision. bf16: .pt (PyTorch) models only; fast on CPUs with AVX-512 BF16/AMX and on GPUs; "
-            "on the benchmark models probabilities moved by under 0.001 on average and the mask kept F1 0.95–0.9995 "
-            "against fp32. fp16: .pt models on a GPU only. For int8 on the CPU, write a quantized .onnx model with "
-            "'python -m landslide_engine quantize' and choose it as the model file."
-        )
         scene_parameters.add_advanced(self, [tta, min_area, *scene_advanced, precision])
 
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT_PROBABILITY, "Landslide probability"))
@@ -194,16 +120,7 @@ class DetectAlgorithm(QgsProcessingAlgorithm):
 
         scene = scene_parameters.scene_choices(self, parameters, context)
         model_path = model_parameters.chosen_model(self, parameters, context)
-        run = RunChoices(
-            model=str(model_path),
-            device=self.parameterAsEnumString(parameters, self.DEVICE, context) or settings.default_device(),
-            precision=self.parameterAsEnumString(parameters, self.PRECISION, context) or None,
-            batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
-            overlap=self._optional_number(parameters, self.OVERLAP, context, int),
-            threshold=self._optional_number(parameters, self.THRESHOLD, context, float),
-            tta=self.parameterAsBool(parameters, self.TTA, context),
-            min_area_m2=self._optional_number(parameters, self.MIN_AREA, context, float),
-        )
+        run = run_parameters.run_choices(self, parameters, context, str(model_path))
         prob_dest = self.parameterAsOutputLayer(parameters, self.OUTPUT_PROBABILITY, context)
         mask_dest = self.parameterAsOutputLayer(parameters, self.OUTPUT_MASK, context)
         polygons_dest = self.parameterAsOutputLayer(parameters, self.OUTPUT_POLYGONS, context)
@@ -237,10 +154,3 @@ class DetectAlgorithm(QgsProcessingAlgorithm):
             self.DEVICE_USED: result.device,
             self.REPORT: str(result.report),
         }
-
-    def _optional_number(self, parameters, name: str, context, kind: type):
-        """An optional number parameter, or None when empty (the engine's default then applies)."""
-        value = parameters.get(name)
-        if value is None or value == "":
-            return None
-        return kind(self.parameterAsDouble(parameters, name, context))

@@ -10,6 +10,7 @@ from qgis.PyQt.QtGui import QIcon
 from landslide_qgis import settings
 from landslide_qgis.processing.detect_algorithm import DetectAlgorithm
 from landslide_qgis.processing.predict_h5_algorithm import PredictH5Algorithm
+from landslide_qgis.processing.region_algorithm import DetectRegionAlgorithm
 from landslide_qgis.processing.slope_algorithm import SlopeAlgorithm
 from landslide_qgis.processing.stack_algorithm import StackAlgorithm
 
@@ -41,5 +42,6 @@ class LandslideProvider(QgsProcessingProvider):
         settings.unregister()
 
     def loadAlgorithms(self) -> None:
-        for alg in (DetectAlgorithm(), SlopeAlgorithm(), StackAlgorithm(), PredictH5Algorithm()):
+        for alg in (DetectAlgorithm(), DetectRegionAlgorithm(), SlopeAlgorithm(), StackAlgorithm()):
             self.addAlgorithm(alg)
+        self.addAlgorithm(PredictH5Algorithm())

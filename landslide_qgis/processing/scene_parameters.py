@@ -56,7 +56,11 @@ def add_scene_parameters(algorithm: QgsProcessingAlgorithm) -> list[QgsProcessin
     slope = QgsProcessingParameterRasterLayer(SLOPE, "Slope (degrees)", optional=True)
     slope.setHelp("Optional; when empty, slope is computed from the DEM with Horn's method.")
     algorithm.addParameter(slope)
+    return reading_parameters()
 
+
+def reading_parameters() -> list[QgsProcessingParameterDefinition]:
+    """Extent, reflectance scale and band map: how any scene is read, for the caller to add."""
     extent = QgsProcessingParameterExtent(EXTENT, "Process only this extent", optional=True)
     extent.setHelp("Limits the run to part of the scene; in any CRS.")
     default_scale = request_defaults().get("reflectance_scale")
@@ -90,16 +94,23 @@ def scene_choices(algorithm: QgsProcessingAlgorithm, parameters: dict, context: 
     if dem is None:
         raise QgsProcessingException(algorithm.invalidRasterError(parameters, DEM))
     slope = algorithm.parameterAsRasterLayer(parameters, SLOPE, context)
-    extent, extent_crs = _extent(algorithm, parameters, context)
     return SceneChoices(
         s2=s2,
         dem=dem.source(),
         slope=slope.source() if slope is not None else None,
-        band_map=algorithm.parameterAsString(parameters, BAND_MAP, context),
-        reflectance_scale=algorithm.parameterAsEnumString(parameters, REFLECTANCE_SCALE, context) or None,
-        extent=extent,
-        extent_crs=extent_crs,
+        **reading_choices(algorithm, parameters, context),
     )
+
+
+def reading_choices(algorithm: QgsProcessingAlgorithm, parameters: dict, context: QgsProcessingContext) -> dict:
+    """The :func:`reading_parameters` of a run, as :class:`SceneChoices` fields."""
+    extent, extent_crs = _extent(algorithm, parameters, context)
+    return {
+        "band_map": algorithm.parameterAsString(parameters, BAND_MAP, context),
+        "reflectance_scale": algorithm.parameterAsEnumString(parameters, REFLECTANCE_SCALE, context) or None,
+        "extent": extent,
+        "extent_crs": extent_crs,
+    }
 
 
 def _extent(
