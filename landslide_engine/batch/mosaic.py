@@ -37,6 +37,7 @@ from landslide_engine.outputs import (
     PolygonAttribute,
     polygon_pixels,
     write_polygons,
+    write_style_sidecars,
 )
 from landslide_engine.pipeline import MASK_FILE, PROBABILITY_FILE
 from landslide_engine.targets import atomic_output
@@ -93,6 +94,7 @@ def build_regional_outputs(
     _build_vrt(paths[PROBABILITY_MOSAIC], probability_sources, PROBABILITY_NODATA)
     _build_vrt(paths[MASK_MOSAIC], mask_sources, MASK_NODATA)
     _build_scene_vrt(paths[MASK_MOSAIC], paths[SCENE_MOSAIC])
+    write_style_sidecars(paths[PROBABILITY_MOSAIC], paths[MASK_MOSAIC])  # styled in QGIS as the scenes' are
     grid = _vrt_grid(paths[MASK_MOSAIC])
     names = [s.scene_id for s in order]
     with rasterio.open(paths[SCENE_MOSAIC]) as scene_ds, atomic_output(paths[REGIONAL_POLYGONS]) as tmp:
