@@ -21,7 +21,7 @@ import datetime as dt
 import re
 import zipfile
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from xml.etree import ElementTree
 
@@ -54,11 +54,13 @@ class ProductMask:
 
 
 @dataclass(frozen=True)
-class SafeProduct:
-    """What a SAFE product holds: band images (GDAL paths) and what its metadata says about them.
+class Product:
+    """What a product (a SAFE folder or zip, a STAC item) holds: band images (GDAL paths) and what its metadata
+    says about them.
 
     ``offsets`` are the metadata's ``*_ADD_OFFSET`` per band as written (-1000 from baseline 04.00); reflectance
     is ``(DN + offset) / quantification``. Bands without an entry have no offset (products before 04.00).
+    ``offset_evidence`` says where the offsets come from, for run.json.
     """
 
     path: str
@@ -70,9 +72,10 @@ class SafeProduct:
     sensing_date: dt.date | None
     metadata_file: str
     bands: dict[str, str]
+    offset_evidence: str
     mask: ProductMask | None = None
     granule: str | None = None
-    notes: list[str] = field(default_factory=list)
+    kind: str = "SAFE product"
 
     @property
     def name(self) -> str:
@@ -88,6 +91,7 @@ class SafeProduct:
         """The product's facts as ``run.json`` records them."""
         return {
             "path": self.path,
+            "kind": self.kind,
             "level": self.level,
             "processing_baseline": self.baseline,
             "sensing_date": self.sensing_date.isoformat() if self.sensing_date else None,
@@ -142,7 +146,7 @@ def looks_like_product(path: str | Path) -> bool:
     return False
 
 
-def open_product(path: str | Path) -> SafeProduct:
+def open_product(path: str | Path) -> Product:
     """Read the product at ``path`` (see :func:`looks_like_product`); InputError with one line if it is not
     a usable Sentinel-2 product."""
     p = Path(str(path))
@@ -157,7 +161,7 @@ def open_product(path: str | Path) -> SafeProduct:
         tree.close()
 
 
-def _read_product(tree: _Tree, given: str) -> SafeProduct:
+def _read_product(tree: _Tree, given: str) -> Product:
     metadata = _top_metadata(tree.names)
     if metadata is None:
         raise InputError(f"{given} is not a Sentinel-2 product: no MTD_MSIL1C.xml or MTD_MSIL2A.xml in it")
@@ -183,15 +187,21 @@ def _read_product(tree: _Tree, given: str) -> SafeProduct:
     quantification = _number(facts.get(quantification_tag) or facts.get("QUANTIFICATION_VALUE"), 10000.0)
     if not quantification > 0:
         raise InputError(f"{given}: {quantification_tag} {quantification:g} in {metadata} is not positive")
-    return SafeProduct(
+    offsets = _offsets(root, offset_tag, given)
+    name = PurePosixPath(metadata).name
+    baseline = facts.get("PROCESSING_BASELINE")
+    common = max(set(offsets.values()), key=list(offsets.values()).count) if offsets else 0.0
+    evidence = f"{offset_tag} {common:g} in {name}" if offsets else f"no {offset_tag} in {name}"
+    return Product(
         path=given,
         level=level,
-        baseline=facts.get("PROCESSING_BASELINE"),
+        baseline=baseline,
         quantification=quantification,
-        offsets=_offsets(root, offset_tag, given),
+        offsets=offsets,
         offset_tag=offset_tag,
         sensing_date=_date(facts.get("PRODUCT_START_TIME") or facts.get("DATATAKE_SENSING_START") or ""),
         metadata_file=tree.gdal_path(metadata),
+        offset_evidence=f"{evidence}, baseline {baseline}",
         bands={band: tree.gdal_path(name) for band, name in bands.items()},
         mask=_product_mask(tree, inside, level),
         granule=granule,

@@ -31,8 +31,9 @@ from landslide_engine.bands import (
     find_band_token,
 )
 from landslide_engine.errors import InputError
-from landslide_engine.products import ProductMask, SafeProduct, looks_like_product, open_product
+from landslide_engine.products import Product, ProductMask, looks_like_product, open_product
 from landslide_engine.rasterio_io import open_raster
+from landslide_engine.stac import looks_like_stac_item, read_stac_item
 
 # ESA processing baseline 04.00 (products from 2022-01-25 on) adds 1000 to every DN.
 BASELINE_04_DATE = dt.date(2022, 1, 25)
@@ -71,7 +72,7 @@ class S2Inputs:
     detected_offset: float | None = None
     offset_evidence: str = ""
     unidentified: list[str] = field(default_factory=list)
-    product: SafeProduct | None = None
+    product: Product | None = None
     cloud_mask: ProductMask | None = None
 
     def missing(self, required: Sequence[str]) -> list[str]:
@@ -98,11 +99,12 @@ def identify_s2(paths: Sequence[str | Path], band_map: Mapping[str, str] | None 
     explicit = _parse_band_map(band_map or {}, [str(p) for p in paths])
     result = S2Inputs(bands={})
     found: dict[str, BandSource] = {}
-    products = [str(p) for p in paths if looks_like_product(p)]
+    products = [str(p) for p in paths if looks_like_product(p) or looks_like_stac_item(p)]
     if len(products) > 1:
         raise InputError(f"give one Sentinel-2 product at a time, not {len(products)} ({', '.join(products)})")
     for path in products:
-        _add_product(open_product(path), result, found, explicit)
+        product = read_stac_item(path) if looks_like_stac_item(path) else open_product(path)
+        _add_product(product, result, found, explicit)
     for path in (str(p) for p in paths if str(p) not in products):
         with open_raster(path, what="Sentinel-2") as src:
             _read_product_metadata(src, path, result)
@@ -125,26 +127,21 @@ def identify_s2(paths: Sequence[str | Path], band_map: Mapping[str, str] | None 
 
 
 def _add_product(
-    product: SafeProduct, result: S2Inputs, found: dict[str, BandSource], explicit: Mapping[str, BandSource]
+    product: Product, result: S2Inputs, found: dict[str, BandSource], explicit: Mapping[str, BandSource]
 ) -> None:
     """The product's band images and metadata; its metadata is trusted before any file's tags or name."""
     result.product = product
     result.cloud_mask = product.mask
     result.level = product.level
     result.product_date = product.sensing_date
-    common = _common_offset(product)
-    result.detected_offset = -common
-    result.offset_evidence = (
-        f"{product.offset_tag} {common:g} in {Path(product.metadata_file).name}, baseline {product.baseline}"
-        if product.offsets
-        else f"no {product.offset_tag} in {Path(product.metadata_file).name}, baseline {product.baseline}"
-    )
+    result.detected_offset = -_common_offset(product)
+    result.offset_evidence = product.offset_evidence
     for band, path in product.bands.items():
         if band not in explicit:
-            found[band] = BandSource(band, path, 1, f"SAFE product {product.name}")
+            found[band] = BandSource(band, path, 1, f"{product.kind} {product.name}")
 
 
-def _common_offset(product: SafeProduct) -> float:
+def _common_offset(product: Product) -> float:
     """The offset most bands of ``product`` carry (all do in every product so far); 0 without offsets."""
     values = list(product.offsets.values())
     return max(set(values), key=values.count) if values else 0.0
