@@ -9,6 +9,8 @@
   temporary folder, then swapped in while the folder is locked; the report (``run.json``) is removed first
   and published last, so a folder that holds a report holds that run's whole set, and a failed swap puts the
   previous set back.
+* :func:`place_file` moves a finished file to where a host application asked for it, atomically even across
+  file systems (a plain move there is a copy that a failure leaves half-written under the final name).
 * Temporary names carry the writing process's id, so :func:`sweep_stale_temporaries` can remove those of a run
   that was killed (SIGKILL, power cut) on the next run into the same folder.
 """
@@ -16,6 +18,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -140,6 +143,24 @@ def gdal_checked(path: str | Path, what: str = "output") -> Iterator[None]:
         message = gdal.GetLastErrorMsg().strip() or "GDAL write failed"
         gdal.ErrorReset()
         raise OutputError(f"cannot write {what} {path}: {message.splitlines()[0]}")
+
+
+def place_file(src: str | Path, dest: str | Path, what: str = "output") -> Path:
+    """Move the finished file ``src`` to ``dest``: a rename on one file system, else a copy into a temporary
+    sibling of ``dest`` that is renamed into place; ``dest`` is never left half-written. ``src`` is removed."""
+    src, dest = Path(src), Path(dest)
+    with writing(dest, what):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(src, dest)
+            return dest
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+    with atomic_output(dest, what) as tmp:
+        shutil.copyfile(src, tmp)
+    _remove(src)
+    return dest
 
 
 def _pid_alive(pid: int) -> bool:

@@ -26,7 +26,7 @@ from landslide_qgis.engine_request import predict_request
 from landslide_qgis.gui.result_layers import MASK, POLYGONS, PROBABILITY, run_time, scene_name
 from landslide_qgis.processing import model_parameters, result_postprocessor, run_parameters, scene_parameters
 from landslide_qgis.processing.engine_bridge import engine_callbacks, engine_errors, engine_warn
-from landslide_qgis.processing.outputs import place_raster, place_vector
+from landslide_qgis.processing.outputs import check_destinations, place_raster, place_vector
 
 MODEL_FILE_FILTER = model_parameters.MODEL_FILE_FILTER
 
@@ -124,6 +124,7 @@ class DetectAlgorithm(QgsProcessingAlgorithm):
         prob_dest = self.parameterAsOutputLayer(parameters, self.OUTPUT_PROBABILITY, context)
         mask_dest = self.parameterAsOutputLayer(parameters, self.OUTPUT_MASK, context)
         polygons_dest = self.parameterAsOutputLayer(parameters, self.OUTPUT_POLYGONS, context)
+        check_destinations([prob_dest, mask_dest, polygons_dest], [*scene.s2, scene.dem, scene.slope])
 
         work_dir = tempfile.mkdtemp(prefix="detect_", dir=QgsProcessingUtils.tempFolder())
         with engine_errors():
