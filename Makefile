@@ -48,11 +48,13 @@ format:
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
+# The plugin zip, by hand rather than with qgis-plugin-ci: the engine lives beside the plugin and is bundled into it,
+# metadata.txt stays the one version source (no git tag rewriting), and nothing beyond the standard library is needed.
 package:
 	rm -rf $(DIST)/build && mkdir -p $(DIST)/build/$(PLUGIN)
 	cp -r $(PLUGIN)/. $(DIST)/build/$(PLUGIN)/
 	cp -r landslide_engine $(DIST)/build/$(PLUGIN)/landslide_engine
-	cp metadata.txt LICENSE $(DIST)/build/$(PLUGIN)/
+	cp metadata.txt LICENSE CHANGELOG.md $(DIST)/build/$(PLUGIN)/
 	find $(DIST)/build -name '__pycache__' -prune -exec rm -rf {} +
 	cd $(DIST)/build && rm -f ../$(PLUGIN)-$(VERSION).zip && /usr/bin/python3 -m zipfile -c ../$(PLUGIN)-$(VERSION).zip $(PLUGIN)
 	@echo "$(DIST)/$(PLUGIN)-$(VERSION).zip"
