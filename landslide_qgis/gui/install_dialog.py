@@ -48,11 +48,14 @@ class InstallDependenciesDialog(QDialog):
             self.python = None
             where = str(exc)
         missing = installer.missing_modules()
-        needed = ", ".join(missing.values()) or "nothing for .onnx models"
+        needed = (
+            f"Landslide Mapper needs: {', '.join(missing.values())}."
+            if missing
+            else "Everything .onnx models need is installed; PyTorch is optional (.pt models, training)."
+        )
         self.intro = QLabel(
-            f"Landslide Mapper needs: {needed}.<br>They are installed {where} into <tt>{self.target}</tt>, "
-            "a folder used only by this plugin (delete it to uninstall). QGIS's own packages, numpy "
-            "included, are kept as they are."
+            f"{needed}<br>Packages are installed {where} into <tt>{self.target}</tt>, a folder used only by "
+            "this plugin (delete it to uninstall). QGIS's own packages, numpy included, are kept as they are."
         )
         self.intro.setWordWrap(True)
         self.torch_box = QCheckBox("Also install PyTorch (for .pt models and training; a download of about 1 GB)")
