@@ -193,6 +193,17 @@ def test_dock_keeps_the_analysts_picks_when_rasters_are_added(dock, inputs, qgis
     assert dock.dem_combo.currentLayer().name() == "srtm_dem"
     assert dock.slope_combo.currentLayer() is None
     assert {project.mapLayer(i).name() for i in dock.selected_s2_ids()} == {"S2A_MSIL1C_20200101"}
+    # results are no inputs: not offered as Sentinel-2, DEM or slope
+    listed = [dock.s2_list.item(i).text() for i in range(dock.s2_list.count())]
+    assert listed and not any(" · tiny · " in name for name in listed)
+    rasters = {
+        layer.id()
+        for layer in project.mapLayers().values()
+        if " · tiny · " in layer.name() and isinstance(layer, QgsRasterLayer)
+    }
+    assert len(rasters) == 2  # mask and probability
+    assert rasters <= {layer.id() for layer in dock.dem_combo.exceptedLayerList()}
+    assert rasters <= {layer.id() for layer in dock.slope_combo.exceptedLayerList()}
 
 
 def test_dock_never_suggests_a_sentinel2_layer_as_the_dem(qgis_app, qgis_iface, qgis_new_project, inputs):

@@ -107,6 +107,9 @@ class LandslideDock(QgsDockWidget):
 
         model_row = QHBoxLayout()
         self.model_combo = QComboBox(body)
+        # model descriptions are long: elide them rather than widen the panel over the map
+        self.model_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.model_combo.setMinimumContentsLength(14)
         model_row.addWidget(self.model_combo, 1)
         self.browse_button = QPushButton("Browse…", body)
         self.browse_button.clicked.connect(self._browse_model)
@@ -196,8 +199,11 @@ class LandslideDock(QgsDockWidget):
         self.overlap_spin.setValue(int(defaults.get("overlap") or 0))
         self.overlap_spin.setToolTip("Overlapping patches are blended, which removes seams at patch borders.")
         form.addRow("Patch overlap", self.overlap_spin)
-        self.tta_check = QCheckBox("Test-time augmentation (flips; 4× slower)", box)
-        form.addRow("", self.tta_check)
+        self.tta_check = QCheckBox("flips, 4× slower", box)
+        self.tta_check.setToolTip(
+            "Averages predictions over flipped patches: slightly smoother, four times the compute."
+        )
+        form.addRow("Test-time augmentation", self.tta_check)
         self.precision_combo = QComboBox(box)
         self.precision_combo.addItems(list(PRECISIONS))
         if defaults.get("precision") in PRECISIONS:
@@ -233,8 +239,14 @@ class LandslideDock(QgsDockWidget):
         self.refresh_layers(suggest_empty=False)
 
     def refresh_layers(self, suggest_empty: bool = True) -> None:
-        """List the project's rasters as Sentinel-2 candidates, keeping the analyst's checks."""
+        """List the project's rasters as input candidates, keeping the analyst's checks.
+
+        Landslide results (of the dock or the Toolbox) are no inputs: they are left out of every picker.
+        """
         checked = set(self.selected_s2_ids())
+        results = [layer for layer in self._raster_layers(with_results=True) if _is_result(layer)]
+        self.dem_combo.setExceptedLayerList(results)
+        self.slope_combo.setExceptedLayerList(results)
         self.s2_list.clear()
         for layer in self._raster_layers():
             item = QListWidgetItem(layer.name())
@@ -251,7 +263,7 @@ class LandslideDock(QgsDockWidget):
         With ``only_empty`` (layers were added) a picker the analyst has already set is left alone; the
         *Suggest* button replaces every pick. The dock's own result layers are never suggested.
         """
-        layers = [layer for layer in self._raster_layers() if not _is_result(layer)]
+        layers = self._raster_layers()
         suggestion = suggest_roles([raster_info(layer) for layer in layers])
         by_id = {layer.id(): layer for layer in layers}
         if suggestion.s2 and not (only_empty and self.selected_s2_ids()):
@@ -468,9 +480,11 @@ class LandslideDock(QgsDockWidget):
         self.cancel_button.setEnabled(running)
 
     @staticmethod
-    def _raster_layers() -> list[QgsRasterLayer]:
+    def _raster_layers(with_results: bool = False) -> list[QgsRasterLayer]:
         layers = QgsProject.instance().mapLayers().values()
-        return [layer for layer in layers if isinstance(layer, QgsRasterLayer)]
+        return [
+            layer for layer in layers if isinstance(layer, QgsRasterLayer) and (with_results or not _is_result(layer))
+        ]
 
     def teardown(self) -> None:
         """Stop following the project and cancel a running task; called when the plugin unloads."""
