@@ -21,12 +21,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from landslide_engine.cloudmask import DEFAULT_MASK_CLASSES, SCL_CLASSES
 from landslide_engine.command_line import EXIT_BAD_INPUT, EXIT_OK, quiet_gdal, run_command
 from landslide_engine.errors import InputError, one_line
 from landslide_engine.memory import configure_for_scenes
 from landslide_engine.notices import delivered
-from landslide_engine.options import BACKENDS, DEVICES, PRECISIONS, REFLECTANCE_SCALE_ALIASES, REFLECTANCE_SCALES
+from landslide_engine.options import (
+    BACKENDS,
+    DEFAULT_MASK_CLASSES,
+    DEVICES,
+    PRECISIONS,
+    REFLECTANCE_SCALE_ALIASES,
+    REFLECTANCE_SCALES,
+    SCL_CLASSES,
+)
 
 # The measured accuracy cost of each reduced precision, so an analyst chooses knowing it.
 PRECISION_HELP = (

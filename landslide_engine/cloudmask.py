@@ -11,9 +11,9 @@ The mask comes from the product itself (:class:`~landslide_engine.products.Produ
 * Earth Engine exports: their ``SCL`` band (L2A), else their ``QA60`` band (bit 10 opaque clouds, bit 11
   cirrus: the GML masks rasterized by Earth Engine).
 
-One option list chooses what is masked, in SCL codes (:data:`SCL_CLASSES`, default
-:data:`DEFAULT_MASK_CLASSES`): cloud shadows (3), clouds (8, 9), cirrus (10) and snow (11). The L1C masks know
-fewer classes; each is masked when any SCL code it stands for is chosen (:data:`L1C_MASK_CLASSES`).
+One option list chooses what is masked, in SCL codes (``options.SCL_CLASSES``; by default
+``options.DEFAULT_MASK_CLASSES``: cloud shadows (3), clouds (8, 9), cirrus (10) and snow (11)). The L1C masks
+know fewer classes; each is masked when any SCL code it stands for is chosen (:data:`L1C_MASK_CLASSES`).
 """
 
 from __future__ import annotations
@@ -31,24 +31,10 @@ from rasterio.windows import Window
 
 from landslide_engine.errors import InputError
 from landslide_engine.grid import Grid
+from landslide_engine.options import DEFAULT_MASK_CLASSES, SCL_CLASSES
 from landslide_engine.products import ProductMask
 from landslide_engine.warp import GridWarp
 
-SCL_CLASSES: dict[int, str] = {
-    0: "no data",
-    1: "saturated or defective",
-    2: "dark area pixels",
-    3: "cloud shadows",
-    4: "vegetation",
-    5: "not vegetated",
-    6: "water",
-    7: "unclassified",
-    8: "cloud medium probability",
-    9: "cloud high probability",
-    10: "thin cirrus",
-    11: "snow",
-}
-DEFAULT_MASK_CLASSES: tuple[int, ...] = (3, 8, 9, 10, 11)
 # The classes of the L1C masks, the SCL codes that select each, and the MSK_CLASSI band that holds it.
 L1C_MASK_CLASSES: dict[str, tuple[int, ...]] = {"opaque clouds": (8, 9), "cirrus": (10,), "snow": (11,)}
 _MSK_CLASSI_BANDS = {"opaque clouds": 1, "cirrus": 2, "snow": 3}

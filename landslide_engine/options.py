@@ -17,3 +17,20 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 REFLECTANCE_SCALES = ("l1c", "x1000", "0-1")
 # other spellings the CLI has always accepted, and the scale each one means
 REFLECTANCE_SCALE_ALIASES = {"x10000": "l1c", "float": "0-1"}
+# the Sen2Cor scene classification (SCL) codes; cloud masks make the chosen ones no data (landslide_engine.cloudmask)
+SCL_CLASSES: dict[int, str] = {
+    0: "no data",
+    1: "saturated or defective",
+    2: "dark area pixels",
+    3: "cloud shadows",
+    4: "vegetation",
+    5: "not vegetated",
+    6: "water",
+    7: "unclassified",
+    8: "cloud medium probability",
+    9: "cloud high probability",
+    10: "thin cirrus",
+    11: "snow",
+}
+# cloud shadows, clouds (medium and high probability), thin cirrus and snow
+DEFAULT_MASK_CLASSES: tuple[int, ...] = (3, 8, 9, 10, 11)

@@ -99,12 +99,11 @@ def identify_s2(paths: Sequence[str | Path], band_map: Mapping[str, str] | None 
     explicit = _parse_band_map(band_map or {}, [str(p) for p in paths])
     result = S2Inputs(bands={})
     found: dict[str, BandSource] = {}
-    products = [str(p) for p in paths if looks_like_product(p) or looks_like_stac_item(p)]
+    products = [str(p) for p in paths if is_product_input(p)]
     if len(products) > 1:
         raise InputError(f"give one Sentinel-2 product at a time, not {len(products)} ({', '.join(products)})")
     for path in products:
-        product = read_stac_item(path) if looks_like_stac_item(path) else open_product(path)
-        _add_product(product, result, found, explicit)
+        _add_product(open_product_input(path), result, found, explicit)
     for path in (str(p) for p in paths if str(p) not in products):
         with open_raster(path, what="Sentinel-2") as src:
             _read_product_metadata(src, path, result)
@@ -124,6 +123,16 @@ def identify_s2(paths: Sequence[str | Path], band_map: Mapping[str, str] | None 
         found[band] = source
     result.bands = found
     return result
+
+
+def is_product_input(path: str | Path) -> bool:
+    """Whether ``path`` names a product (a SAFE folder, zip or metadata file; a STAC item) rather than rasters."""
+    return looks_like_product(path) or looks_like_stac_item(path)
+
+
+def open_product_input(path: str | Path) -> Product:
+    """The product at ``path`` (see :func:`is_product_input`), read from its metadata; InputError if unusable."""
+    return read_stac_item(path) if looks_like_stac_item(path) else open_product(path)
 
 
 def _add_product(

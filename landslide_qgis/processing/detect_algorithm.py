@@ -22,7 +22,7 @@ from qgis.core import (
     QgsProcessingUtils,
 )
 
-from landslide_qgis.engine_request import predict_request
+from landslide_qgis.engine_request import predict_request, product_label, product_summary
 from landslide_qgis.gui.result_layers import MASK, POLYGONS, PROBABILITY, run_time, scene_name
 from landslide_qgis.processing import model_parameters, result_postprocessor, run_parameters, scene_parameters
 from landslide_qgis.processing.engine_bridge import engine_callbacks, engine_errors, engine_warn
@@ -129,6 +129,9 @@ class DetectAlgorithm(QgsProcessingAlgorithm):
         work_dir = tempfile.mkdtemp(prefix="detect_", dir=QgsProcessingUtils.tempFolder())
         with engine_errors():
             request = predict_request(scene, run, work_dir)
+        if scene.product:
+            with engine_errors():
+                feedback.pushInfo(f"Product: {product_summary(scene.product)}")
         feedback.pushInfo(f"Model: {model_path}")
         progress, cancelled = engine_callbacks(feedback)
         with engine_errors():
@@ -144,6 +147,8 @@ class DetectAlgorithm(QgsProcessingAlgorithm):
             POLYGONS: place_vector(Path(result.polygons), polygons_dest),
         }
         s2_names = [layer.name() for layer in self.parameterAsLayerList(parameters, self.SENTINEL2, context)]
+        if scene.product:
+            s2_names = [product_label(scene.product)]
         model_name = json.loads(Path(result.report).read_text(encoding="utf-8"))["model"]["name"]
         result_postprocessor.attach(context, outputs, scene_name(s2_names), model_name, run_time())
         return {

@@ -15,15 +15,18 @@ from qgis.core import (
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
+    QgsProcessingParameterFile,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
 )
 
-from landslide_engine.options import REFLECTANCE_SCALES
+from landslide_engine.options import DEFAULT_MASK_CLASSES, REFLECTANCE_SCALES, SCL_CLASSES
 from landslide_qgis.engine_request import SceneChoices, request_defaults
 
 SENTINEL2 = "SENTINEL2"
+PRODUCT = "PRODUCT"
+MASK_CLASSES = "MASK_CLASSES"
 DEM = "DEM"
 SLOPE = "SLOPE"
 EXTENT = "EXTENT"
@@ -35,6 +38,18 @@ REFLECTANCE_SCALE_HELP = (
     "Landslide4Sense convention); x1000: reflectance × 1000 (ARCSI and others); 0-1: reflectance as floats. "
     "A wrong scale ruins every prediction."
 )
+PRODUCT_HELP = (
+    "A Sentinel-2 product as downloaded: a SAFE .zip, the MTD_MSIL1C.xml / MTD_MSIL2A.xml of a SAFE folder, or "
+    "a STAC item (.json). Its bands, processing baseline, offsets and cloud mask come from its metadata. "
+    "Layers given as well replace the product's bands of the same name."
+)
+PRODUCT_FILTER = "Sentinel-2 products (*.zip *.xml *.json *.SAFE);;All files (*)"
+MASK_CLASSES_HELP = (
+    "Scene classification (SCL) classes that are made no data, never landslide. L1C cloud masks: any cloud "
+    "class selects opaque clouds, thin cirrus selects cirrus, snow selects snow. Select none to mask nothing."
+)
+# The mask classes as the Toolbox lists them: "3 cloud shadows", ...
+MASK_CLASS_OPTIONS = [f"{code} {name}" for code, name in SCL_CLASSES.items()]
 BAND_MAP_HELP = (
     "Names the Sentinel-2 bands the descriptions and file names do not identify, as BAND=SOURCE pairs "
     "separated by commas: a band number of the only input (B2=1), a file (B8=nir.tif) or both (B4=scene.tif:3)."
@@ -47,8 +62,15 @@ def add_scene_parameters(algorithm: QgsProcessingAlgorithm) -> list[QgsProcessin
     The caller adds those three after its own main parameters (the scale and band map as advanced ones,
     :func:`add_advanced`), which keeps the dialog's main section short.
     """
-    s2 = QgsProcessingParameterMultipleLayers(SENTINEL2, "Sentinel-2 layer(s)", QgsProcessing.SourceType.TypeRaster)
-    s2.setHelp("One multi-band Sentinel-2 L1C layer, or one single-band layer per band.")
+    product = QgsProcessingParameterFile(
+        PRODUCT, "Sentinel-2 product (SAFE zip or MTD file, STAC item)", optional=True, fileFilter=PRODUCT_FILTER
+    )
+    product.setHelp(PRODUCT_HELP)
+    algorithm.addParameter(product)
+    s2 = QgsProcessingParameterMultipleLayers(
+        SENTINEL2, "Sentinel-2 layer(s)", QgsProcessing.SourceType.TypeRaster, optional=True
+    )
+    s2.setHelp("One multi-band Sentinel-2 L1C layer, or one single-band layer per band (or a product above).")
     algorithm.addParameter(s2)
     dem = QgsProcessingParameterRasterLayer(DEM, "DEM (elevation in metres)")
     dem.setHelp("One band of elevations in metres, any CRS and resolution; it is warped onto the Sentinel-2 grid.")
@@ -75,7 +97,17 @@ def reading_parameters() -> list[QgsProcessingParameterDefinition]:
     scale.setHelp(REFLECTANCE_SCALE_HELP)
     band_map = QgsProcessingParameterString(BAND_MAP, "Band map (when bands cannot be identified)", optional=True)
     band_map.setHelp(BAND_MAP_HELP)
-    return [extent, scale, band_map]
+    codes = list(SCL_CLASSES)
+    mask = QgsProcessingParameterEnum(
+        MASK_CLASSES,
+        "Cloud mask: classes made no data",
+        options=MASK_CLASS_OPTIONS,
+        allowMultiple=True,
+        defaultValue=[codes.index(c) for c in DEFAULT_MASK_CLASSES],
+        optional=True,
+    )
+    mask.setHelp(MASK_CLASSES_HELP)
+    return [extent, scale, band_map, mask]
 
 
 def add_advanced(algorithm: QgsProcessingAlgorithm, parameters: list[QgsProcessingParameterDefinition]) -> None:
@@ -88,8 +120,9 @@ def add_advanced(algorithm: QgsProcessingAlgorithm, parameters: list[QgsProcessi
 def scene_choices(algorithm: QgsProcessingAlgorithm, parameters: dict, context: QgsProcessingContext) -> SceneChoices:
     """The scene parameters of a run as :class:`SceneChoices`."""
     s2 = [layer.source() for layer in algorithm.parameterAsLayerList(parameters, SENTINEL2, context)]
-    if not s2:
-        raise QgsProcessingException("SENTINEL2: select at least one Sentinel-2 raster layer")
+    product = algorithm.parameterAsFile(parameters, PRODUCT, context) or None
+    if not s2 and not product:
+        raise QgsProcessingException("SENTINEL2: select a Sentinel-2 product or at least one Sentinel-2 raster layer")
     dem = algorithm.parameterAsRasterLayer(parameters, DEM, context)
     if dem is None:
         raise QgsProcessingException(algorithm.invalidRasterError(parameters, DEM))
@@ -98,6 +131,7 @@ def scene_choices(algorithm: QgsProcessingAlgorithm, parameters: dict, context: 
         s2=s2,
         dem=dem.source(),
         slope=slope.source() if slope is not None else None,
+        product=product,
         **reading_choices(algorithm, parameters, context),
     )
 
@@ -110,7 +144,14 @@ def reading_choices(algorithm: QgsProcessingAlgorithm, parameters: dict, context
         "reflectance_scale": algorithm.parameterAsEnumString(parameters, REFLECTANCE_SCALE, context) or None,
         "extent": extent,
         "extent_crs": extent_crs,
+        "mask_classes": _mask_classes(algorithm, parameters, context),
     }
+
+
+def _mask_classes(algorithm: QgsProcessingAlgorithm, parameters: dict, context: QgsProcessingContext) -> list[int]:
+    """The SCL codes chosen (none chosen: nothing masked; left unset: the parameter's default, the engine's)."""
+    codes = list(SCL_CLASSES)
+    return [codes[i] for i in algorithm.parameterAsEnums(parameters, MASK_CLASSES, context)]
 
 
 def _extent(

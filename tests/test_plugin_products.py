@@ -1,0 +1,107 @@
+"""Products in QGIS: the Toolbox and the dock take a SAFE zip (or MTD file, STAC item) as well as layers; the
+dock shows the product's level, baseline and date before the run; the cloud mask classes are a Toolbox choice."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import rasterio
+
+from tests.products import L2A_CROP, l2a_crop_safe, zip_product
+from tests.test_cloudmask import crop_scl
+from tests.test_plugin_detect import _outputs, _Warnings
+from tests.test_real_geo import geographic_dem
+
+
+@pytest.fixture(scope="module")
+def product(tmp_path_factory):
+    """The real N0510 L2A crop as a SAFE zip with a scene classification, and a DEM under it."""
+    if not L2A_CROP.is_dir():
+        pytest.skip(f"the real L2A crop is not at {L2A_CROP}")
+    folder = tmp_path_factory.mktemp("product")
+    scl = crop_scl()
+    safe = l2a_crop_safe(folder / "safe", scl)
+    with rasterio.open(next(safe.rglob("*_B02_10m.jp2"))) as b02:
+        dem = geographic_dem(folder / "dem.tif", b02.crs, b02.bounds)
+    return zip_product(safe, folder / f"{safe.stem}.zip"), dem, np.kron(scl, np.ones((2, 2), dtype=np.uint8))
+
+
+def test_toolbox_detect_takes_a_safe_zip_and_masks_its_clouds(provider, product, tmp_path):
+    import processing
+
+    archive, dem, scl = product
+    feedback = _Warnings.make()
+    infos = []
+    feedback.pushInfo = lambda text: infos.append(text)
+    result = processing.run(
+        "landslide:detect",
+        {"PRODUCT": str(archive), "DEM": str(dem), "DEVICE": "cpu", **_outputs(tmp_path)},
+        feedback=feedback,
+    )
+    assert any(
+        "Product: S2B_MSIL2A_20231217T135659_N0510" in i and "L2A, baseline 05.10, sensed 2023-12-17" in i
+        for i in infos
+    ), infos
+    assert any("masked as no data by the SCL cloud mask" in w for w in feedback.warnings), feedback.warnings
+    with rasterio.open(result["OUTPUT_PROBABILITY"]) as prob:
+        nodata = prob.read(1) == prob.nodata
+    clouds = np.isin(scl, (3, 8, 9, 10, 11))
+    assert nodata[clouds].all() and not nodata[np.isin(scl, (4, 5))].any()
+
+
+def test_toolbox_mask_classes_choice_reaches_the_engine(provider, product, tmp_path):
+    import processing
+
+    archive, dem, scl = product
+    result = processing.run(
+        "landslide:stack",
+        {"PRODUCT": str(archive), "DEM": str(dem), "MASK_CLASSES": [], "OUTPUT": str(tmp_path / "none.tif")},
+    )
+    with rasterio.open(result["OUTPUT"]) as ds:
+        assert (ds.read(2)[np.isin(scl, (8, 9))] != ds.nodata).all()  # nothing masked when nothing is chosen
+    result = processing.run(
+        "landslide:stack",
+        {"PRODUCT": str(archive), "DEM": str(dem), "MASK_CLASSES": [9], "OUTPUT": str(tmp_path / "high.tif")},
+    )  # option 9: "9 cloud high probability"
+    with rasterio.open(result["OUTPUT"]) as ds:
+        nodata = ds.read(2) == ds.nodata
+    assert nodata[scl == 9].all() and not nodata[scl == 8].any()
+
+
+def test_toolbox_needs_a_product_or_layers(provider, product, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException
+
+    _, dem, _ = product
+    with pytest.raises(QgsProcessingException, match="Sentinel-2 product or at least one"):
+        processing.run("landslide:detect", {"DEM": str(dem), **_outputs(tmp_path)})
+
+
+def test_dock_shows_the_product_and_runs_it(qgis_app, qgis_iface, qgis_new_project, product, tmp_path):
+    from qgis.core import QgsProject, QgsRasterLayer
+
+    from landslide_qgis.gui.dock import LandslideDock
+
+    archive, dem, _ = product
+    assert QgsProject.instance().addMapLayer(QgsRasterLayer(str(dem), "dem"))
+    panel = LandslideDock(qgis_iface)
+    try:
+        panel.product_widget.setFilePath(str(archive))
+        assert "L2A, baseline 05.10, sensed 2023-12-17" in panel.product_label.text()
+        panel.product_widget.setFilePath(str(tmp_path / "missing.zip"))
+        assert "not found" in panel.product_label.text()
+        panel.product_widget.setFilePath(str(archive))
+        panel.dem_combo.setLayer(QgsProject.instance().mapLayersByName("dem")[0])
+        panel.device_combo.setCurrentText("cpu")
+        assert panel.start_run() is not None
+        deadline = time.monotonic() + 120
+        while panel.task is not None and time.monotonic() < deadline:
+            qgis_app.processEvents()
+            time.sleep(0.02)
+        group = QgsProject.instance().layerTreeRoot().children()[0]
+        assert group.name().startswith("Landslides · S2B_MSIL2A_20231217T135659_N0510")
+        assert "cloud mask" in panel.warnings_label.text()
+    finally:
+        panel.teardown()
