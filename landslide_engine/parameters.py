@@ -15,10 +15,10 @@ from typing import Any
 from landslide_engine.bands import L4S_BANDS, canonical_band
 from landslide_engine.errors import ParameterError
 
-MAX_OVERLAP_SHARE = 0.5
-"""Overlap at most half a tile: the stride (tile - overlap) is then at least half a tile, so every pixel is
-covered by at most 2 x 2 patches. At overlap 127 of 128 the stride is one pixel and a 300 px scene needs 89,401
-patches instead of 16."""
+MAX_OVERLAP_SHARE = 0.75
+"""Overlap at most three quarters of a tile (96 of 128 px, the most the Toolbox and dock offer): the stride
+(tile - overlap) is then at least a quarter tile, so every pixel is predicted at most 4 x 4 times. At overlap 127
+of 128 the stride is one pixel and a 300 px scene needs 89,401 patches instead of 16."""
 MAX_GRID_PIXELS = 2**31 - 1
 """About 46,000 x 46,000 px (four Sentinel-2 tiles at 10 m in each direction): beyond it GDAL's window offsets
 overflow 32-bit integers and the run would take days on a CPU; a finer --resolution than the data only adds
@@ -85,14 +85,14 @@ def check_resolution(value: Any) -> float | None:
 
 
 def check_overlap(overlap: Any, tile: int) -> int:
-    """Overlap in pixels between neighbouring patches of ``tile`` px: 0 up to half a tile."""
+    """Overlap in pixels between neighbouring patches of ``tile`` px: 0 up to three quarters of a tile."""
     if isinstance(overlap, bool) or not isinstance(overlap, int):
         raise ParameterError(f"overlap must be a whole number of pixels, got {overlap!r}")
     largest = int(tile * MAX_OVERLAP_SHARE)
     if not 0 <= overlap <= largest:
         raise ParameterError(
-            f"overlap {overlap} is outside 0..{largest} for {tile} px patches (at most half a patch, so each "
-            "pixel is predicted at most 4 times)"
+            f"overlap {overlap} is outside 0..{largest} for {tile} px patches (a stride of at least a quarter "
+            "patch, so each pixel is predicted at most 16 times)"
         )
     return overlap
 

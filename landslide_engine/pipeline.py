@@ -83,6 +83,10 @@ POLYGONS_FILE = "landslides.gpkg"
 REPORT_FILE = "run.json"
 # QGIS style sidecars (landslide_engine.outputs.write_style_sidecars): the rasters open styled in QGIS
 STYLE_FILES = ("probability.qml", "landslides.qml")
+NO_DATA_WARNING = (
+    "the inputs have no pixel with data on the grid (all no-data, outside the DEM, or masked): the result is "
+    "all no-data, not a map without landslides"
+)
 OUTPUT_FILES = (PROBABILITY_FILE, MASK_FILE, POLYGONS_FILE, *STYLE_FILES, REPORT_FILE)
 
 
@@ -295,6 +299,7 @@ def predict_scene(
     tile = int(meta.tile_size)
     check_overlap(req.overlap, tile)
     report_progress(1.0, "reading the inputs")
+    notices = Warnings(warn)
     scene = _open_scene(
         req.s2,
         req.dem,
@@ -307,7 +312,7 @@ def predict_scene(
         req.extent,
         req.extent_crs,
         req.resolution,
-        Warnings(warn),
+        notices,
         req.mask_classes,
         req.scl,
     )
@@ -329,6 +334,8 @@ def predict_scene(
             with clock.measure("write"):
                 rasters.close()
         seconds["predict"] = time.perf_counter() - t0
+        if without_data == len(rows) * len(cols):
+            notices(NO_DATA_WARNING)
         peak_before_polygons = peak_memory_mb()  # the polygons' own peak depends on the mask, not the scene size
         report_progress(90.0, "tracing landslide polygons")
         t0 = time.perf_counter()
@@ -704,6 +711,7 @@ def stack_to_file(
     report_progress = progress or (lambda percent, message: None)
     is_cancelled = cancelled or (lambda: False)
     target = check_output_file(out, inputs=[*s2, *dem_files(dem), *([slope] if slope else [])], what="stack output")
+    notices = Warnings(warn)
     scene = _open_scene(
         s2,
         dem,
@@ -716,11 +724,12 @@ def stack_to_file(
         extent,
         extent_crs,
         resolution,
-        Warnings(warn),
+        notices,
         mask_classes,
         scl,
     )
     grid = scene.grid
+    with_data = False
     profile = raster_profile(grid, "float32", STACK_NODATA, count=len(bands))
     with (
         scene.stack,
@@ -735,7 +744,11 @@ def stack_to_file(
                 raise Cancelled("cancelled")
             window = Window(0, r0, grid.width, min(_STACK_BLOCK_ROWS, grid.height - r0))
             data = scene.stack.stack_bands(window, list(bands))
-            data[:, ~np.isfinite(data).all(axis=0)] = STACK_NODATA
+            valid = np.isfinite(data).all(axis=0)
+            with_data = with_data or bool(valid.any())
+            data[:, ~valid] = STACK_NODATA
             dst.write(data, window=window)
             report_progress(100.0 * (r0 + window.height) / grid.height, "stacking bands")
+        if not with_data:
+            notices(NO_DATA_WARNING)
     return Path(out)

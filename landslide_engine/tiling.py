@@ -24,15 +24,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from landslide_engine.errors import InputError
+from landslide_engine.parameters import check_overlap
 
 _MIN_WEIGHT = 1e-3
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     """Start offsets (may be negative) of the patches covering ``range(length)`` along one axis."""
-    if not 0 <= overlap < tile:
-        raise InputError(f"overlap must be between 0 and {tile - 1} pixels, got {overlap}")
+    check_overlap(overlap, tile)
     margin = overlap // 2
     if length + 2 * margin <= tile:
         return [-((tile - length) // 2)]

@@ -27,6 +27,7 @@ from landslide_qgis.processing.engine_bridge import (
     available_model_names,
     engine_callbacks,
     engine_errors,
+    engine_warn,
     resolve_model_path,
 )
 
@@ -106,7 +107,8 @@ class PredictH5Algorithm(QgsProcessingAlgorithm):
         files = [Path(p) for p in self.parameterAsFileList(parameters, self.FILES, context)]
         if not files:
             raise QgsProcessingException("FILES: select at least one .h5 patch")
-        if self.parameterAsBool(parameters, self.ALL_MODELS, context):
+        all_models = self.parameterAsBool(parameters, self.ALL_MODELS, context)
+        if all_models:
             models = all_model_paths()
         else:
             models = [
@@ -128,6 +130,8 @@ class PredictH5Algorithm(QgsProcessingAlgorithm):
                 batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
                 progress=progress,
                 cancelled=cancelled,
+                skip_unusable_models=all_models,
+                warn=engine_warn(feedback),
             )
         feedback.pushInfo(f"{len(written)} files written for {len(files)} patches and {len(models)} model(s)")
         return {self.OUTPUT_FOLDER: out_dir, self.N_FILES: len(written)}
