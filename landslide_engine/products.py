@@ -29,6 +29,8 @@ from landslide_engine.bands import canonical_band
 from landslide_engine.errors import InputError
 
 METADATA_FILES = {"MTD_MSIL1C.xml": "L1C", "MTD_MSIL2A.xml": "L2A"}
+# Products in the format before December 2016 name it S2A_OPER_MTD_SAFL1C_PDMC_....xml.
+_OLD_METADATA_FILE = re.compile(r"^S2[A-D]_OPER_MTD_SAF(L1C|L2A)_.*\.xml$", re.IGNORECASE)
 _L1C_IMAGE = re.compile(r"(?:^|/)GRANULE/[^/]+/IMG_DATA/[^/]*_(B(?:0[1-9]|1[0-2]|8A))\.jp2$", re.IGNORECASE)
 _L2A_IMAGE = re.compile(
     r"(?:^|/)GRANULE/[^/]+/IMG_DATA/R(10|20|60)m/[^/]*_(B(?:0[1-9]|1[0-2]|8A))_(10|20|60)m\.jp2$", re.IGNORECASE
@@ -137,20 +139,27 @@ def looks_like_product(path: str | Path) -> bool:
     """Whether ``path`` is meant as a SAFE product: a ``.SAFE`` folder, a folder with an ``MTD_MSIL*.xml``,
     that metadata file itself, or a ``.zip``."""
     p = Path(str(path))
-    if p.name in METADATA_FILES:
-        return True
-    if p.suffix.lower() == ".zip":
+    if metadata_level(p.name) or p.suffix.lower() == ".zip":
         return True
     if p.is_dir():
-        return p.suffix.upper() == ".SAFE" or any((p / name).is_file() for name in METADATA_FILES)
+        return p.suffix.upper() == ".SAFE" or any(metadata_level(child.name) for child in p.iterdir())
     return False
+
+
+def metadata_level(name: str) -> str | None:
+    """``L1C``/``L2A`` when ``name`` is a product metadata file's name (``MTD_MSIL1C.xml``, or the older
+    ``S2A_OPER_MTD_SAFL1C_....xml``), else None."""
+    if name in METADATA_FILES:
+        return METADATA_FILES[name]
+    match = _OLD_METADATA_FILE.match(name)
+    return match.group(1).upper() if match else None
 
 
 def open_product(path: str | Path) -> Product:
     """Read the product at ``path`` (see :func:`looks_like_product`); InputError with one line if it is not
     a usable Sentinel-2 product."""
     p = Path(str(path))
-    if p.name in METADATA_FILES:
+    if metadata_level(p.name):
         p = p.parent
     if not p.exists():
         raise InputError(f"Sentinel-2 product not found: {p}")
@@ -174,7 +183,8 @@ def _read_product(tree: _Tree, given: str) -> Product:
     facts = _metadata_facts(root)
     level = (
         _level(facts.get("PROCESSING_LEVEL", ""), facts.get("PRODUCT_TYPE", ""))
-        or METADATA_FILES[PurePosixPath(metadata).name]
+        or metadata_level(PurePosixPath(metadata).name)
+        or "L1C"
     )
     bands, granule = _band_images(inside, level)
     if not bands:
@@ -210,7 +220,7 @@ def _read_product(tree: _Tree, given: str) -> Product:
 
 def _top_metadata(names: Iterable[str]) -> str | None:
     """The product metadata file nearest the top of the tree."""
-    found = [n for n in names if PurePosixPath(n).name in METADATA_FILES]
+    found = [n for n in names if metadata_level(PurePosixPath(n).name)]
     return min(found, key=lambda n: n.count("/")) if found else None
 
 

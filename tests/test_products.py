@@ -160,3 +160,16 @@ def test_cli_predict_takes_a_safe_zip(products_data, tmp_path, capsys):
     assert main(["stack", "--s2", str(empty), "--dem", str(dem), "--out", str(tmp_path / "x.tif")]) == 2
     err = capsys.readouterr().err
     assert "no band images" in err and "Traceback" not in err
+
+
+def test_products_in_the_format_before_december_2016(products_data, tmp_path):
+    """The older SAFE format: S2A_OPER_MTD_SAFL1C_*.xml at the top, granule images named S2A_OPER_MSI_L1C_TL_*."""
+    safe = l1c_safe(tmp_path, L1C_N0209)
+    (safe / "MTD_MSIL1C.xml").rename(safe / "S2A_OPER_MTD_SAFL1C_PDMC_20170216T140004_R065_V20170216T102101.xml")
+    img = next(safe.glob("GRANULE/*/IMG_DATA"))
+    for jp2 in img.glob("*.jp2"):
+        band = jp2.stem.split("_")[-1]
+        jp2.rename(img / f"S2A_OPER_MSI_L1C_TL_SGS__20170216T140004_A008599_T33UUU_{band}.jp2")
+    assert looks_like_product(safe)
+    found = identify_s2([zip_product(safe)])
+    assert set(found.bands) == set(L1C_ESA_ORDER) and found.level == "L1C" and found.product.baseline == "02.09"
