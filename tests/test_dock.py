@@ -226,22 +226,31 @@ def test_dock_never_suggests_a_sentinel2_layer_as_the_dem(qgis_app, qgis_iface, 
         panel.teardown()
 
 
-def test_dock_says_when_the_chosen_device_cannot_run_here(dock, inputs):
+def test_dock_says_when_the_chosen_device_cannot_run_here(dock, inputs, qgis_app):
     from qgis.core import QgsProject
 
-    from landslide_qgis.gui.device_info import describe_device
+    from landslide_engine.errors import InputError
+    from landslide_engine.models.backends import planned_device
 
-    if describe_device("cuda")[1]:
-        pytest.skip("this machine has a usable CUDA GPU")
     dock.add_model_file(str(inputs[2]))
+    try:
+        planned_device(str(inputs[2]), "cuda")
+        pytest.skip("this machine runs .onnx models on a CUDA GPU")
+    except InputError as exc:
+        reason = str(exc)
     dock.device_combo.setCurrentText("cuda")
-    assert "No usable CUDA GPU" in dock.device_label.text()
-    assert "CPU" not in dock.device_label.text().split(":")[0]
+    assert dock.device_label.text() == f"Not on this machine: {reason}"  # the engine's own reason, not "CPU"
     before = set(QgsProject.instance().mapLayers())
     assert dock.start_run() is None
-    assert "No usable CUDA GPU" in dock.status_label.text()
-    assert "--device" not in dock.status_label.text()
+    assert reason in dock.status_label.text()
+    assert "--device" not in dock.status_label.text()  # no CLI flags for a QGIS user
     assert set(QgsProject.instance().mapLayers()) == before
+
+    dock.device_combo.setCurrentText("auto")  # what auto will do is what the run does
+    assert dock.device_label.text().startswith("CPU")
+    assert dock.start_run() is not None
+    _wait_for(dock, qgis_app)
+    assert dock.device_label.text() == "Ran on cpu"
 
 
 def test_dock_offers_the_toolbox_options_under_advanced(dock):

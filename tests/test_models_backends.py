@@ -149,3 +149,20 @@ def test_other_errors_are_not_mistaken_for_out_of_memory():
     assert not is_out_of_memory(RuntimeError("Given groups=1, weight of size [16, 14, 3, 3]"))
     assert is_out_of_memory(RuntimeError("[ONNXRuntimeError] : 6 : CUDA failure 2: out of memory"))
     assert is_out_of_memory(RuntimeError("MPS backend out of memory (MPS allocated: 8.00 GB)"))
+
+
+@pytest.mark.parametrize("kind", ["onnx", "torch"])
+@pytest.mark.parametrize("device", ["auto", "cpu", "cuda", "mps"])
+def test_planned_device_is_what_the_runner_then_uses(packages, kind, device):
+    """Front ends say the device before a run; it must be the one the run uses, or the run's own refusal."""
+    from landslide_engine.models.backends import planned_device
+
+    try:
+        planned = planned_device(packages[kind], device)
+    except InputError as refused:
+        with pytest.raises(InputError) as raised:
+            create_runner(packages[kind], device=device, batch_size=2)
+        assert str(raised.value) == str(refused)
+        assert "--device" not in str(refused)  # the dock shows it too: no CLI flags
+        return
+    assert planned == create_runner(packages[kind], device=device, batch_size=2).device

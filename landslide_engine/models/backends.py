@@ -28,7 +28,7 @@ import numpy as np
 
 from landslide_engine.errors import InputError, ModelError, first_line
 from landslide_engine.models.normalization import Normalization
-from landslide_engine.models.package import ModelMetadata, ModelPackage, load_package
+from landslide_engine.models.package import TORCH_SUFFIXES, ModelMetadata, ModelPackage, load_package
 from landslide_engine.options import BACKENDS, DEVICES, PRECISIONS
 
 log = logging.getLogger(__name__)
@@ -299,7 +299,7 @@ def _runner_for(
     if precision != "fp32":
         raise InputError(f"precision {precision} is available with the torch backend only")
     if device == "mps":
-        raise InputError("device mps is available with the torch backend only")
+        raise InputError(_MPS_NEEDS_TORCH)
     if package.format == "onnx":
         return OnnxRunner(package.path, package.metadata, device, batch_size, threads, workers)
     import onnxruntime as ort
@@ -358,6 +358,28 @@ def _as_package(model: str | Path | ModelPackage) -> ModelPackage:
     from landslide_engine.models.catalog import resolve_model
 
     return load_package(resolve_model(model))
+
+
+_MPS_NEEDS_TORCH = "device mps is available with the torch backend only"
+
+
+def planned_device(model_path: str | Path | None, device: str) -> str:
+    """The device a run of the model at ``model_path`` (None: the built-in, an .onnx) would use for ``device``.
+
+    Spelled as runners report it (``cpu``, ``cuda:0 (NVIDIA H200)``, ``mps``), decided by the same rules as
+    the runner (default backend), without loading the model, so a front end can say before a run what the
+    run will do. InputError, with the runner's own message, when this machine cannot run ``device``.
+    """
+    if device not in DEVICES:
+        raise InputError(f"unknown device {device!r}; expected one of {', '.join(DEVICES)}")
+    if model_path is not None and Path(model_path).suffix.lower() in TORCH_SUFFIXES:
+        return _describe_torch_device(_torch_device(device))
+    if device == "mps":
+        raise InputError(_MPS_NEEDS_TORCH)
+    import onnxruntime as ort
+
+    providers = _onnx_providers(device, ort.get_available_providers())
+    return _describe_cuda(0) if providers[0] == "CUDAExecutionProvider" else "cpu"
 
 
 def _sigmoid(logits: np.ndarray) -> np.ndarray:

@@ -1,53 +1,32 @@
 """What hardware inference will use, in words the analyst understands.
 
-Shown in the dock before a run ("CUDA GPU: NVIDIA H200" or "CPU"); after a run the
-dock shows the engine's own ``result.device`` instead, which is what actually ran. A choice
-this machine cannot run (cuda without a CUDA GPU) is said to be unusable, because the engine
+Shown in the dock before a run ("CUDA GPU: cuda:0 (NVIDIA H200)" or "CPU"); after a run the dock
+shows the engine's own ``result.device`` instead, which is what actually ran. The engine decides
+both with the same rules (``planned_device``), for the chosen model's runtime: an .onnx model runs
+on ONNX Runtime's devices, a .pt model on PyTorch's. A choice this machine cannot run (cuda
+without a CUDA GPU) is said to be unusable, with the engine's own reason, because the engine
 refuses it rather than quietly running on the CPU.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 
-def describe_device(choice: str = "auto") -> tuple[str, bool]:
-    """What ``choice`` (one of the engine's DEVICES) runs on here, and whether the engine can run it."""
-    if choice == "cpu":
-        return "CPU", True
-    if choice == "mps":
-        if _apple_gpu():
-            return "Apple GPU (PyTorch models)", True
-        return "No Apple GPU here: choose device auto or cpu.", False
-    gpu = _cuda_gpu_name()
-    if gpu:
-        return f"CUDA GPU: {gpu}", True
-    if choice == "auto":
-        return "CPU (no usable CUDA GPU found)", True
-    return "No usable CUDA GPU on this machine: choose device auto or cpu.", False
+from landslide_engine.errors import InputError
 
 
-def _apple_gpu() -> bool:
+def describe_device(choice: str = "auto", model_path: str | Path | None = None) -> tuple[str, bool]:
+    """What ``choice`` (one of the engine's DEVICES) runs the model on here, and whether the engine can run it."""
     try:
-        import torch
+        from landslide_engine.models.backends import planned_device
 
-        return bool(torch.backends.mps.is_available())
-    except Exception:  # torch missing or too old for MPS
-        return False
-
-
-def _cuda_gpu_name() -> str | None:
-    """The first CUDA GPU's name via torch, or a generic name when only onnxruntime sees CUDA."""
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            return torch.cuda.get_device_name(0)
-    except Exception:  # torch missing or a broken CUDA install: the CPU still works
-        pass
-    try:
-        import onnxruntime
-
-        if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
-            return "available to ONNX Runtime"
-    except Exception:
-        pass
-    return None
+        device = planned_device(model_path, choice)
+    except InputError as exc:
+        return f"Not on this machine: {exc}", False
+    except ImportError:  # no inference runtime: the dock says what to install when Run is pressed
+        return "", True
+    if device.startswith("cuda"):
+        return f"CUDA GPU: {device}", True
+    if device == "mps":
+        return "Apple GPU", True
+    return ("CPU (no usable GPU found)" if choice == "auto" else "CPU"), True

@@ -144,6 +144,7 @@ class LandslideDock(QgsDockWidget):
         self.device_combo.addItems(list(settings.DEVICES))
         self.device_combo.setCurrentText(settings.default_device())
         self.device_combo.currentTextChanged.connect(self._describe_device)
+        self.model_combo.currentIndexChanged.connect(self._model_changed)
         form.addRow("Device", self.device_combo)
         self.device_label = QLabel("", body)
         self.device_label.setWordWrap(True)
@@ -247,7 +248,7 @@ class LandslideDock(QgsDockWidget):
     def showEvent(self, event) -> None:
         super().showEvent(event)
         if not self._device_described:  # importing torch to probe CUDA costs seconds: only when first shown
-            self._describe_device(self.device_combo.currentText())
+            self._describe_device()
 
     # ---- layers and models ---------------------------------------------------------------------------------
     def _layers_added(self, layers) -> None:
@@ -339,10 +340,16 @@ class LandslideDock(QgsDockWidget):
         if path:
             self.add_model_file(path)
 
-    def _describe_device(self, choice: str) -> None:
-        """Say what ``choice`` runs on here; a choice this machine cannot run is said so, and Run refuses it."""
+    def _model_changed(self, *_args) -> None:
+        if self._device_described:  # not before the panel is first shown: probing imports the runtimes
+            self._describe_device()
+
+    def _describe_device(self, *_args) -> None:
+        """Say what the chosen device runs the chosen model on here; one this machine cannot run is said so,
+        and Run refuses it."""
         self._device_described = True
-        text, usable = describe_device(choice)
+        model = None if self.all_models_check.isChecked() else self.model_combo.currentData()
+        text, usable = describe_device(self.device_combo.currentText(), model)
         self._device_problem = None if usable else text
         self.device_label.setText(text)
         self.device_label.setStyleSheet("" if usable else ERROR_STYLE)
@@ -357,7 +364,7 @@ class LandslideDock(QgsDockWidget):
             self._show_error(dependencies.missing_message(missing))
             return None
         if not self._device_described:
-            self._describe_device(self.device_combo.currentText())
+            self._describe_device()
         if self._device_problem:
             self._show_error(self._device_problem)
             return None
