@@ -38,3 +38,16 @@ def test_the_best_described_multiband_layer_wins_and_generic_names_are_not_bands
 def test_nothing_recognisable_gives_an_empty_suggestion():
     suggestion = suggest_roles([_info("a", "ndvi"), _info("b", "landcover", bands=3)])
     assert suggestion.s2 == [] and suggestion.dem is None and suggestion.slope is None
+
+
+def test_result_layers_are_named_after_the_scene_the_model_and_the_time():
+    from landslide_qgis.gui.result_layers import group_title, layer_name, scene_name
+
+    # one band per file, as downloaded: the name they share
+    bands = [f"T45RUL_20150425T050649_B{b:02d}" for b in (2, 3, 4, 8)]
+    assert scene_name(bands) == "T45RUL_20150425T050649"
+    assert scene_name(["S2B_MSIL1C_20210527"]) == "S2B_MSIL1C_20210527"
+    assert scene_name(["B02", "dem"]) == "B02"  # nothing shared: the first layer's name
+    name = layer_name("mask", "T45RUL_20150425T050649", "builtin-unet-plain-w16", "2026-11-30 14:05:09")
+    assert name == "mask · T45RUL_20150425T050649 · builtin-unet-plain-w16 · 2026-11-30 14:05:09"
+    assert group_title("T45RUL_20150425T050649", "2026-11-30 14:05:09").startswith("Landslides · T45RUL")

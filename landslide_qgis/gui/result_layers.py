@@ -40,6 +40,8 @@ def scene_name(s2_names: Sequence[str]) -> str:
     for name in names[1:]:  # what all names start with (layer names, not paths)
         while not name.startswith(shared):
             shared = shared[:-1]
+    if any(name != shared for name in names):  # cut a partly shared word (the "_B0" of "_B02", "_B03")
+        shared = shared[: max(shared.rfind(sep) for sep in " _-.") + 1]
     return shared.rstrip(" _-.") or names[0]
 
 
