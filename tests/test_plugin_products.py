@@ -105,3 +105,24 @@ def test_dock_shows_the_product_and_runs_it(qgis_app, qgis_iface, qgis_new_proje
         assert "cloud mask" in panel.warnings_label.text()
     finally:
         panel.teardown()
+
+
+def test_toolbox_mosaics_more_dem_tiles_with_the_dem(provider, product, tmp_path):
+    """The DEM cut in two: DEM = one half, DEM_TILES = the other gives the stack of the whole DEM."""
+    import processing
+
+    from tests.test_demtiles import cut_tiles
+
+    archive, dem, _ = product
+    with rasterio.open(dem) as src:
+        rows, cols = src.height, src.width
+    first, second = cut_tiles(dem, tmp_path / "tiles", [0, rows // 2, rows], [0, cols])
+    whole = processing.run(
+        "landslide:stack", {"PRODUCT": str(archive), "DEM": str(dem), "OUTPUT": str(tmp_path / "a.tif")}
+    )
+    tiled = processing.run(
+        "landslide:stack",
+        {"PRODUCT": str(archive), "DEM": first, "DEM_TILES": [second], "OUTPUT": str(tmp_path / "b.tif")},
+    )
+    with rasterio.open(whole["OUTPUT"]) as a, rasterio.open(tiled["OUTPUT"]) as b:
+        np.testing.assert_array_equal(a.read(), b.read())

@@ -25,6 +25,7 @@ from landslide_engine.options import DEFAULT_MASK_CLASSES, REFLECTANCE_SCALES, S
 from landslide_qgis.engine_request import SceneChoices, request_defaults
 
 SENTINEL2 = "SENTINEL2"
+DEM_TILES = "DEM_TILES"
 PRODUCT = "PRODUCT"
 MASK_CLASSES = "MASK_CLASSES"
 DEM = "DEM"
@@ -57,9 +58,10 @@ BAND_MAP_HELP = (
 
 
 def add_scene_parameters(algorithm: QgsProcessingAlgorithm) -> list[QgsProcessingParameterDefinition]:
-    """Add Sentinel-2, DEM and slope to ``algorithm``; return extent, reflectance scale and band map.
+    """Add the product, Sentinel-2 layers, DEM and slope to ``algorithm``; return extent, reflectance scale,
+    band map, mask classes and further DEM tiles.
 
-    The caller adds those three after its own main parameters (the scale and band map as advanced ones,
+    The caller adds those after its own main parameters (all but the extent as advanced ones,
     :func:`add_advanced`), which keeps the dialog's main section short.
     """
     product = QgsProcessingParameterFile(
@@ -78,7 +80,14 @@ def add_scene_parameters(algorithm: QgsProcessingAlgorithm) -> list[QgsProcessin
     slope = QgsProcessingParameterRasterLayer(SLOPE, "Slope (degrees)", optional=True)
     slope.setHelp("Optional; when empty, slope is computed from the DEM with Horn's method.")
     algorithm.addParameter(slope)
-    return reading_parameters()
+    tiles = QgsProcessingParameterMultipleLayers(
+        DEM_TILES, "More DEM tiles (mosaicked with the DEM)", QgsProcessing.SourceType.TypeRaster, optional=True
+    )
+    tiles.setHelp(
+        "Further tiles of the DEM (Copernicus GLO-30, AW3D30, SRTM) in the DEM's CRS: they are mosaicked with it "
+        "on the fly, each tile with its own nodata and georeferencing."
+    )
+    return [*reading_parameters(), tiles]
 
 
 def reading_parameters() -> list[QgsProcessingParameterDefinition]:
@@ -127,9 +136,10 @@ def scene_choices(algorithm: QgsProcessingAlgorithm, parameters: dict, context: 
     if dem is None:
         raise QgsProcessingException(algorithm.invalidRasterError(parameters, DEM))
     slope = algorithm.parameterAsRasterLayer(parameters, SLOPE, context)
+    tiles = [layer.source() for layer in algorithm.parameterAsLayerList(parameters, DEM_TILES, context)]
     return SceneChoices(
         s2=s2,
-        dem=dem.source(),
+        dem=[dem.source(), *tiles] if tiles else dem.source(),
         slope=slope.source() if slope is not None else None,
         product=product,
         **reading_choices(algorithm, parameters, context),
