@@ -20,7 +20,7 @@ from landslide_engine.models.registry import (
     MODEL_SPECS,
     create_model,
 )
-from training.throughput import parameter_count, training_patches_per_second
+from training.studies.throughput import parameter_count, training_patches_per_second
 
 
 def measure(name: str, batch_size: int, steps: int, devices: list[torch.device]) -> dict[str, str]:

@@ -1,7 +1,7 @@
 """Pixel scores of the landslide class: precision, recall, F1 and IoU from confusion counts.
 
 The official Landslide4Sense metric. The demo scores its synthetic scene with it, and training pools
-it over folds and splits (:mod:`training.metrics` adds the per-batch protocol and the precision-recall
+it over folds and splits (:mod:`training.scores.metrics` adds the per-batch protocol and the precision-recall
 curve on top).
 """
 

@@ -27,7 +27,7 @@ def _metadata(bands=L4S_BANDS, **extra) -> ModelMetadata:
 
 
 def test_indices_match_the_reflectance_formulae():
-    from training.features import spectral_indices
+    from training.studies.features import spectral_indices
 
     metadata = _metadata()
     module = SpectralIndexInput(metadata.bands, metadata.mean, metadata.std, torch.nn.Identity())

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from landslide_engine.bands import L4S_BANDS, L4S_DIVISORS
-from training.crossval import VARIANTS, cross_validate, fold_indices, write_crossval_table
-from training.features import box_mean, pixel_features, spectral_indices
+from training.studies.crossval import VARIANTS, cross_validate, fold_indices, write_crossval_table
+from training.studies.features import box_mean, pixel_features, spectral_indices
 
 
 def test_box_mean_matches_a_direct_window_mean():
@@ -45,7 +45,7 @@ def test_grouped_folds_cover_every_patch_once_and_keep_neighbours_together():
 
 
 def test_best_threshold_finds_the_separating_value():
-    from training.loop import validate
+    from training.fitting.loop import validate
 
     probabilities = np.array([[0.1, 0.2, 0.62, 0.9]])
     masks = np.array([[0, 0, 1, 1]])
@@ -56,8 +56,8 @@ def test_best_threshold_finds_the_separating_value():
 
 @pytest.fixture(scope="module")
 def quick_crossval(l4s_root, tmp_path_factory):
-    from training import gbm
-    from training.smalldata import load_labelled
+    from training.data.smalldata import load_labelled
+    from training.studies import gbm
 
     gbm_iterations, gbm.MAX_ITER = gbm.MAX_ITER, 20  # a few boosting rounds: this tests the protocol, not the score
 
@@ -83,7 +83,7 @@ def test_crossval_scores_every_patch_once_per_variant(quick_crossval):
 
 def test_builtin_package_carries_crossval_scores(quick_crossval, l4s_root, tmp_path, monkeypatch):
     from landslide_engine.models.package import load_package
-    from training import builtin
+    from training.packaging import builtin
 
     rows, json_path, _, n_patches = quick_crossval
     monkeypatch.setitem(builtin.VARIANTS, "default", dataclasses.replace(VARIANTS["default"], steps=4, batch_size=4))
@@ -99,7 +99,7 @@ def test_builtin_package_carries_crossval_scores(quick_crossval, l4s_root, tmp_p
 
 def test_builtin_refuses_the_pixel_baseline(quick_crossval, l4s_root, tmp_path):
     from landslide_engine.errors import InputError
-    from training.builtin import train_builtin
+    from training.packaging.builtin import train_builtin
 
     _, json_path, _, _ = quick_crossval
     with pytest.raises(InputError, match="CNN variants"):

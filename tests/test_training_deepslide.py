@@ -59,7 +59,7 @@ def test_missing_unexpected_and_mismatched_keys_are_listed(tmp_path: Path, capsy
 
 
 def test_keys_outside_the_lightning_prefixes_are_refused(tmp_path: Path) -> None:
-    from training.deepslide import import_deepslide
+    from training.packaging.deepslide import import_deepslide
 
     path, _ = _lightning_file(tmp_path, "model.", lambda state: state.update({"criterion.pos_weight": torch.ones(1)}))
     with pytest.raises(InputError, match=r"criterion\.pos_weight"):

@@ -8,11 +8,11 @@ import torch
 
 from landslide_engine.errors import InputError
 from landslide_engine.scores import Confusion
-from training.augment import augment_patch
-from training.losses import CompoundLoss
-from training.metrics import MetricAccumulator
-from training.normalization import BandStatistics
-from training.recipes import DEFAULT, SEED, get_recipe
+from training.data.augment import augment_patch
+from training.data.normalization import BandStatistics
+from training.fitting.losses import CompoundLoss
+from training.fitting.recipes import DEFAULT, SEED, get_recipe
+from training.scores.metrics import MetricAccumulator
 
 
 def test_confusion_counts_and_scores_match_hand_count() -> None:

@@ -21,9 +21,9 @@ from landslide_engine.errors import InputError
 from landslide_engine.models.package import load_package, load_torch_model
 from landslide_engine.models.registry import MODEL_SPECS
 from training.cli import main
-from training.recipes import DEFAULT, SEED
-from training.splits import resolve_splits
-from training.trainer import TrainConfig, TrainingInterrupted, train
+from training.data.splits import resolve_splits
+from training.fitting.recipes import DEFAULT, SEED
+from training.fitting.trainer import TrainConfig, TrainingInterrupted, train
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "unet_resnet18"

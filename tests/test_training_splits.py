@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from landslide_engine.errors import InputError
-from training.data import Patch, discover_patches
-from training.splits import grouped_holdout, grouped_kfold, resolve_splits
+from training.data.patches import Patch, discover_patches
+from training.data.splits import grouped_holdout, grouped_kfold, resolve_splits
 
 WIDTH = 64
 

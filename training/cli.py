@@ -18,11 +18,10 @@ from landslide_engine.command_line import EXIT_OK, quiet_gdal, run_command
 from landslide_engine.errors import InputError, ParameterError
 from landslide_engine.parameters import finite
 from landslide_engine.targets import check_output_folder
-
-from .crossval import VARIANTS
-from .recipes import RECIPES, get_recipe
-from .splits import DEFAULT_GROUP_WIDTH, DEFAULT_VAL_FRACTION
-from .trainer import TrainConfig, train
+from training.data.splits import DEFAULT_GROUP_WIDTH, DEFAULT_VAL_FRACTION
+from training.fitting.recipes import RECIPES, get_recipe
+from training.fitting.trainer import TrainConfig, train
+from training.studies.crossval import VARIANTS
 
 
 def _add_training_options(parser: argparse.ArgumentParser) -> None:
@@ -173,7 +172,7 @@ def _train_all_folds(config: TrainConfig, folds: int, resume: Path | None) -> No
 
 
 def _command_evaluate(args: argparse.Namespace) -> None:
-    from .evaluate import evaluate_model
+    from training.scores.evaluate_package import evaluate_model
 
     scores = evaluate_model(
         args.model,
@@ -193,13 +192,13 @@ def _command_evaluate(args: argparse.Namespace) -> None:
 
 
 def _command_export(args: argparse.Namespace) -> None:
-    from .export import export_checkpoint
+    from training.packaging.export import export_checkpoint
 
     print("wrote", export_checkpoint(args.checkpoint, args.out, opset=args.opset))
 
 
 def _command_zoo(args: argparse.Namespace) -> None:
-    from .zoo import parse_model_list, run_zoo
+    from training.studies.zoo import parse_model_list, run_zoo
 
     models = parse_model_list(args.models)
     result = run_zoo(models, _train_config(args, models[0], "seed"))
@@ -208,14 +207,14 @@ def _command_zoo(args: argparse.Namespace) -> None:
 
 
 def _command_import_deepslide(args: argparse.Namespace) -> None:
-    from .deepslide import import_deepslide
+    from training.packaging.deepslide import import_deepslide
 
     print("wrote", import_deepslide(args.checkpoint, args.model, args.out))
 
 
 def _command_crossval(args: argparse.Namespace) -> None:
-    from .crossval import cross_validate, write_crossval_table
-    from .smalldata import load_labelled, load_unlabelled
+    from training.data.smalldata import load_labelled, load_unlabelled
+    from training.studies.crossval import cross_validate, write_crossval_table
 
     names = list(VARIANTS) if args.variants == "all" else [n.strip() for n in args.variants.split(",") if n.strip()]
     unknown = [n for n in names if n not in VARIANTS]
@@ -241,7 +240,7 @@ def _command_crossval(args: argparse.Namespace) -> None:
 
 
 def _command_builtin(args: argparse.Namespace) -> None:
-    from .builtin import train_builtin
+    from training.packaging.builtin import train_builtin
 
     print(
         "wrote",

@@ -27,17 +27,21 @@ from tqdm import tqdm
 from landslide_engine.bands import L4S_BANDS
 from landslide_engine.errors import InputError
 from landslide_engine.models.registry import MODEL_SPECS, create_model
-
-from .checkpoint import load_checkpoint, save_checkpoint
-from .dataset import PatchDataset, validate_patches
-from .distributed import DistributedContext, broadcast_from_main, setup_distributed, teardown_distributed
-from .evaluation import predict_dataset
-from .loop import EarlyStopping, FitLoop, validate
-from .losses import CompoundLoss
-from .normalization import BandStatistics, identity_normalization
-from .recipes import DEFAULT, Recipe
-from .reporting import write_run_outputs
-from .splits import DEFAULT_GROUP_WIDTH, DEFAULT_VAL_FRACTION, DataSplits, resolve_splits
+from training.data.dataset import PatchDataset, validate_patches
+from training.data.normalization import BandStatistics, identity_normalization
+from training.data.splits import DEFAULT_GROUP_WIDTH, DEFAULT_VAL_FRACTION, DataSplits, resolve_splits
+from training.fitting.checkpoint import load_checkpoint, save_checkpoint
+from training.fitting.distributed import (
+    DistributedContext,
+    broadcast_from_main,
+    setup_distributed,
+    teardown_distributed,
+)
+from training.fitting.loop import EarlyStopping, FitLoop, validate
+from training.fitting.losses import CompoundLoss
+from training.fitting.recipes import DEFAULT, Recipe
+from training.packaging.reporting import write_run_outputs
+from training.scores.predictions import predict_dataset
 
 CHECKPOINT_NAME = "checkpoint.pt"
 

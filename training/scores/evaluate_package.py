@@ -16,11 +16,10 @@ from landslide_engine.errors import InputError
 from landslide_engine.h5io import read_l4s_image, read_l4s_mask
 from landslide_engine.models.backends import create_runner
 from landslide_engine.models.catalog import resolve_model
-
-from .data import Patch, has_split
-from .dataset import validate_patches
-from .evaluation import EVAL_BATCH_SIZE, score_predictions
-from .splits import DEFAULT_GROUP_WIDTH, patches_for_split
+from training.data.dataset import validate_patches
+from training.data.patches import Patch, has_split
+from training.data.splits import DEFAULT_GROUP_WIDTH, patches_for_split
+from training.scores.predictions import EVAL_BATCH_SIZE, score_predictions
 
 
 def default_split(root: Path) -> str:

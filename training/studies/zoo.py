@@ -15,10 +15,9 @@ from typing import Any
 
 from landslide_engine.errors import InputError
 from landslide_engine.models.registry import MODEL_SPECS, PAPER_MODEL_NAMES, create_model
-
-from .distributed import select_device
-from .throughput import inference_patches_per_second, parameter_count
-from .trainer import TrainConfig, train
+from training.fitting.distributed import select_device
+from training.fitting.trainer import TrainConfig, train
+from training.studies.throughput import inference_patches_per_second, parameter_count
 
 COLUMNS = (
     "model",

@@ -16,9 +16,8 @@ from pathlib import Path
 
 from landslide_engine.errors import InputError
 from landslide_engine.models.package import build_model, export_onnx
-
-from .crossval import VARIANTS, FittedCNN, fit_cnn, variant_metadata
-from .smalldata import load_labelled, load_unlabelled
+from training.data.smalldata import load_labelled, load_unlabelled
+from training.studies.crossval import VARIANTS, FittedCNN, fit_cnn, variant_metadata
 
 MAX_PACKAGE_BYTES = 10 * 1024 * 1024
 #: Atmospheric bands that L2A (B10) and 10-band products (B1, B9, B10) lack; the engine fills them with the
@@ -62,7 +61,7 @@ def train_builtin(
     fitted: FittedCNN = fit_cnn(labelled, variant, seed, steps=steps)
     fitted.threshold = threshold
     if variant.self_training:
-        from .crossval import self_train
+        from training.studies.crossval import self_train
 
         fitted = self_train(fitted, labelled, load_unlabelled(data), variant, seed, None)
         fitted.threshold = threshold

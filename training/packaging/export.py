@@ -21,8 +21,7 @@ from landslide_engine.models.package import (
     export_onnx,
     save_torch_package,
 )
-
-from .checkpoint import load_checkpoint
+from training.fitting.checkpoint import load_checkpoint
 
 
 def checkpoint_metadata(state: dict[str, Any], source: Path) -> ModelMetadata:

@@ -17,10 +17,9 @@ from torch.utils.data import Dataset
 from landslide_engine.errors import InputError
 from landslide_engine.h5io import read_l4s_image, read_l4s_mask
 from landslide_engine.models.normalization import Normalization
-
-from .augment import augment_patch
-from .data import Patch
-from .normalization import BandStatistics
+from training.data.augment import augment_patch
+from training.data.normalization import BandStatistics
+from training.data.patches import Patch
 
 
 def validate_patches(patches: Sequence[Patch], statistics: BandStatistics | None = None) -> None:

@@ -1,10 +1,10 @@
 """The one training loop's parts: the optimiser step, the validation rule, and early stopping.
 
-``python -m training train`` (:mod:`training.trainer`: epochs over files, DDP, resumable) and the
-small-data cross-validation (:mod:`training.crossval`: steps over patches in memory) differ only in
+``python -m training train`` (:mod:`training.fitting.trainer`: epochs over files, DDP, resumable) and the
+small-data cross-validation (:mod:`training.studies.crossval`: steps over patches in memory) differ only in
 where batches come from and how often they validate. Both drive a :class:`FitLoop`, so the step,
 the score that decides early stopping, the threshold search (the precision-recall curve's
-:meth:`~training.metrics.PrecisionRecallCurve.best_threshold`) and the best weights kept are one
+:meth:`~training.scores.metrics.PrecisionRecallCurve.best_threshold`) and the best weights kept are one
 each.
 """
 
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .evaluation import score_predictions
+from training.scores.predictions import score_predictions
 
 
 @dataclass(frozen=True)

@@ -22,13 +22,12 @@ from torch import nn
 
 from landslide_engine.bands import L4S_BANDS
 from landslide_engine.models.package import ModelMetadata, export_onnx, save_torch_package
-
-from .dataset import PatchDataset
-from .evaluation import predict_dataset, score_predictions
-from .metrics import SCORE_NAMES
-from .plots import plot_examples, plot_learning_curves, plot_pr_curve
-from .recipes import Recipe
-from .splits import DataSplits
+from training.data.dataset import PatchDataset
+from training.data.splits import DataSplits
+from training.fitting.recipes import Recipe
+from training.scores.metrics import SCORE_NAMES
+from training.scores.plots import plot_examples, plot_learning_curves, plot_pr_curve
+from training.scores.predictions import predict_dataset, score_predictions
 
 EXAMPLE_COUNT = 4
 

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from landslide_engine.errors import InputError
-
-from .data import Patch, discover_patches, has_split
+from training.data.patches import Patch, discover_patches, has_split
 
 DEFAULT_GROUP_WIDTH = 64
 DEFAULT_VAL_FRACTION = 0.2

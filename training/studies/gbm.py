@@ -12,8 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from landslide_engine.errors import InputError
-
-from .features import pixel_features
+from training.studies.features import pixel_features
 
 BACKGROUND_PER_LANDSLIDE = 4
 MAX_SAMPLES = 300_000

@@ -27,15 +27,14 @@ from landslide_engine.errors import InputError
 from landslide_engine.models.normalization import Normalization
 from landslide_engine.models.package import ModelMetadata, build_model
 from landslide_engine.scores import Confusion
-
-from .augment import augment_patch
-from .data import Patch
-from .loop import EarlyStopping, FitLoop, validate
-from .losses import CompoundLoss
-from .normalization import identity_normalization
-from .recipes import Recipe, get_recipe
-from .smalldata import PatchArrays
-from .splits import grouped_holdout, grouped_kfold
+from training.data.augment import augment_patch
+from training.data.normalization import identity_normalization
+from training.data.patches import Patch
+from training.data.smalldata import PatchArrays
+from training.data.splits import grouped_holdout, grouped_kfold
+from training.fitting.loop import EarlyStopping, FitLoop, validate
+from training.fitting.losses import CompoundLoss
+from training.fitting.recipes import Recipe, get_recipe
 
 #: Bands that Sentinel-2 L2A and 10-band products also have: no B1 (aerosol), B9 (water vapour), B10 (cirrus).
 L2A_COMPATIBLE_BANDS = tuple(b for b in L4S_BANDS if b not in ("B1", "B9", "B10"))
@@ -174,7 +173,7 @@ def fit_cnn(
 ) -> FittedCNN:
     """Train ``variant`` on ``train``; early-stop and tune the threshold on ``inner_val`` when the recipe says so.
 
-    The loop's parts are :mod:`training.loop`'s, as in ``train``; only the data (patches in memory, a
+    The loop's parts are :mod:`training.fitting.loop`'s, as in ``train``; only the data (patches in memory, a
     learning-rate step per batch) and the rhythm (a validation every ``variant.eval_every`` steps) differ.
     """
     recipe = variant_recipe(variant)
@@ -300,7 +299,7 @@ def fit_variant(
     recipe_tunes = variant.kind == "gbm" or variant_recipe(variant).tune_threshold
     fit, hold = inner_split(train, seed, group_width) if recipe_tunes else (train, None)
     if variant.kind == "gbm":
-        from .gbm import fit_pixel_boosting
+        from training.studies.gbm import fit_pixel_boosting
 
         booster = fit_pixel_boosting(fit.images, fit.masks, seed)
         threshold = validate(booster.predict_proba(hold.images), hold.masks, 0.5, True).threshold

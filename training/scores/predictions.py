@@ -14,8 +14,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .dataset import PatchDataset
-from .metrics import MetricAccumulator, PrecisionRecallCurve
+from training.data.dataset import PatchDataset
+from training.scores.metrics import MetricAccumulator, PrecisionRecallCurve
 
 #: Batch size of the per-batch (Seed) protocol; the Seed evaluated with its training batch of 16.
 EVAL_BATCH_SIZE = 16

@@ -15,8 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from landslide_engine.figures import true_colour
-
-from .metrics import PrecisionRecallCurve
+from training.scores.metrics import PrecisionRecallCurve
 
 
 def plot_learning_curves(history: Sequence[dict[str, float]], path: Path) -> Path:

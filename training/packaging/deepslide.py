@@ -20,8 +20,7 @@ from landslide_engine.bands import L4S_BANDS
 from landslide_engine.errors import InputError
 from landslide_engine.models.package import TORCH_SUFFIXES, ModelMetadata, export_onnx, save_torch_package
 from landslide_engine.models.registry import MODEL_SPECS, create_model
-
-from .normalization import identity_normalization
+from training.data.normalization import identity_normalization
 
 LIGHTNING_PREFIXES = ("model.model.", "model.")
 _LISTED = 4

@@ -1,6 +1,6 @@
 """In-memory labelled patches for small-data studies (the built-in model's cross-validation).
 
-The full Landslide4Sense set is streamed from disk by :class:`training.dataset.PatchDataset`.
+The full Landslide4Sense set is streamed from disk by :class:`training.data.dataset.PatchDataset`.
 The built-in model is trained on a handful of patches, where reading them once into memory
 makes every cross-validation fold an order of magnitude faster than lazy HDF5 reads.
 """
@@ -13,9 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from landslide_engine.h5io import read_l4s_image, read_l4s_mask
-
-from .data import discover_patches
-from .dataset import validate_patches
+from training.data.dataset import validate_patches
+from training.data.patches import discover_patches
 
 
 @dataclass(frozen=True)

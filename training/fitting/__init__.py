@@ -1,0 +1,1 @@
+"""Fitting a network: the recipes, the loss, the training loop and the ``train`` run around it (DDP, resume)."""

@@ -1,0 +1,1 @@
+"""Scores: the metric protocols, predicting and scoring a split, scoring a package, and the run's plots."""
