@@ -32,7 +32,7 @@ def machine_details() -> dict[str, str]:
     import rasterio
     import torch
 
-    from landslide_engine.models.backends import usable_cpu_count
+    from landslide_engine.cpus import usable_cpu_count
 
     model, flags = _cpu_model_and_flags()
     details = {

@@ -40,13 +40,13 @@ from model_speed import (
     test_patches,
 )
 from packages import BenchModel, bench_model
-from quantize import accuracy_cost, comparison_threshold, sample_patches
+from quantize import accuracy_cost, comparison_threshold, quantize_dynamic_graph, sample_patches
 from scenes import write_granule, write_scene
 
+from landslide_engine.cpus import usable_cpu_count
 from landslide_engine.memory import GDAL_CACHE_MB
-from landslide_engine.models.backends import usable_cpu_count
 from landslide_engine.models.package import load_package, load_torch_model, onnx_package_bytes
-from landslide_engine.models.quantize import normalised, quantize_dynamic_graph, quantize_static_graph
+from landslide_engine.models.quantize import normalised, quantize_static_graph
 
 REPO = Path(__file__).resolve().parents[1]
 COMPACT_MODEL = "unet_plain_w16"

@@ -26,12 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from model_speed import Variant, make_runner, patches_per_second, test_patches
-from quantize import sample_patches
+from quantize import quantize_dynamic_graph, sample_patches
 
 from landslide_engine.memory import configure_for_scenes
 from landslide_engine.models.package import load_package, load_torch_model, onnx_package_bytes
-from landslide_engine.models.quantize import normalised, quantize_dynamic_graph, quantize_static_graph
-from landslide_engine.outputs import peak_memory_mb
+from landslide_engine.models.quantize import normalised, quantize_static_graph
+from landslide_engine.outputs import FLOAT_NODATA, peak_memory_mb
 from landslide_engine.pipeline import PredictRequest, predict_scene
 
 
@@ -107,7 +107,7 @@ def run_naive(job: dict, runner) -> dict:
     t0 = time.perf_counter()
     probability = probability[: grid.height, : grid.width]
     with tempfile.TemporaryDirectory(dir=job["work_dir"]) as out:
-        with rasterio.open(Path(out) / "probability.tif", "w", **raster_profile(grid, "float32", -9999.0)) as dst:
+        with rasterio.open(Path(out) / "probability.tif", "w", **raster_profile(grid, "float32", FLOAT_NODATA)) as dst:
             dst.write(probability, 1)
         with rasterio.open(Path(out) / "landslides.tif", "w", **raster_profile(grid, "uint8", 255)) as dst:
             dst.write((probability >= meta.threshold).astype(np.uint8), 1)

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-ESA_L1C_ORDER = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12")
+from landslide_engine.bands import L1C_ESA_ORDER
+from landslide_engine.outputs import FLOAT_NODATA
+
 CRS = "EPSG:32633"
 ORIGIN = (500000.0, 5200000.0)
 PIXEL_M = 10.0
@@ -44,7 +46,7 @@ BAND_PIXEL_M = {
 
 
 def _s2_block(
-    rows: np.ndarray, cols: np.ndarray, rng: np.random.Generator, bands: tuple[str, ...] = ESA_L1C_ORDER
+    rows: np.ndarray, cols: np.ndarray, rng: np.random.Generator, bands: tuple[str, ...] = L1C_ESA_ORDER
 ) -> np.ndarray:
     """(len(bands), len(rows), len(cols)) uint16 DN: per-band level, a smooth pattern and sensor noise.
 
@@ -53,8 +55,8 @@ def _s2_block(
     """
     yy, xx = np.meshgrid(rows.astype(np.float32), cols.astype(np.float32), indexing="ij")
     pattern = np.sin(xx / 97.0) * np.cos(yy / 131.0) + 0.5 * np.sin((xx + yy) / 23.0)
-    all_levels = np.linspace(900.0, 2600.0, len(ESA_L1C_ORDER), dtype=np.float32)
-    levels = all_levels[[ESA_L1C_ORDER.index(b) for b in bands]][:, None, None]
+    all_levels = np.linspace(900.0, 2600.0, len(L1C_ESA_ORDER), dtype=np.float32)
+    levels = all_levels[[L1C_ESA_ORDER.index(b) for b in bands]][:, None, None]
     noise = rng.normal(0.0, 40.0, size=(len(bands), *yy.shape)).astype(np.float32)
     return np.clip(levels + 350.0 * pattern[None] + noise, 1, 10000).astype(np.uint16)
 
@@ -83,7 +85,7 @@ def write_scene(folder: Path, size: int, seed: int = 0) -> BenchScene:
         "w",
         width=size,
         height=size,
-        count=len(ESA_L1C_ORDER),
+        count=len(L1C_ESA_ORDER),
         dtype="uint16",
         nodata=0,
         transform=from_origin(*ORIGIN, PIXEL_M, PIXEL_M),
@@ -91,7 +93,7 @@ def write_scene(folder: Path, size: int, seed: int = 0) -> BenchScene:
         zlevel=1,
         **common,
     ) as dst:
-        for i, band in enumerate(ESA_L1C_ORDER, start=1):
+        for i, band in enumerate(L1C_ESA_ORDER, start=1):
             dst.set_band_description(i, band)
         dst.update_tags(PRODUCT_TYPE="S2MSI1C", PROCESSING_BASELINE="02.14", DESCRIPTION="synthetic benchmark scene")
         cols = np.arange(size)
@@ -110,7 +112,7 @@ def write_scene(folder: Path, size: int, seed: int = 0) -> BenchScene:
         height=dem_size,
         count=1,
         dtype="float32",
-        nodata=-9999.0,
+        nodata=FLOAT_NODATA,
         transform=from_origin(*dem_origin, DEM_PIXEL_M, DEM_PIXEL_M),
         **common,
     ) as dst:
@@ -138,14 +140,14 @@ def write_granule(folder: Path, size: int, no_data_share: float = 0.4, seed: int
 
     dem = write_scene(folder, size, seed).dem
     granule = folder / f"S2A_MSIL1C_20200101_granule_{size}_{round(100 * no_data_share)}"
-    names = [band if band == "B8A" else f"B{int(band[1:]):02d}" for band in ESA_L1C_ORDER]  # ESA's B02, B8A
+    names = [band if band == "B8A" else f"B{int(band[1:]):02d}" for band in L1C_ESA_ORDER]  # ESA's B02, B8A
     paths = tuple(granule / f"T33TWN_20200101T100031_{name}.tif" for name in names)
     if all(path.exists() for path in paths):
         return BenchGranule(paths, dem, size, no_data_share)
     granule.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     edge = size * np.sqrt(2.0 * no_data_share)  # pixels with col + row < edge have no data
-    for band, path in zip(ESA_L1C_ORDER, paths, strict=True):
+    for band, path in zip(L1C_ESA_ORDER, paths, strict=True):
         step = BAND_PIXEL_M[band] / PIXEL_M
         width = int(np.ceil(size / step))
         tmp = path.with_suffix(".partial.tif")

@@ -23,8 +23,8 @@ from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
 from landslide_engine.errors import InputError
+from landslide_engine.geodesy import metres_per_degree
 from landslide_engine.rasterio_io import open_raster
-from landslide_engine.slope import metres_per_degree
 
 DEFAULT_RESOLUTION_M = 10.0
 _SNAP_TOLERANCE_PX = 1e-6

@@ -25,7 +25,8 @@ from landslide_engine.errors import Cancelled, OutputError, writing
 from landslide_engine.grid import Grid
 from landslide_engine.targets import gdal_checked
 
-PROBABILITY_NODATA = -9999.0
+# The nodata value of every float raster the engine writes: probability, model-input stack, slope.
+FLOAT_NODATA = -9999.0
 MASK_NODATA = 255
 POLYGON_LAYER = "landslides"
 # The one definition of how results look in QGIS, used by the sidecars below and by the plugin's layers.
@@ -143,9 +144,7 @@ class ResultRasters:
     def __init__(self, probability_path: str, mask_path: str, grid: Grid, threshold: float) -> None:
         self.threshold = threshold
         self.landslide_pixels = 0
-        self._probability = _BlockRowWriter(
-            probability_path, grid, "float32", PROBABILITY_NODATA, "landslide probability"
-        )
+        self._probability = _BlockRowWriter(probability_path, grid, "float32", FLOAT_NODATA, "landslide probability")
         self._mask = _BlockRowWriter(mask_path, grid, "uint8", MASK_NODATA, f"landslide (probability >= {threshold:g})")
 
     @property
@@ -158,7 +157,7 @@ class ResultRasters:
         pixels where ``valid`` is False become nodata."""
         valid = valid & np.isfinite(probability)
         landslide = valid & (probability >= self.threshold)
-        self._probability.write_rows(row, np.where(valid, probability, PROBABILITY_NODATA).astype(np.float32), col)
+        self._probability.write_rows(row, np.where(valid, probability, FLOAT_NODATA).astype(np.float32), col)
         self._mask.write_rows(row, np.where(valid, landslide, MASK_NODATA).astype(np.uint8), col)
         self.landslide_pixels += int(np.count_nonzero(landslide))
 

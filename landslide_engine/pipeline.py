@@ -42,6 +42,7 @@ from landslide_engine.grid import Grid, reference_grid
 from landslide_engine.memory import release_free_memory
 from landslide_engine.notices import Warn, Warnings
 from landslide_engine.outputs import (
+    FLOAT_NODATA,
     ResultRasters,
     peak_memory_mb,
     raster_profile,
@@ -75,7 +76,6 @@ _MAX_READERS = 4
 _TRIM_EVERY_CHUNKS = 16  # chunks between giving the C heap's free pages back (a few ms each time)
 _BAND_PX = 3072  # about this wide; wider bands decode fewer source tiles twice, narrower ones use less memory
 _STACK_BLOCK_ROWS = 256
-STACK_NODATA = -9999.0
 _SCALE_CHECK_BANDS = ("B2", "B3", "B4", "B8")
 PROBABILITY_FILE = "probability.tif"
 MASK_FILE = "landslides.tif"
@@ -449,7 +449,7 @@ def _reader_threads(runner) -> int:
     enough to keep it fed (one reader prepares a few hundred patches a second), leaving cores for the rest."""
     if str(getattr(runner, "device", "cpu")).startswith("cpu"):
         return 1
-    from landslide_engine.models.backends import usable_cpu_count
+    from landslide_engine.cpus import usable_cpu_count
 
     return max(1, min(_MAX_READERS, usable_cpu_count() - 2))
 
@@ -705,7 +705,7 @@ def stack_to_file(
 ) -> Path:
     """Write ``bands`` (default all 14) in L4S units as a float32 GeoTIFF on the reference grid.
 
-    This is exactly what the model sees; nodata is -9999. Missing bands are
+    This is exactly what the model sees; nodata is ``FLOAT_NODATA`` (-9999). Missing bands are
     an InputError unless ``fill_values`` gives them a constant (l4s units). Warnings go to ``warn``.
     """
     report_progress = progress or (lambda percent, message: None)
@@ -730,7 +730,7 @@ def stack_to_file(
     )
     grid = scene.grid
     with_data = False
-    profile = raster_profile(grid, "float32", STACK_NODATA, count=len(bands))
+    profile = raster_profile(grid, "float32", FLOAT_NODATA, count=len(bands))
     with (
         scene.stack,
         atomic_output(target, "stack output") as tmp,
@@ -746,7 +746,7 @@ def stack_to_file(
             data = scene.stack.stack_bands(window, list(bands))
             valid = np.isfinite(data).all(axis=0)
             with_data = with_data or bool(valid.any())
-            data[:, ~valid] = STACK_NODATA
+            data[:, ~valid] = FLOAT_NODATA
             dst.write(data, window=window)
             report_progress(100.0 * (r0 + window.height) / grid.height, "stacking bands")
         if not with_data:

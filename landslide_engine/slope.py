@@ -12,28 +12,14 @@ single scale factor, which would be wrong by tens of percent away from the equat
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from landslide_engine.errors import Cancelled, InputError, reading
+from landslide_engine.geodesy import metres_per_degree
 from landslide_engine.notices import Warn
-
-# WGS84 ellipsoid
-_A = 6378137.0
-_E2 = 6.69437999014e-3
-
-
-def metres_per_degree(lat_deg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Length of one degree of longitude and of latitude, in metres, at ``lat_deg``."""
-    lat = np.radians(lat_deg)
-    sin2 = np.sin(lat) ** 2
-    denom = np.sqrt(1.0 - _E2 * sin2)
-    per_lon = (math.pi / 180.0) * _A * np.cos(lat) / denom
-    per_lat = (math.pi / 180.0) * _A * (1.0 - _E2) / denom**3
-    return per_lon, per_lat
 
 
 def horn_slope(
@@ -183,13 +169,14 @@ def write_slope(
 
     from landslide_engine.demtiles import dem_files
     from landslide_engine.demtiles import dem_path as mosaic_path
+    from landslide_engine.outputs import FLOAT_NODATA
     from landslide_engine.rasterio_io import open_raster
     from landslide_engine.targets import atomic_output, check_output_file, gdal_checked
 
     tiles = dem_files(str(dem_path) if isinstance(dem_path, (str, Path)) else dem_path)
     out_path = check_output_file(out_path, inputs=tiles, what="slope output")
     dem_path = mosaic_path(tiles)
-    out_nodata = -9999.0
+    out_nodata = FLOAT_NODATA
     with open_raster(dem_path, what="DEM") as src:
         if src.transform.b != 0 or src.transform.d != 0:
             raise InputError(f"DEM {dem_path} has a rotated grid; warp it to a north-up grid first")

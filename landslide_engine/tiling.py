@@ -40,11 +40,6 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     return [*range(-margin, last, stride), last]
 
 
-def tile_windows(height: int, width: int, tile: int = 128, overlap: int = 32) -> list[tuple[int, int]]:
-    """(row, col) origins of all patches of a ``height`` x ``width`` scene, row by row."""
-    return [(r, c) for r in tile_starts(height, tile, overlap) for c in tile_starts(width, tile, overlap)]
-
-
 def blend_weights(tile: int, overlap: int) -> np.ndarray:
     """(tile, tile) float32 weights: 1 inside, ramping down over the ``overlap`` pixels at each edge."""
     i = np.arange(tile)

@@ -6,8 +6,8 @@ it. Building a warped VRT costs far more than reading a patch strip from one,
 so it is built once per source, not once per window; only the source pixels
 under each requested window are decoded, so memory follows the window, not
 the scene (GDAL's block cache, capped by ``GDAL_CACHEMAX``, is the only thing
-that grows). Windows that stick out of the grid further than the margin fall
-back to :func:`read_window`, which reads the neighbouring source pixels or NaN
+that grows). Windows that stick out of the grid further than the margin get
+a warped VRT of their own, which reads the neighbouring source pixels or NaN
 where there are none.
 
 Resampling is chosen per source from its pixel size relative to the grid:
@@ -93,25 +93,6 @@ def _warped_vrt(src, grid: Grid, window: Window, resampling: Resampling, nodata:
         nodata=np.nan,
         dtype="float32",
     )
-
-
-def read_window(
-    src,
-    band: int,
-    grid: Grid,
-    window: Window,
-    resampling: Resampling,
-    src_nodata: float | None = None,
-) -> np.ndarray:
-    """Band ``band`` of ``src`` on ``window`` of ``grid`` as float32, NaN where there is no data.
-
-    Builds a warped VRT for this one window: right for a single read, slow in a
-    loop (use :class:`GridWarp` there). ``src_nodata`` overrides the nodata value
-    declared in the file.
-    """
-    nodata = src.nodata if src_nodata is None else src_nodata
-    with _warped_vrt(src, grid, window, resampling, nodata) as vrt:
-        return vrt.read(band)
 
 
 def grid_offset(src, grid: Grid) -> tuple[int, int] | None:

@@ -21,7 +21,7 @@ from landslide_engine.grid import Grid
 from landslide_engine.models.backends import create_runner
 from landslide_engine.models.package import ModelMetadata, export_onnx, save_torch_package
 from landslide_engine.models.registry import create_model
-from landslide_engine.outputs import MASK_NODATA, PROBABILITY_NODATA, ResultRasters, peak_memory_mb
+from landslide_engine.outputs import FLOAT_NODATA, MASK_NODATA, ResultRasters, peak_memory_mb
 from landslide_engine.pipeline import PredictRequest, predict_scene
 from landslide_engine.streaming import BackgroundWriter, StageClock, prefetched, run_in_order
 from landslide_engine.tiling import column_bands, tile_starts
@@ -191,10 +191,10 @@ def test_result_rasters_written_in_uneven_strips_hold_every_row(tmp_path, width,
     expected_mask = np.where(valid, probability >= 0.5, MASK_NODATA)
     with rasterio.open(tmp_path / "p.tif") as p, rasterio.open(tmp_path / "m.tif") as m:
         assert p.crs == grid.crs and p.transform == grid.transform and (p.width, p.height) == (width, height)
-        assert p.nodata == PROBABILITY_NODATA and m.nodata == MASK_NODATA and p.compression.name == "deflate"
+        assert p.nodata == FLOAT_NODATA and m.nodata == MASK_NODATA and p.compression.name == "deflate"
         assert p.descriptions == ("landslide probability",) and m.descriptions[0].startswith("landslide")
         assert (p.block_shapes[0] == (256, 256)) == (height >= 256)
-        np.testing.assert_array_equal(p.read(1), np.where(valid, probability, PROBABILITY_NODATA))
+        np.testing.assert_array_equal(p.read(1), np.where(valid, probability, FLOAT_NODATA))
         np.testing.assert_array_equal(m.read(1), expected_mask)
     assert rasters.landslide_pixels == int(np.count_nonzero(expected_mask == 1))
 

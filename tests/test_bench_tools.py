@@ -13,8 +13,9 @@ import rasterio
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 from quantize import accuracy_cost, comparison_threshold
-from scenes import BAND_PIXEL_M, ESA_L1C_ORDER, write_granule, write_scene
+from scenes import BAND_PIXEL_M, write_granule, write_scene
 
+from landslide_engine.bands import L1C_ESA_ORDER
 from landslide_engine.pipeline import PredictRequest, predict_scene
 from tests.qgis_helpers import tiny_model_package
 
@@ -41,8 +42,8 @@ def test_comparison_threshold_moves_only_when_the_mask_would_be_empty():
 def test_generated_scene_is_an_l1c_product_the_engine_runs(tmp_path):
     scene = write_scene(tmp_path, 300)
     with rasterio.open(scene.s2) as src:
-        assert src.count == len(ESA_L1C_ORDER) and src.dtypes[0] == "uint16" and src.shape == (300, 300)
-        assert tuple(src.descriptions) == ESA_L1C_ORDER
+        assert src.count == len(L1C_ESA_ORDER) and src.dtypes[0] == "uint16" and src.shape == (300, 300)
+        assert tuple(src.descriptions) == L1C_ESA_ORDER
         assert src.read(4).min() >= 1 and src.read(4).max() <= 10000
     with rasterio.open(scene.dem) as dem:
         assert dem.res == (30.0, 30.0) and dem.crs == rasterio.crs.CRS.from_epsg(32633)
@@ -57,7 +58,7 @@ def test_generated_scene_is_an_l1c_product_the_engine_runs(tmp_path):
 def test_generated_granule_has_each_band_at_its_resolution_and_a_no_data_wedge(tmp_path):
     granule = write_granule(tmp_path, 600, no_data_share=0.4)
     assert [p.stem.rsplit("_", 1)[1] for p in granule.bands][:3] == ["B01", "B02", "B03"]
-    for band, path in zip(ESA_L1C_ORDER, granule.bands, strict=True):
+    for band, path in zip(L1C_ESA_ORDER, granule.bands, strict=True):
         with rasterio.open(path) as src:
             assert src.res == (BAND_PIXEL_M[band], BAND_PIXEL_M[band]) and src.count == 1 and src.nodata is None
             assert src.bounds.right >= 500000.0 + 6000 and src.bounds.bottom <= 5200000.0 - 6000

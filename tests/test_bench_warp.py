@@ -10,8 +10,8 @@ from rasterio.transform import from_origin
 from rasterio.windows import Window
 
 from landslide_engine.grid import reference_grid
-from landslide_engine.warp import GridWarp, choose_resampling, read_window
-from tests.rasters import write_raster
+from landslide_engine.warp import GridWarp, choose_resampling
+from tests.rasters import gdal_window, write_raster
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def test_grid_warp_matches_a_warp_per_window(rasters, which, window):
             cached = warp.read(1, window)
         finally:
             warp.close()
-        fresh = read_window(src, 1, grid, window, resampling)
+        fresh = gdal_window(src, 1, grid, window, resampling)
     assert cached.shape == (window.height, window.width)
     if which == 0:
         np.testing.assert_array_equal(cached, fresh)
@@ -89,7 +89,7 @@ def test_a_source_on_the_grid_is_read_directly_with_the_warps_values(tmp_path, w
             single = warp.read(2, window)
         finally:
             warp.close()
-        fresh = np.stack([read_window(src, b, grid, window, Resampling.nearest, 0) for b in (1, 2, 3)])
+        fresh = np.stack([gdal_window(src, b, grid, window, Resampling.nearest, 0) for b in (1, 2, 3)])
     assert warp.direct
     assert direct.dtype == np.float32 and direct.shape == (3, window.height, window.width)
     np.testing.assert_array_equal(direct, fresh)

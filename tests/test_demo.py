@@ -9,10 +9,9 @@ import pytest
 import rasterio
 from rasterio.crs import CRS
 
-from landslide_engine.bands import L4S_BANDS, L4S_DIVISORS
+from landslide_engine.bands import L1C_ESA_ORDER, L4S_BANDS, L4S_DIVISORS
 from landslide_engine.demo import (
     DEMO_CRS,
-    ESA_L1C_ORDER,
     SYNTHETIC_TAG,
     build_demo_scene,
 )
@@ -31,7 +30,7 @@ def test_scene_is_georeferenced_and_labelled_synthetic(scene):
             assert src.res == (10.0, 10.0) and src.shape == (256, 256)
             assert "SYNTHETIC" in src.tags()["DESCRIPTION"]
     with rasterio.open(scene.s2) as src:
-        assert src.count == 13 and list(src.descriptions) == list(ESA_L1C_ORDER)
+        assert src.count == 13 and list(src.descriptions) == list(L1C_ESA_ORDER)
     assert SYNTHETIC_TAG.startswith("SYNTHETIC")
 
 
@@ -49,7 +48,7 @@ def test_scars_sit_on_steep_slopes(scene):
 def test_spectra_follow_the_real_class_statistics(scene):
     stats = json.loads((__import__("landslide_engine").demo._SPECTRA).read_text())["classes"]
     with rasterio.open(scene.s2) as src:
-        b4 = src.read(ESA_L1C_ORDER.index("B4") + 1).astype(float) / L4S_DIVISORS[L4S_BANDS.index("B4")]
+        b4 = src.read(L1C_ESA_ORDER.index("B4") + 1).astype(float) / L4S_DIVISORS[L4S_BANDS.index("B4")]
     with rasterio.open(scene.truth) as src:
         truth = src.read(1) == 1
     # Illumination scales values around 1 on average; class means must stay near the real ones

@@ -13,7 +13,8 @@ from rasterio.windows import Window
 
 from landslide_engine.errors import InputError
 from landslide_engine.grid import reference_grid
-from landslide_engine.warp import choose_resampling, read_window
+from landslide_engine.warp import choose_resampling
+from tests.rasters import gdal_window
 
 
 def raster(path, width, height, crs, transform, fill=100.0, dtype="float32"):
@@ -92,7 +93,7 @@ def test_resampling_follows_relative_pixel_size(tmp_path):
             assert choose_resampling(src, grid) == resampling
 
 
-def test_read_window_is_exact_on_the_same_grid_and_nan_outside(tmp_path):
+def test_a_gdal_window_is_exact_on_the_same_grid_and_nan_outside(tmp_path):
     data = np.arange(60 * 50, dtype="float32").reshape(1, 50, 60)
     path = tmp_path / "B04.tif"
     with rasterio.open(
@@ -109,8 +110,8 @@ def test_read_window_is_exact_on_the_same_grid_and_nan_outside(tmp_path):
         dst.write(data)
     grid = reference_grid([str(path)])
     with rasterio.open(path) as src:
-        inside = read_window(src, 1, grid, Window(5, 7, 20, 10), Resampling.nearest)
-        across = read_window(src, 1, grid, Window(-2, -3, 6, 6), Resampling.nearest)
+        inside = gdal_window(src, 1, grid, Window(5, 7, 20, 10), Resampling.nearest)
+        across = gdal_window(src, 1, grid, Window(-2, -3, 6, 6), Resampling.nearest)
     np.testing.assert_array_equal(inside, data[0, 7:17, 5:25])
     assert np.isnan(across[:3]).all() and np.isnan(across[:, :2]).all()
     np.testing.assert_array_equal(across[3:, 2:], data[0, :3, :4])

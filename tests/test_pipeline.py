@@ -178,7 +178,7 @@ class CountingRunner(FakeRunner):
 
 def test_patches_without_data_are_not_run_and_the_outputs_do_not_change(tmp_path, monkeypatch):
     from landslide_engine import pipeline
-    from landslide_engine.tiling import tile_windows
+    from landslide_engine.tiling import tile_starts
 
     monkeypatch.setattr(pipeline, "_BAND_PX", 400)  # several column bands
     height, width = 330, 900
@@ -189,7 +189,7 @@ def test_patches_without_data_are_not_run_and_the_outputs_do_not_change(tmp_path
         data = s.read()
         data[:, outside] = 0
         s.write(data)
-    windows = tile_windows(height, width, 128, 32)
+    windows = [(r, c) for r in tile_starts(height, 128, 32) for c in tile_starts(width, 128, 32)]
     empty = sum(outside[max(r, 0) : r + 128, max(c, 0) : c + 128].all() for r, c in windows)
     assert 0 < empty < len(windows)
 

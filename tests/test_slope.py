@@ -11,7 +11,8 @@ from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
 from landslide_engine.errors import InputError
-from landslide_engine.slope import horn_slope, metres_per_degree, slope_for_grid, write_slope
+from landslide_engine.geodesy import metres_per_degree
+from landslide_engine.slope import horn_slope, slope_for_grid, write_slope
 from tests.rasters import write_raster
 
 

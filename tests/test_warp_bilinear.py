@@ -16,8 +16,8 @@ from rasterio.transform import from_origin
 from rasterio.windows import Window
 
 from landslide_engine.grid import reference_grid
-from landslide_engine.warp import GRID_MARGIN, GridWarp, _warped_vrt, choose_resampling, read_window
-from tests.rasters import write_raster
+from landslide_engine.warp import GRID_MARGIN, GridWarp, _warped_vrt, choose_resampling
+from tests.rasters import gdal_window, write_raster
 
 # The 10 m image (and so the grid) starts at x 500000, y 5200000 and is 150 x 120 pixels.
 IMAGE_ORIGIN = (500000.0, 5200000.0)
@@ -75,7 +75,7 @@ def _gdal(src, grid, bands, window, nodata):
     keeps it, or from one for the window where the window leaves that margin."""
     m = GRID_MARGIN
     if not _in_margin(grid, window):
-        return np.stack([read_window(src, b, grid, window, Resampling.bilinear, nodata) for b in bands])
+        return np.stack([gdal_window(src, b, grid, window, Resampling.bilinear, nodata) for b in bands])
     extent = Window(-m, -m, grid.width + 2 * m, grid.height + 2 * m)
     with _warped_vrt(src, grid, extent, Resampling.bilinear, nodata) as vrt:
         return vrt.read(bands, window=Window(window.col_off + m, window.row_off + m, window.width, window.height))

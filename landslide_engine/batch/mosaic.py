@@ -32,8 +32,8 @@ from rasterio.crs import CRS
 
 from landslide_engine.grid import Grid
 from landslide_engine.outputs import (
+    FLOAT_NODATA,
     MASK_NODATA,
-    PROBABILITY_NODATA,
     PolygonAttribute,
     polygon_pixels,
     write_polygons,
@@ -88,10 +88,10 @@ def build_regional_outputs(
     """Write the three mosaics and the regional polygons into ``out_dir``, each atomically."""
     order = priority_order(scenes)
     crs = Counter(s.crs for s in scenes).most_common(1)[0][0]
-    probability_sources = [_in_crs(s, PROBABILITY_FILE, crs, PROBABILITY_NODATA, out_dir) for s in order]
+    probability_sources = [_in_crs(s, PROBABILITY_FILE, crs, FLOAT_NODATA, out_dir) for s in order]
     mask_sources = [_in_crs(s, MASK_FILE, crs, MASK_NODATA, out_dir) for s in order]
     paths = {name: out_dir / name for name in (PROBABILITY_MOSAIC, MASK_MOSAIC, SCENE_MOSAIC, REGIONAL_POLYGONS)}
-    _build_vrt(paths[PROBABILITY_MOSAIC], probability_sources, PROBABILITY_NODATA)
+    _build_vrt(paths[PROBABILITY_MOSAIC], probability_sources, FLOAT_NODATA)
     _build_vrt(paths[MASK_MOSAIC], mask_sources, MASK_NODATA)
     _build_scene_vrt(paths[MASK_MOSAIC], paths[SCENE_MOSAIC])
     write_style_sidecars(paths[PROBABILITY_MOSAIC], paths[MASK_MOSAIC])  # styled in QGIS as the scenes' are

@@ -17,7 +17,6 @@ single-thread workers ran the compact U-Net 10 % faster than one two-thread sess
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import threading
 from abc import ABC, abstractmethod
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from landslide_engine.cpus import usable_cpu_count
 from landslide_engine.errors import InputError, ModelError, first_line
 from landslide_engine.models.normalization import Normalization
 from landslide_engine.models.package import TORCH_SUFFIXES, ModelMetadata, ModelPackage, load_package
@@ -341,13 +341,6 @@ def cpu_workers(threads: int | None, workers: int | None) -> tuple[int, int]:
     if not 1 <= workers <= threads:
         raise InputError(f"workers must be between 1 and the {threads} thread(s), got {workers}")
     return threads, workers
-
-
-def usable_cpu_count() -> int:
-    """CPU cores this process may run on (respects affinity and container limits where the OS exposes them)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
 
 
 def _as_package(model: str | Path | ModelPackage) -> ModelPackage:

@@ -70,16 +70,6 @@ def read_calibration_patches(
     return np.stack([read_l4s_image(path)[band_index] for path in chosen]), candidate
 
 
-def quantize_dynamic_graph(graph: bytes) -> bytes:
-    """Weights int8, activations quantized on the fly (ConvInteger)."""
-    _, quantization = _onnx_modules()
-    with tempfile.TemporaryDirectory() as tmp:
-        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
-        src.write_bytes(graph)
-        quantization.quantize_dynamic(src, dst, weight_type=quantization.QuantType.QInt8)
-        return dst.read_bytes()
-
-
 def quantize_static_graph(graph: bytes, calibration: np.ndarray) -> bytes:
     """QDQ int8 with activation ranges calibrated (min/max) on ``calibration`` (already normalised input)."""
     onnx, quantization = _onnx_modules()

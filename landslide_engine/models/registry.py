@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from landslide_engine.errors import InputError
 
@@ -147,12 +147,3 @@ def create_model(name: str, in_channels: int = 14) -> nn.Module:
     if spec is None:
         raise InputError(f"unknown model architecture {name!r}; known: {', '.join(MODEL_SPECS)}")
     return build_architecture(spec.architecture, spec.encoder, in_channels, spec.options)
-
-
-def __getattr__(name: str) -> Any:
-    """``registry.InputProjection`` keeps working; it lives in its own module so that only using it imports torch."""
-    if name == "InputProjection":
-        from landslide_engine.models.input_projection import InputProjection
-
-        return InputProjection
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

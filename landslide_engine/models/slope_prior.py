@@ -15,10 +15,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from landslide_engine.bands import L4S_BANDS, L4S_DIVISORS
+from landslide_engine.bands import L4S_BANDS, L4S_DIVISORS, SLOPE_BAND
 from landslide_engine.errors import InputError
 
-SLOPE_BAND = "B13"
 FLAT_LOGIT = -20.0  # sigmoid(-20) ~ 2e-9: a probability of zero for every practical threshold
 
 
