@@ -100,7 +100,7 @@ def reading(path: str | Path, what: str = "raster") -> Iterator[None]:
     except (InputError, Cancelled):
         raise
     except Exception as exc:
-        if isinstance(exc, (OSError, MemoryError)) or _is_gdal_error(exc):
+        if isinstance(exc, OSError) or _is_gdal_error(exc):
             raise InputError(f"cannot read {what} {path}: {first_line(exc)}") from None
         raise
 

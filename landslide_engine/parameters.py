@@ -104,12 +104,13 @@ def check_batch_size(batch_size: Any) -> int:
     return batch_size
 
 
-def check_grid_size(width: int, height: int) -> None:
-    """Refuse a grid of more than :data:`MAX_GRID_PIXELS` pixels."""
+def check_grid_size(
+    width: int, height: int, what: str = "the grid", hint: str = "choose a coarser resolution or a smaller extent"
+) -> None:
+    """Refuse a grid (or raster) of more than :data:`MAX_GRID_PIXELS` pixels."""
     if width * height > MAX_GRID_PIXELS:
         raise ParameterError(
-            f"the grid would be {width} x {height} px ({width * height:.2e}), above {MAX_GRID_PIXELS:.2e}: "
-            "choose a coarser resolution or a smaller extent"
+            f"{what} is {width} x {height} px ({width * height:.2e}), above {MAX_GRID_PIXELS:.2e} pixels: {hint}"
         )
 
 

@@ -261,6 +261,20 @@ def runner_for(req: PredictRequest):
     )
 
 
+def _input_files(
+    s2: Sequence[str],
+    dem: str | Sequence[str],
+    slope: str | None,
+    band_map: Mapping[str, str] | None,
+    scl: str | None,
+) -> list[str]:
+    """Every file a run reads, so that no output can replace one: band-map sources (``file.tif:3``) included."""
+    mapped = [
+        value.rpartition(":")[0] if value.rpartition(":")[2].isdigit() else value for value in (band_map or {}).values()
+    ]
+    return [*s2, *dem_files(dem), *([slope] if slope else []), *mapped, *([scl] if scl else [])]
+
+
 def _check_request(req: PredictRequest) -> None:
     """Refuse parameters that are not finite or beyond their bounds, before the model is even loaded."""
     if req.threshold is not None:
@@ -290,7 +304,7 @@ def predict_scene(
     report_progress = progress or (lambda percent, message: None)
     is_cancelled = cancelled or (lambda: False)
     _check_request(req)
-    inputs = [*req.s2, *dem_files(req.dem), *([req.slope] if req.slope else []), *([req.model] if req.model else [])]
+    inputs = [*_input_files(req.s2, req.dem, req.slope, req.band_map, req.scl), *([req.model] if req.model else [])]
     outputs = OutputSet(req.out_dir, OUTPUT_FILES, report=REPORT_FILE, inputs=inputs)  # refused before any work
     report_progress(0.0, "loading the model")
     runner = runner if runner is not None else runner_for(req)
@@ -710,7 +724,7 @@ def stack_to_file(
     """
     report_progress = progress or (lambda percent, message: None)
     is_cancelled = cancelled or (lambda: False)
-    target = check_output_file(out, inputs=[*s2, *dem_files(dem), *([slope] if slope else [])], what="stack output")
+    target = check_output_file(out, _input_files(s2, dem, slope, band_map, scl), what="stack output")
     notices = Warnings(warn)
     scene = _open_scene(
         s2,

@@ -81,3 +81,16 @@ def test_train_refuses_an_unusable_output_folder_before_training(tmp_path):
         "train", "--data", tmp_path, "--model", "unet_plain_w16", "--out", tmp_path / "file" / "run", module="training"
     )
     assert_refused(proc, "--out", "file")
+
+
+def test_slope_of_a_dem_beyond_the_pixel_bound_is_refused_before_work(tmp_path):
+    """A sparse GeoTIFF declares 60,000² px in a few hundred KB: slope would run for hours and fill the disk."""
+    import rasterio
+
+    profile = dict(driver="GTiff", width=60000, height=60000, count=1, dtype="float32", crs="EPSG:32633")
+    profile.update(transform=Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 5200000.0), tiled=True, SPARSE_OK=True)
+    with rasterio.open(tmp_path / "huge.tif", "w", **profile):
+        pass
+    proc = cli("slope", "--dem", tmp_path / "huge.tif", "--out", tmp_path / "out" / "s.tif")
+    assert_refused(proc, "huge.tif", "pixels")
+    assert not (tmp_path / "out").exists()

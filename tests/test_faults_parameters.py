@@ -152,7 +152,7 @@ def scene(tmp_path_factory):
         (["--min-area", "-5"], "min_area"),
         (["--threshold", "nan"], "threshold"),
         (["--overlap", "127"], "overlap 127"),
-        (["--resolution", "0.001"], "grid would be"),
+        (["--resolution", "0.001"], "the grid is"),
         (["--resolution", "inf"], "resolution"),
         (["--batch-size", "1000000"], "batch size"),
         (["--band-map", "B2=1", "B02=2"], "twice"),

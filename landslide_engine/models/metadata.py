@@ -146,8 +146,8 @@ class ModelMetadata:
                 continue
             try:
                 json.dumps(value, allow_nan=False)
-            except (TypeError, ValueError) as exc:
-                problems.append(f"{key} is not plain JSON ({exc})")
+            except (TypeError, ValueError, RecursionError) as exc:
+                problems.append(f"{key} is not plain JSON ({type(exc).__name__})")
         return problems
 
     def _tile_problems(self) -> list[str]:

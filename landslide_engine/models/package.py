@@ -279,8 +279,8 @@ def _read_onnx_metadata(path: Path) -> ModelMetadata:
         )
     try:
         data = json.loads(props[ONNX_METADATA_KEY])
-    except json.JSONDecodeError as exc:
-        raise ModelError(f"ONNX model {path}: its metadata is not valid JSON ({exc})") from None
+    except (json.JSONDecodeError, RecursionError) as exc:  # a hostile file can nest JSON beyond Python's stack
+        raise ModelError(f"ONNX model {path}: its metadata is not valid JSON ({type(exc).__name__})") from None
     return ModelMetadata.from_dict(data, source=str(path))
 
 
