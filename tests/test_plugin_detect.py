@@ -314,11 +314,24 @@ def test_detect_pushes_the_engines_warnings_to_the_processing_log(provider, geo_
     assert any("band B1 is not in the input; filled" in w for w in feedback.warnings), feedback.warnings
 
 
-def test_detect_outputs_load_styled_in_one_group_like_the_docks(provider, scene, qgis_new_project, tmp_path):
+def test_detect_outputs_load_styled_in_one_group_like_the_docks(
+    provider, scene, qgis_new_project, qgis_iface, monkeypatch, tmp_path
+):
     import processing
-    from qgis.core import QgsLayerTreeNode, QgsPalettedRasterRenderer, QgsProject, QgsSingleBandPseudoColorRenderer
+    from qgis.core import (
+        QgsLayerTreeModel,
+        QgsLayerTreeNode,
+        QgsPalettedRasterRenderer,
+        QgsProject,
+        QgsSingleBandPseudoColorRenderer,
+    )
+    from qgis.gui import QgsLayerTreeView
     from qgis.PyQt.QtCore import Qt
 
+    # QGIS >= 3.3x hands the desktop's layer tree view to QgsProcessingGuiUtils.addResultLayers: a real one here
+    view = QgsLayerTreeView()
+    view.setModel(QgsLayerTreeModel(QgsProject.instance().layerTreeRoot(), view))
+    monkeypatch.setattr(qgis_iface, "layerTreeView", lambda: view, raising=False)
     s2, dem, model = scene
     processing.runAndLoadResults(
         "landslide:detect",
