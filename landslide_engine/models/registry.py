@@ -1,5 +1,7 @@
 """The model zoo: every architecture of the Seed paper's comparison, plus small variants for the built-in model.
 
+The Seed paper is the study this project grew from (Burange, Shinde and Mutyalwar, arXiv:2507.01123; see the README).
+
 The Seed paper trained 13 segmentation models on Landslide4Sense: eleven U-Nets with different encoders,
 a DeepLabV3+ and the plain U-Net; U-Net/ResNet34 was best (F1 0.747). Each row is a :class:`ModelSpec`.
 The paper's scores are recorded only where we know them; unknown numbers are ``None``, never guessed.

@@ -1,5 +1,8 @@
 """The two training recipes: the Seed paper's, as a faithful preset, and our default.
 
+The Seed paper is the Landslide4Sense study whose 13-model table this project reproduces (Burange, Shinde and
+Mutyalwar, arXiv:2507.01123; see the README).
+
 The default changes only things that are standard remedies for this dataset's known problems
 (small, unbalanced, regionally clustered): per-band normalization (the DEM band is two orders of
 magnitude off the reflectances), dihedral + radiometric augmentation, early stopping on validation
