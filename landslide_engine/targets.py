@@ -67,6 +67,27 @@ def check_output_folder(folder: str | Path, what: str = "output folder") -> Path
     return folder
 
 
+def probe_output_folder(folder: str | Path, what: str = "output folder") -> Path:
+    """Prove that files can be created in ``folder`` now, by creating and removing one; OutputError otherwise.
+
+    For work that writes only at its end (training): the permission bits do not tell about ``/proc``, a
+    read-only mount or a full disk. Folders made for the probe are removed again.
+    """
+    folder = check_output_folder(folder, what)
+    made = [parent for parent in [folder, *folder.parents] if not parent.exists()]
+    with writing(folder, what):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=_temp_prefix("probe"), dir=folder)
+            os.close(fd)
+            os.unlink(probe)
+        finally:
+            for parent in made:
+                with contextlib.suppress(OSError):
+                    parent.rmdir()
+    return folder
+
+
 def check_output_file(path: str | Path, inputs: Iterable[str | Path] = (), what: str = "output") -> Path:
     """``path`` as a Path if a file can be written there without touching an input; OutputError otherwise."""
     path = Path(path)

@@ -81,6 +81,10 @@ def test_train_refuses_an_unusable_output_folder_before_training(tmp_path):
         "train", "--data", tmp_path, "--model", "unet_plain_w16", "--out", tmp_path / "file" / "run", module="training"
     )
     assert_refused(proc, "--out", "file")
+    if Path("/proc/self").is_dir():  # permission bits say writable, yet nothing can be created there
+        proc = cli("train", "--data", tmp_path, "--model", "unet_plain_w16", "--out", "/proc/run", module="training")
+        assert_refused(proc, "--out /proc/run")
+    assert files_under(tmp_path) == {"file"}
 
 
 def test_slope_of_a_dem_beyond_the_pixel_bound_is_refused_before_work(tmp_path):

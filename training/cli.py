@@ -17,7 +17,7 @@ from pathlib import Path
 from landslide_engine.command_line import EXIT_OK, quiet_gdal, run_command
 from landslide_engine.errors import InputError, ParameterError
 from landslide_engine.parameters import finite
-from landslide_engine.targets import check_output_folder
+from landslide_engine.targets import probe_output_folder
 from training.data.splits import DEFAULT_GROUP_WIDTH, DEFAULT_VAL_FRACTION
 from training.fitting.recipes import RECIPES, get_recipe
 from training.fitting.trainer import TrainConfig, train
@@ -117,7 +117,7 @@ def _train_config(args: argparse.Namespace, model: str, default_recipe: str) -> 
         raise ParameterError(f"--lr {recipe.learning_rate}: must be positive")
     if not 0 < finite(args.val_fraction, "--val-fraction") < 1:
         raise ParameterError(f"--val-fraction {args.val_fraction}: must be between 0 and 1")
-    check_output_folder(args.out, "--out")  # before training, not after it
+    probe_output_folder(args.out, "--out")  # before training, not after it
     return TrainConfig(
         data=args.data,
         model=model,
