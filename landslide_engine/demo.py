@@ -27,11 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from landslide_engine.bands import L1C_ESA_ORDER, L4S_BANDS, L4S_DIVISORS, RGB_BANDS
+from landslide_engine.errors import writing
 from landslide_engine.figures import stretch_rgb, three_panel_figure
 from landslide_engine.notices import Warn
 from landslide_engine.outputs import FLOAT_NODATA
 from landslide_engine.scores import Confusion
 from landslide_engine.slope import horn_slope
+from landslide_engine.targets import gdal_checked
 
 DEMO_CRS = "EPSG:32645"
 DEMO_ORIGIN = (330000.0, 3110000.0)  # upper-left corner, UTM 45N (Gorkha district, Nepal)
@@ -179,16 +181,25 @@ def build_demo_scene(out_dir: str | Path, size: int = 384, n_scars: int = 30, se
         "compress": "deflate",
     }
     paths = DemoScene(out / "synthetic_s2_l1c.tif", out / "synthetic_dem.tif", out / "synthetic_truth.tif", placed)
-    with rasterio.open(paths.s2, "w", count=13, dtype="uint16", nodata=0, **common) as dst:
+    with (
+        gdal_checked(paths.s2, "demo scene"),
+        rasterio.open(paths.s2, "w", count=13, dtype="uint16", nodata=0, **common) as dst,
+    ):
         for i, band in enumerate(L1C_ESA_ORDER, start=1):
             dst.write(dn[band], i)
             dst.set_band_description(i, band)
         dst.update_tags(DESCRIPTION=SYNTHETIC_TAG, PRODUCT_TYPE="S2MSI1C", PROCESSING_BASELINE="02.14")
-    with rasterio.open(paths.dem, "w", count=1, dtype="float32", nodata=FLOAT_NODATA, **common) as dst:
+    with (
+        gdal_checked(paths.dem, "demo scene"),
+        rasterio.open(paths.dem, "w", count=1, dtype="float32", nodata=FLOAT_NODATA, **common) as dst,
+    ):
         dst.write(dem.astype(np.float32), 1)
         dst.set_band_description(1, "elevation_m")
         dst.update_tags(DESCRIPTION=SYNTHETIC_TAG)
-    with rasterio.open(paths.truth, "w", count=1, dtype="uint8", nodata=255, **common) as dst:
+    with (
+        gdal_checked(paths.truth, "demo scene"),
+        rasterio.open(paths.truth, "w", count=1, dtype="uint8", nodata=255, **common) as dst,
+    ):
         dst.write(truth.astype(np.uint8), 1)
         dst.update_tags(DESCRIPTION=SYNTHETIC_TAG + " (true scars)")
     return paths
@@ -268,5 +279,6 @@ def run_demo(
         "true_scar_pixels": int(truth.sum()),
         "scores_vs_truth": scores,
     }
-    (out / "demo_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    with writing(out / "demo_summary.json", "demo summary"):
+        (out / "demo_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
