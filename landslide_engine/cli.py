@@ -31,6 +31,7 @@ from landslide_engine.options import (
     DEVICES,
     PRECISIONS,
     REFLECTANCE_SCALE_ALIASES,
+    REFLECTANCE_SCALE_HELP,
     REFLECTANCE_SCALES,
     SCL_CLASSES,
 )
@@ -78,6 +79,11 @@ class _Terminal:
             print(file=sys.stderr, flush=True)
             self.shown = False
 
+    def info(self, message: str) -> None:
+        """What the engine found about the inputs (the ``info`` callback), e.g. the reflectance scale."""
+        self.end()
+        print(f"note: {message}", flush=True)  # stdout: a finding, not a warning or an error
+
     def warn(self, message: str) -> None:
         """One engine warning (the ``warn`` callback of the engine's entry points)."""
         self.end()
@@ -88,7 +94,8 @@ _terminal = _Terminal()
 
 
 class _LogToTerminal(logging.Handler):
-    """Log warnings that did not come through ``warn`` (e.g. a model file skipped), printed like the others."""
+    """Log warnings that did not come through ``warn`` (e.g. a model file skipped), printed like the others.
+    The root logger's level (WARNING) keeps the engine's INFO records out."""
 
     def emit(self, record: logging.LogRecord) -> None:
         if not delivered(record):
@@ -144,9 +151,9 @@ def _add_reading_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--reflectance-scale",
-        default="l1c",
+        default=REFLECTANCE_SCALES[0],
         choices=[*REFLECTANCE_SCALES, *REFLECTANCE_SCALE_ALIASES],
-        help="scale of the S2 values: l1c (DN = reflectance x 1e4, default), x1000, or 0-1 floats",
+        help=REFLECTANCE_SCALE_HELP,
     )
     p.add_argument(
         "--baseline-offset",
@@ -217,7 +224,7 @@ def _run_predict(args: argparse.Namespace) -> int:
     request = PredictRequest(
         s2=list(args.s2), dem=args.dem, out_dir=args.out, slope=args.slope, scl=args.scl, **_mapping_options(args)
     )
-    result = predict_scene(request, progress=_terminal.progress, warn=_terminal.warn)
+    result = predict_scene(request, progress=_terminal.progress, warn=_terminal.warn, info=_terminal.info)
     _terminal.end()
     skipped = result.n_patches_without_data
     patches = f"{result.n_patches} patches" + (f" ({skipped} without data, not run)" if skipped else "")
@@ -342,6 +349,7 @@ def _run_stack(args: argparse.Namespace) -> int:
         scl=args.scl,
         progress=_terminal.progress,
         warn=_terminal.warn,
+        info=_terminal.info,
     )
     _terminal.end()
     print(out)
@@ -393,7 +401,14 @@ def _add_demo(p: argparse.ArgumentParser) -> None:
 def _run_demo(args: argparse.Namespace) -> int:
     from landslide_engine.demo import run_demo
 
-    summary = run_demo(args.out, model=args.model, device=args.device, progress=_terminal.progress, warn=_terminal.warn)
+    summary = run_demo(
+        args.out,
+        model=args.model,
+        device=args.device,
+        progress=_terminal.progress,
+        warn=_terminal.warn,
+        info=_terminal.info,
+    )
     _terminal.end()
     scores = summary["scores_vs_truth"]
     print("SYNTHETIC demo scene (generated in code; not a real observation)")

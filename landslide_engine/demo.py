@@ -29,7 +29,7 @@ import numpy as np
 from landslide_engine.bands import L1C_ESA_ORDER, L4S_BANDS, L4S_DIVISORS, RGB_BANDS
 from landslide_engine.errors import writing
 from landslide_engine.figures import stretch_rgb, three_panel_figure
-from landslide_engine.notices import Warn
+from landslide_engine.notices import Info, Warn
 from landslide_engine.outputs import FLOAT_NODATA
 from landslide_engine.scores import Confusion
 from landslide_engine.slope import horn_slope
@@ -224,7 +224,12 @@ def render_preview(scene: DemoScene, probability: Path, mask: Path, out_png: Pat
 
 
 def run_demo(
-    out_dir: str | Path, model: str | None = None, device: str = "auto", progress=None, warn: Warn | None = None
+    out_dir: str | Path,
+    model: str | None = None,
+    device: str = "auto",
+    progress=None,
+    warn: Warn | None = None,
+    info: Info | None = None,
 ) -> dict:
     """Build the synthetic scene, run the full pipeline on it, score it and render the preview.
 
@@ -248,6 +253,7 @@ def run_demo(
         ),
         progress=progress,
         warn=warn,
+        info=info,
     )
     with rasterio.open(result.mask) as src:
         predicted = src.read(1) == 1

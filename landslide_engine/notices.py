@@ -13,6 +13,9 @@ import logging
 from collections.abc import Callable
 
 Warn = Callable[[str], None]
+Info = Callable[[str], None]
+"""What a run found about its inputs that the analyst should see, though nothing is wrong (the reflectance
+scale it read from the scene); logged at INFO level."""
 
 DELIVERED = "landslide_delivered"
 """Attribute set on a log record whose message already reached the caller's ``warn``."""
@@ -38,6 +41,13 @@ class Warnings:
     def extend(self, messages: list[str]) -> None:
         for message in messages:
             self(message)
+
+
+def inform(info: Info | None, message: str) -> None:
+    """Tell ``info`` what the run found, and log it."""
+    _log.info(message, extra={DELIVERED: info is not None})
+    if info is not None:
+        info(message)
 
 
 def delivered(record: logging.LogRecord) -> bool:

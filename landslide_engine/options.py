@@ -13,8 +13,14 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 BACKENDS = ("auto", "onnx", "torch")
 # the number format of the model's arithmetic; bf16/fp16 need the torch backend
 PRECISIONS = ("fp32", "bf16", "fp16")
-# how the Sentinel-2 files store reflectance: ESA digital numbers (x 10000), x 1000 (ARCSI and others), 0-1 floats
-REFLECTANCE_SCALES = ("l1c", "x1000", "0-1")
+# how the Sentinel-2 files store reflectance: auto (read from the scene, landslide_engine.scale_detection), ESA
+# digital numbers (x 10000), x 1000 (ARCSI and others), 0-1 floats; the default first
+REFLECTANCE_SCALES = ("auto", "l1c", "x1000", "0-1")
+REFLECTANCE_SCALE_HELP = (
+    "scale of the Sentinel-2 values: auto (default: read from the scene's land pixels, refused when it cannot "
+    "tell), l1c (ESA digital numbers, reflectance x 10000), x1000 (reflectance x 1000, e.g. ARCSI) or 0-1 "
+    "(reflectance as floats). A scale that the data contradict by an order of magnitude is refused"
+)
 # other spellings the CLI has always accepted, and the scale each one means
 REFLECTANCE_SCALE_ALIASES = {"x10000": "l1c", "float": "0-1"}
 # the Sen2Cor scene classification (SCL) codes; cloud masks make the chosen ones no data (landslide_engine.cloudmask)

@@ -34,13 +34,13 @@ import rasterio
 from rasterio.windows import Window
 
 from landslide_engine import __version__
-from landslide_engine.bands import L4S_BANDS, L4S_S2_BANDS
+from landslide_engine.bands import L1C_ESA_ORDER, L4S_BANDS, L4S_S2_BANDS
 from landslide_engine.cloudmask import describe_shares, parse_mask_classes
 from landslide_engine.demtiles import dem_files, dem_path
 from landslide_engine.errors import Cancelled, InputError
 from landslide_engine.grid import Grid, reference_grid
 from landslide_engine.memory import release_free_memory
-from landslide_engine.notices import Warn, Warnings
+from landslide_engine.notices import Info, Warn, Warnings, inform
 from landslide_engine.outputs import (
     FLOAT_NODATA,
     ResultRasters,
@@ -62,7 +62,7 @@ from landslide_engine.parameters import (
     check_threshold,
 )
 from landslide_engine.products import ProductMask
-from landslide_engine.scaling import L2A_WARNING, resolve_scaling, scale_warning
+from landslide_engine.scaling import L2A_WARNING, ReflectanceScaling, resolve_scaling
 from landslide_engine.sources import identify_s2
 from landslide_engine.stack import SceneStack
 from landslide_engine.streaming import BackgroundWriter, StageClock, prefetched, run_in_order
@@ -76,7 +76,6 @@ _MAX_READERS = 4
 _TRIM_EVERY_CHUNKS = 16  # chunks between giving the C heap's free pages back (a few ms each time)
 _BAND_PX = 3072  # about this wide; wider bands decode fewer source tiles twice, narrower ones use less memory
 _STACK_BLOCK_ROWS = 256
-_SCALE_CHECK_BANDS = ("B2", "B3", "B4", "B8")
 PROBABILITY_FILE = "probability.tif"
 MASK_FILE = "landslides.tif"
 POLYGONS_FILE = "landslides.gpkg"
@@ -109,7 +108,7 @@ class PredictRequest:
     extent: tuple[float, float, float, float] | None = None
     extent_crs: str | None = None
     band_map: dict[str, str] | None = None
-    reflectance_scale: str = "l1c"
+    reflectance_scale: str = "auto"  # see options.REFLECTANCE_SCALES
     baseline_offset: str | int = "auto"
     resolution: float | None = None
     min_area_m2: float = 0.0
@@ -156,14 +155,17 @@ def _open_scene(
     extent: tuple[float, float, float, float] | None,
     extent_crs: str | None,
     resolution: float | None,
-    warn: Warnings,
+    warn: Warnings | None = None,
     mask_classes: str | Sequence[int] | None = None,
     scl: str | None = None,
+    info: Info | None = None,
 ) -> _Scene:
     """Identify bands, check that ``bands`` can be supplied, build the grid and open the stack.
 
-    Each warning goes to ``warn`` as soon as it is known, so the analyst sees it while the run goes on.
+    Each warning goes to ``warn`` as soon as it is known, so the analyst sees it while the run goes on; the
+    reflectance scale read from the scene goes to ``info``.
     """
+    warn = warn if warn is not None else Warnings()
     classes = parse_mask_classes(mask_classes)
     extent, resolution = check_extent(extent), check_resolution(resolution)
     baseline_offset = check_baseline_offset(baseline_offset)
@@ -181,8 +183,6 @@ def _open_scene(
     fills = {b: float(fill_values[b]) for b in missing}
     for band, value in fills.items():
         warn(f"band {band} is not in the input; filled with the model's constant {value:g} (l4s units)")
-    scaling, scaling_warnings = resolve_scaling(identified, reflectance_scale, baseline_offset)
-    warn.extend(scaling_warnings)
     s2_files = list(dict.fromkeys(identified.bands[b].path for b in needed if b in identified.bands))
     dem_tiles = dem_files(dem)
     dem = dem_path(dem_tiles)  # one file, or the tiles' mosaic
@@ -192,16 +192,21 @@ def _open_scene(
     cloud_mask = ProductMask("SCL", scl) if scl else identified.cloud_mask
     if identified.product is not None and cloud_mask is None and classes:
         warn(f"{identified.product.name} has no cloud mask (SCL, MSK_CLASSI or MSK_CLOUDS); clouds may be mapped")
-    stack = SceneStack(identified, dem, grid, scaling, slope, fills, cloud_mask, classes)
+    stack = SceneStack(identified, dem, grid, None, slope, fills, cloud_mask, classes)
     try:
-        check_bands = [b for b in _SCALE_CHECK_BANDS if b in identified.bands and b in needed]
-        problem = scale_warning(scaling, stack.sample_reflectance(check_bands))
+        sample = stack.sample_native([b for b in L1C_ESA_ORDER if b in identified.bands])
+        scaling, scaling_warnings = resolve_scaling(identified, reflectance_scale, baseline_offset, sample)
+        stack.scaling = scaling
+        warn.extend(scaling_warnings)
+        inform(
+            info,
+            f"reflectance scale {scaling.scale} ({scaling.scale_evidence}); baseline offset {scaling.offset:g} DN "
+            f"({scaling.offset_evidence})",
+        )
         masking = _mask_report(stack, cloud_mask, classes, warn)
     except BaseException:
         stack.close()
         raise
-    if problem:
-        warn(problem)
     inputs = {
         "s2": list(s2),
         "dem": dem_tiles[0] if len(dem_tiles) == 1 else dem_tiles,
@@ -212,6 +217,7 @@ def _open_scene(
         "level": identified.level,
         "product_date": identified.product_date.isoformat() if identified.product_date else None,
         "reflectance_scale": scaling.scale,
+        "reflectance_scale_detection": {**scaling.detection, "conclusion": scaling.scale_evidence},
         "baseline_offset": {
             "value": scaling.offset,
             "evidence": scaling.offset_evidence,
@@ -235,6 +241,27 @@ def _mask_report(
     shares = stack.mask.shares()
     warn(describe_shares(cloud_mask.kind, shares))
     return report | {"shares": {name: round(share, 6) for name, share in shares.items()}}
+
+
+def read_scaling(
+    s2: Sequence[str],
+    band_map: Mapping[str, str] | None = None,
+    reflectance_scale: str = "auto",
+    baseline_offset: str | float = "auto",
+    extent: tuple[float, float, float, float] | None = None,
+    extent_crs: str | None = None,
+) -> tuple[ReflectanceScaling, list[str]]:
+    """The scaling a run on ``s2`` would use, read from the same sample of the scene, and its warnings.
+
+    For a front end that shows the scale before a run, and for ``bench/scale_detection.py``. Raises
+    InputError where a run would.
+    """
+    identified = identify_s2(list(s2), band_map)
+    files = list(dict.fromkeys(source.path for source in identified.bands.values())) or list(s2)
+    grid = reference_grid(files, (), extent, extent_crs)
+    with SceneStack(identified, None, grid, None) as stack:
+        sample = stack.sample_native([b for b in L1C_ESA_ORDER if b in identified.bands])
+    return resolve_scaling(identified, reflectance_scale, check_baseline_offset(baseline_offset), sample)
 
 
 def _grid_report(grid: Grid) -> dict[str, Any]:
@@ -292,13 +319,15 @@ def predict_scene(
     cancelled: IsCancelled | None = None,
     runner=None,
     warn: Warn | None = None,
+    info: Info | None = None,
 ) -> PredictResult:
     """Run the model over the scene of ``req`` and write the four outputs to ``req.out_dir``.
 
     ``runner`` (anything with ``predict``, ``metadata``, ``device`` and
     ``backend``) replaces the model named in ``req``. Raises InputError for bad
     input and Cancelled when ``cancelled()`` turns true; neither leaves output.
-    Warnings go to ``warn`` as they arise (:mod:`landslide_engine.notices`), and into ``run.json``.
+    Warnings go to ``warn`` as they arise (:mod:`landslide_engine.notices`), and into ``run.json``; what
+    the run found about its inputs (the reflectance scale it read from the scene) goes to ``info``.
     """
     started = time.perf_counter()
     report_progress = progress or (lambda percent, message: None)
@@ -329,6 +358,7 @@ def predict_scene(
         notices,
         req.mask_classes,
         req.scl,
+        info,
     )
     seconds: dict[str, float] = {"prepare": time.perf_counter() - started}
     clock = StageClock()
@@ -706,7 +736,7 @@ def stack_to_file(
     bands: Sequence[str] = L4S_BANDS,
     fill_values: Mapping[str, float] | None = None,
     band_map: Mapping[str, str] | None = None,
-    reflectance_scale: str = "l1c",
+    reflectance_scale: str = "auto",
     baseline_offset: str | int = "auto",
     extent: tuple[float, float, float, float] | None = None,
     extent_crs: str | None = None,
@@ -714,13 +744,15 @@ def stack_to_file(
     progress: Progress | None = None,
     cancelled: IsCancelled | None = None,
     warn: Warn | None = None,
+    info: Info | None = None,
     mask_classes: str | Sequence[int] | None = None,
     scl: str | None = None,
 ) -> Path:
     """Write ``bands`` (default all 14) in L4S units as a float32 GeoTIFF on the reference grid.
 
     This is exactly what the model sees; nodata is ``FLOAT_NODATA`` (-9999). Missing bands are
-    an InputError unless ``fill_values`` gives them a constant (l4s units). Warnings go to ``warn``.
+    an InputError unless ``fill_values`` gives them a constant (l4s units). Warnings go to ``warn``,
+    findings (the reflectance scale) to ``info``.
     """
     report_progress = progress or (lambda percent, message: None)
     is_cancelled = cancelled or (lambda: False)
@@ -741,6 +773,7 @@ def stack_to_file(
         notices,
         mask_classes,
         scl,
+        info,
     )
     grid = scene.grid
     with_data = False

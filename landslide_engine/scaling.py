@@ -4,15 +4,17 @@ L4S reflectance bands are L1C digital numbers (TOA reflectance x 1e4) divided
 by a per-band divisor. Products in the wild differ in three ways, each handled
 here:
 
-* the reflectance scale: ESA DNs (x 1e4, the default ``"l1c"``), ``"x1000"``
-  (ARCSI and others) or ``"0-1"`` floats; chosen explicitly, because a wrong
-  guess silently ruins every prediction. :func:`scale_warning` flags values that
-  do not look like the declared scale.
+* the reflectance scale: ESA DNs (x 1e4, ``"l1c"``), ``"x1000"`` (ARCSI and
+  others) or ``"0-1"`` floats. The default ``"auto"`` reads it from the scene
+  (:mod:`landslide_engine.scale_detection`) and refuses when the scene cannot
+  tell; an explicit scale that the data contradict by an order of magnitude is
+  refused too, because a wrong scale silently ruins every prediction.
 * the processing-baseline offset: from baseline 04.00 (2022-01-25) ESA adds 1000
-  to every DN. It is removed when the metadata or product date says so
-  (``baseline_offset="auto"``) or when given as a number. A SAFE product's
-  metadata gives it per band (``RADIO_ADD_OFFSET``/``BOA_ADD_OFFSET``), with the
-  quantification value, and those are used for the product's bands.
+  to every DN. With ``baseline_offset="auto"`` the values decide when they can
+  (values under 1000 DN exclude the offset, a B10 median over 1000 DN shows it),
+  else the metadata or the product date; a number is taken as given. A SAFE product's metadata gives it
+  per band (``RADIO_ADD_OFFSET``/``BOA_ADD_OFFSET``), with the quantification value, and those are used
+  for the product's bands.
 * L2A input lacks B10 (cirrus, top of atmosphere only). It is filled with the
   constant the model's metadata allows (``fillable_bands``), and the run warns
   that L4S models were trained on L1C top-of-atmosphere reflectance.
@@ -22,19 +24,34 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from landslide_engine.bands import divisor
 from landslide_engine.errors import InputError
 from landslide_engine.options import REFLECTANCE_SCALE_ALIASES, REFLECTANCE_SCALES
+from landslide_engine.scale_detection import (
+    SCALE_UNITS,
+    SceneValues,
+    describe,
+    fitting_scales,
+    measure,
+    offset_in_data,
+)
 from landslide_engine.sources import S2Inputs, offset_from_date
 
-# Multiplier from each declared scale (landslide_engine.options.REFLECTANCE_SCALES) to L1C DN (reflectance x 1e4).
-TO_DN: dict[str, float] = {"l1c": 1.0, "x1000": 10.0, "0-1": 10000.0}
+_TO_DN = {scale: SCALE_UNITS["l1c"] / unit for scale, unit in SCALE_UNITS.items()}
+_OPTION_NAME = "reflectance scale (--reflectance-scale)"
 
-# Median DN of land scenes lies well inside this range; far outside means a wrong scale.
-_PLAUSIBLE_MEDIAN_DN = (100.0, 8000.0)
+
+def parse_scale(option: str) -> str:
+    """``option`` as one of :data:`~landslide_engine.options.REFLECTANCE_SCALES` (or one of its aliases)."""
+    scale = str(option).strip().lower()
+    scale = REFLECTANCE_SCALE_ALIASES.get(scale, scale)
+    if scale not in REFLECTANCE_SCALES:
+        raise InputError(f"reflectance_scale {option!r} is not one of {', '.join(REFLECTANCE_SCALES)}")
+    return scale
 
 
 @dataclass(frozen=True)
@@ -49,6 +66,8 @@ class ReflectanceScaling:
     offset: float
     offset_evidence: str
     band_offsets: Mapping[str, float] = field(default_factory=dict)
+    scale_evidence: str = "reflectance_scale option"
+    detection: dict[str, Any] = field(default_factory=dict)  # what the scene's values showed, for run.json
 
     def offset_of(self, band: str) -> float:
         """The DN offset removed from ``band``."""
@@ -73,63 +92,123 @@ class ReflectanceScaling:
 
 
 def resolve_scaling(
-    inputs: S2Inputs, reflectance_scale: str = "l1c", baseline_offset: str | int | float = "auto"
+    inputs: S2Inputs,
+    reflectance_scale: str = "auto",
+    baseline_offset: str | int | float = "auto",
+    sample: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[ReflectanceScaling, list[str]]:
-    """The scaling for ``inputs`` and the warnings the analyst should see."""
-    scale = str(reflectance_scale).strip().lower()
-    scale = REFLECTANCE_SCALE_ALIASES.get(scale, scale)
-    if scale not in REFLECTANCE_SCALES:
-        raise InputError(f"reflectance_scale {reflectance_scale!r} is not one of {', '.join(REFLECTANCE_SCALES)}")
+    """The scaling for ``inputs`` and the warnings the analyst should see.
+
+    ``sample`` (band -> native values of the same pixels of the scene, NaN = nodata) is what the scale and
+    the offset are read from, except for a SAFE product, whose metadata says both. Raises InputError when
+    ``reflectance_scale`` is "auto" and the sample cannot tell, or when it contradicts an explicit scale by
+    an order of magnitude.
+    """
+    scale = parse_scale(reflectance_scale)
+    values = measure(sample or {})
     warnings: list[str] = []
-    offset, evidence = _resolve_offset(inputs, scale, baseline_offset, warnings)
+    offset_warnings: list[str] = []  # about the offset of ESA's DNs: kept only if the values are DNs
+    offset, offset_evidence = _resolve_offset(inputs, values, baseline_offset, offset_warnings)
+    fits = fitting_scales(values, offset or 0.0)
+    found = describe(values, offset or 0.0)
+    detection = {"option": scale, "fits": fits, "evidence": found, **values.report()}
+    scale, scale_evidence = _decide_scale(inputs, scale, fits, found, warnings)
+    if scale == "l1c":
+        if offset is None:  # 0.1 of reflectance in every band: a wrong guess is a silently wrong map
+            raise InputError(
+                f"cannot tell whether the Sentinel-2 values carry the +1000 DN offset of processing baseline 04.00: "
+                f"{offset_evidence}; set the baseline offset (--baseline-offset 0 or 1000)"
+            )
+        warnings += offset_warnings
+    else:
+        offset, offset_evidence = _offset_for_scaled_values(inputs, scale, baseline_offset, warnings)
+    detection["scale"] = scale
+    to_dn, band_offsets = _TO_DN[scale], {}
     product = inputs.product
-    if product is not None and TO_DN[scale] == 1.0:
+    if product is not None:
         # The product's metadata says how its DNs become reflectance: DN / quantification, after the offset.
         to_dn = 10000.0 / product.quantification
-        band_offsets = {}
         if str(baseline_offset).strip().lower() == "auto":
             band_offsets = {
                 band: -product.offsets.get(band, 0.0)
                 for band, source in inputs.bands.items()
                 if source.path == product.bands.get(band)
             }
-        return ReflectanceScaling(scale, to_dn, offset, evidence, band_offsets), warnings
-    return ReflectanceScaling(scale, TO_DN[scale], offset, evidence), warnings
+    scaling = ReflectanceScaling(scale, to_dn, offset, offset_evidence, band_offsets, scale_evidence, detection)
+    return scaling, warnings
 
 
-def _resolve_offset(inputs: S2Inputs, scale: str, option: str | int | float, warnings: list[str]) -> tuple[float, str]:
+def _decide_scale(inputs: S2Inputs, option: str, fits: list[str], found: str, warnings: list[str]) -> tuple[str, str]:
+    """The scale to use and why: a SAFE product's metadata, else the one scale the data fit (``auto``), else
+    the option, refused when the data fit another one."""
+    product = inputs.product
+    if product is not None:  # a SAFE product's metadata says what its numbers are: no guess needed
+        if option not in ("auto", "l1c"):
+            raise InputError(
+                f"{product.name} holds ESA digital numbers (quantification value {product.quantification:g}); "
+                f"set the {_OPTION_NAME} to auto or l1c, not {option}"
+            )
+        return "l1c", f"{product.name} metadata: digital numbers, quantification value {product.quantification:g}"
+    if option == "auto":
+        if len(fits) != 1:
+            raise InputError(
+                f"cannot tell the scale of the Sentinel-2 values: {found}; set the {_OPTION_NAME}: l1c, x1000 or 0-1"
+            )
+        return fits[0], f"detected: {found}"
+    if fits and option not in fits:
+        raise InputError(
+            f"reflectance scale {option} contradicts the data ({found}); they look like {fits[0]}: "
+            f"set the {_OPTION_NAME} to {fits[0]} or auto"
+        )
+    if fits:
+        return option, f"reflectance_scale option, which the data confirm: {found}"
+    warnings.append(f"could not check reflectance scale {option} against the data: {found}")
+    return option, "reflectance_scale option, not checked against the data"
+
+
+def _resolve_offset(
+    inputs: S2Inputs, values: SceneValues, option: str | int | float, warnings: list[str]
+) -> tuple[float | None, str]:
+    """The DN offset of L1C-scaled values: the option's number, else a SAFE product's metadata, else what the
+    values show, else the metadata of other files or the product date; None when none of them tells."""
     text = str(option).strip().lower()
     if text != "auto":
         try:
             return float(text), "baseline_offset option"
         except ValueError:
             raise InputError(f"baseline_offset {option!r} is neither 'auto' nor a number") from None
-    offset, evidence = offset_from_date(inputs)
-    if offset is None:
-        return 0.0, "no processing-baseline metadata or date found"
-    if TO_DN[scale] != 1.0:
-        if offset:
+    metadata, metadata_evidence = offset_from_date(inputs)
+    if inputs.product is not None and metadata is not None:  # the product's own XML: exact, per band
+        return metadata, metadata_evidence
+    shown, data_evidence = offset_in_data(values)
+    if shown is not None:
+        if metadata == shown:
+            return shown, f"{metadata_evidence}, and {data_evidence}"
+        if metadata is not None:
             warnings.append(
-                f"{evidence} implies the baseline 04.00 offset of {offset:g} DN, but reflectance_scale is {scale}; "
-                f"not removing it (set baseline_offset to remove it)"
+                f"{metadata_evidence} implies a baseline offset of {metadata:g} DN, but {data_evidence}: "
+                f"using {shown:g} (set baseline_offset to override)"
             )
-        return 0.0, f"{evidence}; not applied to {scale} values"
-    return offset, evidence
+        return shown, data_evidence
+    if metadata is not None:
+        return metadata, metadata_evidence
+    return None, f"no processing-baseline metadata or date, and {data_evidence}"
 
 
-def scale_warning(scaling: ReflectanceScaling, sample: np.ndarray) -> str | None:
-    """A warning when ``sample`` (native reflectance values, NaN = nodata) does not fit the declared scale."""
-    valid = sample[np.isfinite(sample)]
-    if valid.size == 0:
-        return None
-    median_dn = float(np.median((valid - scaling.offset) * scaling.to_dn))
-    low, high = _PLAUSIBLE_MEDIAN_DN
-    if low <= median_dn <= high:
-        return None
-    return (
-        f"reflectance values look wrong for reflectance_scale={scaling.scale}: median {float(np.median(valid)):g} "
-        f"gives {median_dn:.0f} DN where land scenes have {low:.0f}-{high:.0f}; check the scale option"
-    )
+def _offset_for_scaled_values(
+    inputs: S2Inputs, scale: str, option: str | int | float, warnings: list[str]
+) -> tuple[float, str]:
+    """The offset for x1000 and 0-1 values: only an explicit one (the baseline offset belongs to ESA's DNs)."""
+    text = str(option).strip().lower()
+    if text != "auto":
+        return float(text), "baseline_offset option"
+    offset, evidence = offset_from_date(inputs)
+    if offset:
+        warnings.append(
+            f"{evidence} implies the baseline 04.00 offset of {offset:g} DN, but reflectance_scale is {scale}; "
+            f"not removing it (set baseline_offset to remove it)"
+        )
+    return 0.0, (f"{evidence}; not applied to {scale} values" if evidence else f"none for {scale} values")
 
 
 L2A_WARNING = (

@@ -62,15 +62,17 @@ class SceneStack:
     ``fill_values`` gives the constant (in L4S units) for bands that no input
     provides; the caller decides which bands may be filled. Pixels that
     ``cloud_mask`` puts in one of ``mask_classes`` are no data in every band.
-    Use as a context manager so the datasets are closed.
+    ``scaling`` may be set after opening (it is read from the scene's own values,
+    :meth:`sample_native`), but before :meth:`to_l4s`. Use as a context manager
+    so the datasets are closed.
     """
 
     def __init__(
         self,
         s2: S2Inputs,
-        dem: str,
+        dem: str | None,
         grid: Grid,
-        scaling: ReflectanceScaling,
+        scaling: ReflectanceScaling | None,
         slope: str | None = None,
         fill_values: Mapping[str, float] | None = None,
         cloud_mask: ProductMask | None = None,
@@ -87,7 +89,7 @@ class SceneStack:
         self._resamplings: dict[str, Resampling] = {}
         self._warps: dict[tuple[str, float | None], GridWarp] = {}
         self._dem_path, self._slope_path = dem, slope
-        self._dem = self._dataset(dem, "DEM")
+        self._dem = self._dataset(dem, "DEM") if dem else None  # None: Sentinel-2 only (reading its scale)
         self._slope = self._dataset(slope, "slope") if slope else None
         self._open_all()
 
@@ -101,7 +103,8 @@ class SceneStack:
         for band, source in self._s2.bands.items():
             src = self._dataset(source.path, f"Sentinel-2 band {band}")
             self._warp(source.path, src, self._band_nodata(src, source.index))
-        self._warp(self._dem.name, self._dem)
+        if self._dem is not None:
+            self._warp(self._dem.name, self._dem)
         if self._slope is not None:
             self._warp(self._slope.name, self._slope)
 
@@ -183,6 +186,8 @@ class SceneStack:
                     slope = slope_for_grid(native.dem(), transform, geographic)[1:-1, 1:-1]
                 out[i] = np.round(slope) / divisor(band)
             elif band in native.s2:
+                if self.scaling is None:
+                    raise RuntimeError("SceneStack.scaling must be set before converting to L4S units")
                 self.scaling.to_l4s(native.s2[band], band, out=out[i])
             else:
                 out[i] = self.fill_values[band]
@@ -192,6 +197,8 @@ class SceneStack:
 
     def _dem_with_halo(self, window: Window) -> np.ndarray:
         halo = Window(window.col_off - 1, window.row_off - 1, int(window.width) + 2, int(window.height) + 2)
+        if self._dem is None or self._dem_path is None:
+            raise RuntimeError("this stack was opened without a DEM (Sentinel-2 only)")
         with reading(self._dem_path, "DEM"):
             return self._warp(self._dem.name, self._dem).read(1, halo).astype(np.float64)
 
@@ -234,30 +241,23 @@ class SceneStack:
             self._resamplings[path] = choose_resampling(src, self.grid)
         return self._resamplings[path]
 
-    def sample_reflectance(self, bands: Sequence[str], size: int = 256, cells: int = 3) -> np.ndarray:
-        """Native values of ``bands`` from ``cells`` x ``cells`` windows spread over their files (``size`` x
-        ``size`` pixels in all per band), for a plausibility check.
+    def sample_native(self, bands: Sequence[str], size: int = 256, cells: int = 3) -> dict[str, np.ndarray]:
+        """Native values (NaN = nodata) of ``bands`` on the same pixels: ``cells`` x ``cells`` windows spread
+        over the grid, ``size`` x ``size`` pixels in all (the whole grid when it is smaller).
 
-        Small windows read only the source blocks under them; a decimated read of the whole file would decode
-        every block of it (all bands of a pixel-interleaved file, once per band), seconds for a 10k scene.
-        Each window still decodes a whole block of every band, so there are 9 of them (0.5 s for 16 in a
-        13-band deflate file), while the model waits.
+        What the reflectance scale is read from (:mod:`landslide_engine.scale_detection`); pixel by pixel, so
+        bands can be compared. Small windows read only the source blocks under them, where a decimated read of
+        the whole scene would decode every block of it.
         """
-        by_path: dict[str, list[str]] = {}
-        for band in bands:
-            by_path.setdefault(self._s2.bands[band].path, []).append(band)
-        samples = []
-        for path, group in by_path.items():
-            src = self._dataset(path, f"Sentinel-2 band {group[0]}")
-            indexes = [self._s2.bands[b].index for b in group]
-            for window in _spread_windows(src.width, src.height, size, cells):
-                with reading(path, "Sentinel-2"):
-                    data = src.read(indexes, window=window, masked=True).astype(np.float64).filled(np.nan)
-                for values, index in zip(data, indexes, strict=True):
-                    if self._implicit_nodata(src, index) is not None:
-                        values[values == S2_IMPLICIT_NODATA] = np.nan
-                    samples.append(values.ravel())
-        return np.concatenate(samples) if samples else np.empty(0)
+        samples: dict[str, list[np.ndarray]] = {band: [] for band in bands}
+        for window in _spread_windows(self.grid.width, self.grid.height, size, cells):
+            native = self._read_s2_bands(list(bands), window)
+            masked = self.mask.read(window) if self.mask is not None else None  # clouds say nothing of the scale
+            for band in bands:
+                if masked is not None:
+                    native[band][masked] = np.nan
+                samples[band].append(native[band].ravel())
+        return {band: np.concatenate(parts) for band, parts in samples.items()}
 
 
 def _spread_windows(width: int, height: int, size: int, cells: int) -> list[Window]:

