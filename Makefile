@@ -15,7 +15,7 @@ APT_PACKAGES := qgis python3-qgis python3-rasterio python3-h5py python3-venv pyt
 export HF_HUB_OFFLINE := 1
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: setup setup-ray apt venv test lint format package install demo bench clean
+.PHONY: setup setup-ray apt venv test lint format package install demo bench bench-batch clean
 
 setup: apt venv
 
@@ -70,6 +70,10 @@ demo:
 
 bench:
 	$(PY) bench/run.py --out bench/RESULTS.md
+
+# only the batch rows (local executor, Ray on one and two nodes), about three minutes
+bench-batch:
+	$(PY) bench/batch_speed.py --out bench/BATCH_RESULTS.md
 
 clean:
 	rm -rf $(DIST) .pytest_cache .ruff_cache

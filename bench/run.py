@@ -9,6 +9,8 @@
    model-only speed of the same runner measured in the same process right after;
 4. the naive baseline (whole scene in memory, one patch at a time through PyTorch fp32);
 5. the middle-size scene as a granule is delivered (one file per band at 10/20/60 m, a no-data wedge);
+6. batch rows: scenes per hour with the local executor and with Ray on one and two nodes of this machine
+   (``batch_speed.py``, which also runs alone: ``make bench-batch``);
 
 and writes a Markdown report. ``--quick`` shrinks everything to a couple of minutes; ``--sizes`` picks the
 scene sizes. Networks have random weights: speed does not depend on them (accuracy costs are therefore
@@ -29,6 +31,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from batch_speed import measure as measure_batch
+from batch_speed import render as render_batch
 from machine import machine_details
 from model_speed import (
     Variant,
@@ -105,6 +109,7 @@ class Bench:
         self.scene_rows: list[dict] = []
         self.failures: list[str] = []
         self.sample_source = ""
+        self.batch_result: dict | None = None
 
     def prepare_models(self) -> None:
         calibration, evaluation, self.sample_source = sample_patches(self.args.l4s_root)
@@ -213,6 +218,13 @@ class Bench:
             for name in self.models:
                 for size in self.args.sizes:
                     self._scene("engine", name, size, variant, GPU_SCENE_BATCH, OVERLAP, (self.threads, 1))
+
+    def batch(self) -> None:
+        """Scenes per hour with the local executor and with Ray on one and two nodes (``batch_speed.py``)."""
+        try:
+            self.batch_result = measure_batch(self.work, size=min(self.args.sizes))
+        except RuntimeError as exc:
+            self.failures.append(f"batch rows: {exc}")
 
     def _scene(
         self,
@@ -425,6 +437,8 @@ def render(bench: Bench, details: dict[str, str], elapsed: float, args: argparse
             "The 10k² scene was not part of this run (pass `--sizes 1000,4000,10000` or drop `--quick`).",
             "",
         ]
+    if bench.batch_result is not None:
+        lines += [*render_batch(bench.batch_result), ""]
     if bench.failures:
         lines += ["## Variants that did not run", "", *[f"- {f}" for f in bench.failures], ""]
     log = Path(__file__).with_name("optimization_log.md")
@@ -562,7 +576,12 @@ def main(argv: list[str] | None = None) -> int:
     bench = Bench(args)
     print("preparing models", flush=True)
     bench.prepare_models()
-    steps = (("model-only", bench.model_only), ("accuracy", bench.accuracy), ("scenes", bench.scenes))
+    steps = (
+        ("model-only", bench.model_only),
+        ("accuracy", bench.accuracy),
+        ("scenes", bench.scenes),
+        ("batch", bench.batch),
+    )
     for title, step in steps:
         print(title, flush=True)
         step()

@@ -257,3 +257,11 @@ def test_cli_batch_with_the_builtin_model_exits_2_after_all_ran(scenes, tmp_path
     assert (tmp_path / "out" / "landslides.gpkg").is_file()
     code = main([str(a) for a in args[:2] + args[3:]])  # the good scenes only: skipped, exit 0
     assert code == 0 and "2 skipped" in capsys.readouterr().out
+
+
+def test_cli_batch_refuses_an_output_folder_that_is_a_file(scenes, tmp_path, capsys):
+    target = tmp_path / "taken"
+    target.write_text("not a folder")
+    code = main(["batch", str(scenes["west"]), "--dem", str(scenes["dem"]), "--out", str(target)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0] == f"error: --out {target} is a file, not a folder"

@@ -2,7 +2,7 @@
 
 Three small real scenes (crops of the Aberystwyth mosaic with its SRTM DEM) are mapped by the built-in model with
 the local executor and on the cluster, where a worker is killed while it writes a scene; every output must be
-the same. The cluster runs in its own network and process namespaces (``tests/ray_loopback.py``), so no
+the same. The cluster runs in its own network and process namespaces (``bench/loopback_cluster.py``), so no
 traffic leaves loopback and everything it started ends with it. Needs root (``unshare``) and Ray
 (``make setup-ray``); skipped with the reason otherwise.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -25,44 +24,19 @@ from tests.test_batch import features
 from tests.test_batch import scenes as scenes
 
 ROOT = Path(__file__).resolve().parents[1]
-NAMES = ("west", "east", "south")
+sys.path.insert(0, str(ROOT / "bench"))
+
+from loopback_cluster import loopback_namespaces_problem, run_on_loopback_cluster  # noqa: E402
+
 OPTIONS = ["--reflectance-scale", "x1000"]
-
-
-def _namespaces_usable() -> str | None:
-    """Why the loopback namespaces cannot be made here, or None."""
-    probe = subprocess.run(
-        ["unshare", "-n", "-p", "-f", "--mount-proc", "sh", "-c", "ip link set lo up"], capture_output=True, text=True
-    )
-    return None if probe.returncode == 0 else f"cannot make a loopback-only namespace: {probe.stderr.strip()}"
 
 
 @pytest.fixture(scope="module")
 def cluster_ready():
     pytest.importorskip("ray", reason="Ray is not installed (make setup-ray)")
-    problem = _namespaces_usable()
+    problem = loopback_namespaces_problem()
     if problem:
         pytest.skip(problem)
-
-
-def free_port() -> int:
-    with socket.socket() as s:  # loopback only; a port free here is free in the new namespace too
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def on_ray(tmp_path: Path, scene_paths: list[str], dem: str, kill: bool) -> dict:
-    config = tmp_path / "ray.json"
-    out = tmp_path / "ray_out"
-    config.write_text(
-        json.dumps(
-            {"port": free_port(), "scenes": scene_paths, "dem": dem, "out": str(out), "options": OPTIONS, "kill": kill}
-        )
-    )
-    command = ["unshare", "-n", "-p", "-f", "--mount-proc", sys.executable, str(ROOT / "tests" / "ray_loopback.py")]
-    done = subprocess.run([*command, str(config)], capture_output=True, text=True, timeout=600, cwd=ROOT)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1]) | {"out": out}
 
 
 def visible_files(folder: Path) -> list[str]:
@@ -82,19 +56,20 @@ def test_ray_cluster_maps_like_the_local_executor_when_a_worker_is_killed(cluste
     )
     assert [o.status for o in local.outcomes] == ["done"] * 3
 
-    ray = on_ray(tmp_path, paths, str(scenes["dem"]), kill=True)
-    print(json.dumps({k: v for k, v in ray.items() if k != "out"}, indent=1))  # shown with -s: timings, the kill
+    ray = run_on_loopback_cluster([*paths, "--dem", str(scenes["dem"]), *OPTIONS], tmp_path / "ray_out", tmp_path,
+                                  nodes=2, cpus=1, kill=True)  # fmt: skip
+    print(json.dumps(ray, indent=1))  # shown with -s: timings, the kill, the driver's output
     assert ray["returncode"] == 0, ray["stderr"]
     killed = ray["killed"]
     assert killed is not None, "the batch ended before a worker could be killed"
-    report = json.loads((ray["out"] / "batch.json").read_text())
+    report = json.loads((tmp_path / "ray_out" / "batch.json").read_text())
     assert report["executor"] == "ray" and report["counts"] == {"done": 3, "skipped": 0, "failed": 0}
     by_scene = {s["scene_id"]: s for s in report["scenes"]}
     assert by_scene[killed["scene"]]["worker"].split(":")[1] != str(killed["pid"])  # redone by another process
     workers = {s["worker"] for s in report["scenes"]}
     assert all(not w.endswith(f":{os.getpid()}") for w in workers)  # mapped on the cluster, not by the driver
 
-    local_out, ray_out = tmp_path / "local_out", ray["out"]
+    local_out, ray_out = tmp_path / "local_out", tmp_path / "ray_out"
     assert visible_files(ray_out) == visible_files(local_out)
     for name in visible_files(local_out):
         ours, theirs = local_out / name, ray_out / name

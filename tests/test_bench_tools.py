@@ -222,3 +222,31 @@ def test_h200_share_of_peak_uses_the_data_sheet_for_its_precision():
         > 10 * gpu_peak_flops("NVIDIA H200", "fp32")
     )
     assert gpu_peak_flops("NVIDIA GeForce GTX 1080", "fp32") is None
+
+
+def test_batch_rows_are_read_from_batch_json_and_rendered():
+    from batch_speed import render, summarise
+
+    def scene(started: float, seconds: float, status: str = "done") -> dict:
+        stamp = lambda t: f"2026-11-30T10:00:{t:06.3f}+00:00"  # noqa: E731
+        return {"status": status, "started": stamp(started), "finished": stamp(started + seconds),
+                "seconds": seconds, "patches": 121}  # fmt: skip
+
+    local = {"started": "2026-11-30T10:00:00.000+00:00", "counts": {"failed": 1},
+             "scenes": [scene(1.0, 2.0), scene(3.0, 2.0), scene(5.0, 2.0), scene(7.0, 0.1, "failed")]}  # fmt: skip
+    row = summarise(local, wall_s=9.0, actors=1)
+    assert row["one_time_s"] == pytest.approx(1.0) and row["steady_s_per_scene"] == pytest.approx(2.0)
+    assert row["scenes"] == 3 and row["failed"] == 1 and row["scenes_per_hour"] == pytest.approx(1200)
+    two = {"started": "2026-11-30T10:00:00.000+00:00", "counts": {"failed": 0},
+           "scenes": [scene(3.0, 2.5), scene(3.0, 2.5), scene(5.5, 2.5)]}  # fmt: skip
+    ray = summarise(two, wall_s=9.0, actors=2) | {"label": "Ray, 1 node x 1 CPU (1 actor)", "nodes": 1, "cpus": 1,
+                                                   "cluster_start_s": 8.0}  # fmt: skip
+    assert ray["steady_s_per_scene"] == pytest.approx(5.0 / 3 * 2)
+    lines = render({"rows": [row | {"label": "local", "nodes": None, "cpus": None}, ray], "count": 3, "size": 1000,
+                    "ray_skipped": None, "load": (1.0, 1.0, 1.0)})  # fmt: skip
+    added = [line for line in lines if line.startswith("- fixed cost Ray adds per scene")]
+    assert (
+        len(added) == 1
+        and f"{ray['steady_s_per_scene'] - 2.0:+.2f} s" in added[0]
+        and "8.0 s for `ray start`" in added[0]
+    )

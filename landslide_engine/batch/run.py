@@ -20,11 +20,11 @@ from landslide_engine import __version__
 from landslide_engine.batch.executors import create_executor
 from landslide_engine.batch.mosaic import OVERLAP_RULE, MosaicScene, RegionalOutputs, build_regional_outputs
 from landslide_engine.batch.scenes import SceneJob, SceneOutcome, completed_outcome, plan_scenes
-from landslide_engine.errors import InputError
+from landslide_engine.errors import InputError, writing
 from landslide_engine.notices import Warn
 from landslide_engine.outputs import write_report
 from landslide_engine.pipeline import PredictRequest
-from landslide_engine.targets import atomic_output
+from landslide_engine.targets import atomic_output, check_output_folder
 
 BATCH_REPORT = "batch.json"
 _PER_SCENE = {"s2", "dem", "slope", "scl", "out_dir"}  # a scene's own files; SAFE scenes carry their SCL
@@ -92,8 +92,9 @@ def run_batch(
     started = time.time()
     options = _checked_options(request.options)
     jobs = plan_scenes(request.scenes, request.dems, request.slope)
-    out_dir = Path(request.out_dir).absolute()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = check_output_folder(Path(request.out_dir).absolute(), "--out")
+    with writing(out_dir, "output folder"):
+        out_dir.mkdir(parents=True, exist_ok=True)
     report_path = out_dir / BATCH_REPORT
     _check_same_options(report_path, options)
     executor = create_executor(request.executor, runner, request.ray_address)
@@ -134,7 +135,8 @@ def run_batch(
     ]  # fmt: skip
     regional = None
     if usable:
-        regional = build_regional_outputs(usable, out_dir, float(options.get("min_area_m2", 0.0)), is_cancelled)
+        min_area = float(_result_options(options)["min_area_m2"])  # the engine's default when not given
+        regional = build_regional_outputs(usable, out_dir, min_area, is_cancelled)
     write(_regional_report(regional) if regional else None)
     report_progress(100.0, f"{len(usable)} of {len(jobs)} scene(s) mapped")
     return BatchResult([outcomes[job.scene_id] for job in jobs], regional, report_path)
@@ -201,8 +203,8 @@ def _write_batch_report(
     counts = {status: sum(1 for s in scenes if s["status"] == status) for status in ("done", "skipped", "failed")}
     report = {
         "engine_version": __version__,
-        "started": dt.datetime.fromtimestamp(started, dt.timezone.utc).isoformat(timespec="seconds"),
-        "updated": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "started": dt.datetime.fromtimestamp(started, dt.timezone.utc).isoformat(timespec="milliseconds"),
+        "updated": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
         "seconds": round(time.time() - started, 3),
         "executor": request.executor,
         "ray_address": request.ray_address,

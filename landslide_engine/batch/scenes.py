@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
 import json
 import logging
 import os
@@ -202,7 +203,10 @@ def map_scene(
         log.error("scene %s failed", job.scene_id, exc_info=True)  # a bug: its traceback goes to the log
         return _failed(job, f"{type(exc).__name__}: {one_line(first_line(exc))}", started, worker)
     assert outcome is not None
-    return dataclasses.replace(outcome, seconds=round(time.time() - started, 3), started=_iso(started), worker=worker)
+    finished = time.time()
+    return dataclasses.replace(
+        outcome, seconds=round(finished - started, 3), started=_iso(started), finished=_iso(finished), worker=worker
+    )
 
 
 def _kept_for_outcome(message: str) -> None:
@@ -217,6 +221,5 @@ def _failed(job: SceneJob, reason: str, started: float, worker: str) -> SceneOut
 
 
 def _iso(seconds: float) -> str:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).isoformat(timespec="seconds")
+    """UTC to the millisecond: batch.json's times also measure what a scene costs beyond its own run."""
+    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).isoformat(timespec="milliseconds")
