@@ -140,26 +140,32 @@ def render(result: dict) -> list[str]:
         "node) is not in *wall s*. *one-time s*: from the batch's start to its first scene's (starting or "
         "connecting to Ray, loading the model in each actor). *steady s/scene*: first scene started to last "
         "finished, per scene, times the actors (a scene's cost in one actor's time). *inside s/scene*: mean time "
-        "in `map_scene`. Every actor's model uses every core (one single-thread ONNX Runtime worker per core), "
-        "so two actors on two cores share them.",
+        "in `map_scene`; *outside s/scene*: the difference, what the executor costs beyond the scene's own run. "
+        "Every actor's model uses every core (one single-thread ONNX Runtime worker per core), so two actors on "
+        "two cores share them.",
         "",
-        "| executor | wall s | scenes/h | one-time s | steady s/scene | inside s/scene | cluster start s |",
-        "|---|---|---|---|---|---|---|",
+        "| executor | wall s | scenes/h | one-time s | steady s/scene | inside s/scene | outside s/scene "
+        "| cluster start s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         start = f"{r['cluster_start_s']:.1f}" if "cluster_start_s" in r else ""
+        outside = r["steady_s_per_scene"] - r["inside_s_per_scene"]
         lines.append(
             f"| {r['label']} | {r['wall_s']:.1f} | {r['scenes_per_hour']:.0f} | {r['one_time_s']:.2f} | "
-            f"{r['steady_s_per_scene']:.2f} | {r['inside_s_per_scene']:.2f} | {start} |"
+            f"{r['steady_s_per_scene']:.2f} | {r['inside_s_per_scene']:.2f} | {outside:.3f} | {start} |"
         )
     local = next((r for r in rows if r["nodes"] is None), None)
     single = next((r for r in rows if r["nodes"] == 1 and r["cpus"] == 1), None)
     lines.append("")
     if local and single:
         added = single["steady_s_per_scene"] - local["steady_s_per_scene"]
+        dispatch = single["steady_s_per_scene"] - single["inside_s_per_scene"]
         lines.append(
             f"- fixed cost Ray adds per scene (one actor against local, steady s/scene): **{added:+.2f} s** "
-            f"({single['steady_s_per_scene']:.2f} against {local['steady_s_per_scene']:.2f}); once per batch "
+            f"({single['steady_s_per_scene']:.2f} against {local['steady_s_per_scene']:.2f}), of which "
+            f"{dispatch:.3f} s outside the scene's own run (dispatch, outcome, batch.json) and the rest the scene "
+            f"itself running slower or faster in the worker; once per batch "
             f"{single['one_time_s'] - local['one_time_s']:+.1f} s to connect and start the actor, and "
             f"{single['cluster_start_s']:.1f} s for `ray start`"
         )

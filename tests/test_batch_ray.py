@@ -85,6 +85,27 @@ def test_ray_cluster_maps_like_the_local_executor_when_a_worker_is_killed(cluste
                 assert a[key] == b[key], (name, key)
 
 
+def test_without_an_address_a_local_ray_cluster_is_started(cluster_ready, scenes, tmp_path):
+    args = [str(scenes["west"]), "--dem", str(scenes["dem"]), *OPTIONS]
+    local = run_batch(
+        BatchRequest([args[0]], [args[2]], str(tmp_path / "local"), options={"reflectance_scale": "x1000"})
+    )
+    assert local.outcomes[0].status == "done"
+    command = f"ip link set lo up && exec {sys.executable} -m landslide_engine batch {' '.join(args)} "
+    command += f"--out {tmp_path / 'ray'} --executor ray"
+    done = subprocess.run(["unshare", "-n", "-p", "-f", "--mount-proc", "sh", "-c", command],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((tmp_path / "ray" / "batch.json").read_text())
+    assert report["executor"] == "ray" and report["ray_address"] is None
+    assert report["scenes"][0]["status"] == "done" and report["scenes"][0]["worker"].split(":")[1] != str(os.getpid())
+    with (
+        rasterio.open(tmp_path / "ray/west/probability.tif") as a,
+        rasterio.open(tmp_path / "local/west/probability.tif") as b,
+    ):
+        np.testing.assert_array_equal(a.read(), b.read())
+
+
 def test_the_single_scene_path_and_the_local_batch_never_import_ray(scenes, tmp_path):
     code = f"""
 import sys

@@ -35,8 +35,10 @@ class SceneMapper:
     """A Ray actor's state: the model, loaded once, and the scenes it maps one after another."""
 
     def __init__(self, options: Mapping[str, Any]) -> None:
+        from landslide_engine.memory import configure_for_scenes
         from landslide_engine.pipeline import PredictRequest, runner_for
 
+        configure_for_scenes()  # the process settings the CLI makes for its own scenes (GDAL's block cache)
         self._options = dict(options)
         self._runner = runner_for(PredictRequest(s2=[], dem="", out_dir="", **self._options))
 
@@ -78,8 +80,8 @@ class RayExecutor:
         try:
             if self.address:
                 ray.init(address=self.address, **quiet)
-            else:
-                ray.init(address="local", include_dashboard=False, **quiet)
+            else:  # a cluster of this machine alone, reachable only from it
+                ray.init(address="local", include_dashboard=False, _node_ip_address="127.0.0.1", **quiet)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise InputError(f"--ray-address {self.address}: cannot connect ({first_line(exc)})") from None
         try:
