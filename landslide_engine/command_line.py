@@ -9,6 +9,7 @@ code 2, without a traceback; Ctrl-C, SIGTERM and SIGHUP stop the run the same wa
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -19,6 +20,7 @@ from landslide_engine.errors import Cancelled, Terminated, classify, one_line
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a program killed by it
 TERMINATION_SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
 )  # SIGHUP does not exist on Windows
@@ -73,6 +75,10 @@ def run_command(run: Callable[[], int], before_message: Callable[[], None] = lam
     try:
         with termination_signals():
             return run()
+    except BrokenPipeError:
+        # The reader of stdout went away (`models | head -1`): nothing to tell it, and no traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except BaseException as exc:
         if isinstance(exc, Terminated):
             before_message()

@@ -98,3 +98,20 @@ def test_slope_of_a_dem_beyond_the_pixel_bound_is_refused_before_work(tmp_path):
     proc = cli("slope", "--dem", tmp_path / "huge.tif", "--out", tmp_path / "out" / "s.tif")
     assert_refused(proc, "huge.tif", "pixels")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_reader_that_goes_away_is_no_traceback():
+    """``models | head -0``: stdout closed before the listing is written."""
+    import subprocess
+    import sys
+
+    from tests.faults import ROOT
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "landslide_engine", "models"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=120)
+    assert proc.returncode in (0, 141) and "Traceback" not in err and err.strip() == "", err
