@@ -27,6 +27,8 @@ venv:
 	test -x $(PY) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -r requirements.txt
+	# s2cloudless only for its LightGBM model file: its downloader's Sentinel Hub client and OpenCV are not used
+	$(PY) -m pip install -q --no-deps -c constraints.txt s2cloudless
 	$(PY) -c "import qgis.core, rasterio, h5py, torch, numpy; print('venv ok: torch', torch.__version__, 'numpy', numpy.__version__, 'rasterio', rasterio.__version__, 'h5py', h5py.__version__)"
 
 # Ray, an optional dependency of its own (batch --executor ray); pinned in constraints.txt

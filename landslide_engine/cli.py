@@ -174,6 +174,12 @@ def _add_reading_arguments(p: argparse.ArgumentParser) -> None:
             "L1C masks: 8/9 select opaque clouds, 10 cirrus, 11 snow"
         ),
     )
+    p.add_argument(
+        "--s2cloudless",
+        action="store_true",
+        help="find clouds with s2cloudless (L1C input without a cloud mask of its own; needs B01 B02 B04 B05 "
+        "B08 B8A B09 B10 B11 B12 and `pip install --no-deps s2cloudless lightgbm`)",
+    )
 
 
 def _add_mapping_arguments(p: argparse.ArgumentParser) -> None:
@@ -209,6 +215,7 @@ def _mapping_options(args: argparse.Namespace) -> dict:
         "resolution": args.resolution,
         "min_area_m2": args.min_area,
         "mask_classes": args.mask_classes,
+        "s2cloudless": args.s2cloudless,
     }
 
 
@@ -347,6 +354,7 @@ def _run_stack(args: argparse.Namespace) -> int:
         resolution=args.resolution,
         mask_classes=args.mask_classes,
         scl=args.scl,
+        s2cloudless=args.s2cloudless,
         progress=_terminal.progress,
         warn=_terminal.warn,
         info=_terminal.info,

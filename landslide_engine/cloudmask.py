@@ -68,7 +68,43 @@ def masked_labels(kind: str, classes: Sequence[int]) -> list[str]:
     return [name for name, codes in names.items() if set(codes) & set(classes)]
 
 
-class CloudMask:
+class MaskReader:
+    """Which pixels of a window of ``grid`` are no data, and why: ``by_class`` gives each masked class's pixels."""
+
+    grid: Grid
+    labels: list[str]
+
+    def by_class(self, window: Window) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the reader holds open."""
+
+    def read(self, window: Window) -> np.ndarray:
+        """(h, w) bool: pixels of ``window`` in any masked class."""
+        masked = np.zeros((int(window.height), int(window.width)), dtype=bool)
+        for pixels in self.by_class(window).values():
+            masked |= pixels
+        return masked
+
+    def shares(self) -> dict[str, float]:
+        """Share of the grid's pixels in each masked class, and ``"all masked"``: one pass over the grid."""
+        counts = dict.fromkeys(self.labels, 0)
+        total = 0
+        grid = self.grid
+        for r0 in range(0, grid.height, _SHARE_BLOCK_ROWS):
+            window = Window(0, r0, grid.width, min(_SHARE_BLOCK_ROWS, grid.height - r0))
+            by_class = self.by_class(window)
+            masked = np.zeros((int(window.height), grid.width), dtype=bool)
+            for name, pixels in by_class.items():
+                counts[name] += int(pixels.sum())
+                masked |= pixels
+            total += int(masked.sum())
+        size = grid.width * grid.height
+        return {**{name: count / size for name, count in counts.items()}, "all masked": total / size}
+
+
+class CloudMask(MaskReader):
     """One product mask on ``grid``: which pixels of a window to treat as no data, and why.
 
     Opens its own dataset, so each reader thread's stack has one (GDAL handles are not shared between threads).
@@ -132,29 +168,6 @@ class CloudMask:
                 else np.zeros(shape, dtype=bool)
             )
         return result
-
-    def read(self, window: Window) -> np.ndarray:
-        """(h, w) bool: pixels of ``window`` in any masked class."""
-        masked = np.zeros((int(window.height), int(window.width)), dtype=bool)
-        for pixels in self.by_class(window).values():
-            masked |= pixels
-        return masked
-
-    def shares(self) -> dict[str, float]:
-        """Share of the grid's pixels in each masked class, and ``"all masked"``: one pass over the grid."""
-        counts = dict.fromkeys(self.labels, 0)
-        total = 0
-        grid = self.grid
-        for r0 in range(0, grid.height, _SHARE_BLOCK_ROWS):
-            window = Window(0, r0, grid.width, min(_SHARE_BLOCK_ROWS, grid.height - r0))
-            by_class = self.by_class(window)
-            masked = np.zeros((int(window.height), grid.width), dtype=bool)
-            for name, pixels in by_class.items():
-                counts[name] += int(pixels.sum())
-                masked |= pixels
-            total += int(masked.sum())
-        size = grid.width * grid.height
-        return {**{name: count / size for name, count in counts.items()}, "all masked": total / size}
 
 
 def describe_shares(kind: str, shares: dict[str, float]) -> str:

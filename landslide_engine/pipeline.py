@@ -62,8 +62,10 @@ from landslide_engine.parameters import (
     check_threshold,
 )
 from landslide_engine.products import ProductMask
+from landslide_engine.s2cloudless import BANDS as S2CLOUDLESS_BANDS
+from landslide_engine.s2cloudless import S2CloudlessMask, detect_clouds
 from landslide_engine.scaling import L2A_WARNING, ReflectanceScaling, resolve_scaling
-from landslide_engine.sources import identify_s2
+from landslide_engine.sources import S2Inputs, identify_s2
 from landslide_engine.stack import SceneStack
 from landslide_engine.streaming import BackgroundWriter, StageClock, prefetched, run_in_order
 from landslide_engine.targets import OutputSet, atomic_output, check_output_file, gdal_checked
@@ -113,6 +115,7 @@ class PredictRequest:
     resolution: float | None = None
     min_area_m2: float = 0.0
     mask_classes: str | list[int] | None = None  # SCL codes made no data; None: cloudmask.DEFAULT_MASK_CLASSES
+    s2cloudless: bool = False  # find clouds with s2cloudless (L1C without a cloud mask of its own)
     scl: str | None = None  # an L2A scene classification raster for inputs that are not a SAFE product
 
 
@@ -159,6 +162,7 @@ def _open_scene(
     mask_classes: str | Sequence[int] | None = None,
     scl: str | None = None,
     info: Info | None = None,
+    s2cloudless: bool = False,
 ) -> _Scene:
     """Identify bands, check that ``bands`` can be supplied, build the grid and open the stack.
 
@@ -189,9 +193,14 @@ def _open_scene(
     others = [dem, *([slope] if slope else [])]
     grid = reference_grid(s2_files or list(s2), others, extent, extent_crs, resolution)
     check_grid_size(grid.width, grid.height)
-    cloud_mask = ProductMask("SCL", scl) if scl else identified.cloud_mask
-    if identified.product is not None and cloud_mask is None and classes:
-        warn(f"{identified.product.name} has no cloud mask (SCL, MSK_CLASSI or MSK_CLOUDS); clouds may be mapped")
+    use_s2cloudless = s2cloudless and bool(classes)
+    cloud_mask: ProductMask | S2CloudlessMask | None = (
+        None if use_s2cloudless else ProductMask("SCL", scl) if scl else identified.cloud_mask
+    )
+    if use_s2cloudless:
+        _check_s2cloudless_inputs(identified)
+    elif cloud_mask is None and classes and identified.level != "L2A":
+        warn("the input has no cloud mask: clouds may be mapped as landslides (L1C: use the s2cloudless option)")
     stack = SceneStack(identified, dem, grid, None, slope, fills, cloud_mask, classes)
     try:
         sample = stack.sample_native([b for b in L1C_ESA_ORDER if b in identified.bands])
@@ -203,6 +212,10 @@ def _open_scene(
             f"reflectance scale {scaling.scale} ({scaling.scale_evidence}); baseline offset {scaling.offset:g} DN "
             f"({scaling.offset_evidence})",
         )
+        if use_s2cloudless:
+            found = detect_clouds(grid, stack.reflectance_on)
+            stack.use_mask(found)
+            cloud_mask = found
         masking = _mask_report(stack, cloud_mask, classes, warn)
     except BaseException:
         stack.close()
@@ -229,13 +242,28 @@ def _open_scene(
     return _Scene(stack, grid, inputs, warn.lines)
 
 
+def _check_s2cloudless_inputs(identified: S2Inputs) -> None:
+    """s2cloudless reads top-of-atmosphere reflectance of ten bands; refuse what it cannot run on."""
+    if identified.level == "L2A":
+        raise InputError("s2cloudless needs L1C (top-of-atmosphere) input; an L2A product's SCL masks its clouds")
+    lacking = [b for b in S2CLOUDLESS_BANDS if b not in identified.bands]
+    if lacking:
+        raise InputError(f"s2cloudless needs band(s) {', '.join(lacking)}, which the input lacks")
+
+
 def _mask_report(
-    stack: SceneStack, cloud_mask: ProductMask | None, classes: Sequence[int], warn: Warnings
+    stack: SceneStack, cloud_mask: ProductMask | S2CloudlessMask | None, classes: Sequence[int], warn: Warnings
 ) -> dict[str, Any] | None:
     """What the cloud mask made no data, per class, for run.json; the analyst is told the shares."""
     if cloud_mask is None:
         return None
     report: dict[str, Any] = {"kind": cloud_mask.kind, "path": cloud_mask.path, "classes": list(classes)}
+    if isinstance(cloud_mask, S2CloudlessMask):
+        report |= {
+            "seconds": round(cloud_mask.seconds, 3),
+            "seconds_per_megapixel": round(cloud_mask.seconds_per_megapixel, 4),
+            "grid_factor": cloud_mask.factor,
+        }
     if stack.mask is None:
         return report | {"shares": {}}
     shares = stack.mask.shares()
@@ -359,6 +387,7 @@ def predict_scene(
         req.mask_classes,
         req.scl,
         info,
+        req.s2cloudless,
     )
     seconds: dict[str, float] = {"prepare": time.perf_counter() - started}
     clock = StageClock()
@@ -747,6 +776,7 @@ def stack_to_file(
     info: Info | None = None,
     mask_classes: str | Sequence[int] | None = None,
     scl: str | None = None,
+    s2cloudless: bool = False,
 ) -> Path:
     """Write ``bands`` (default all 14) in L4S units as a float32 GeoTIFF on the reference grid.
 
@@ -774,6 +804,7 @@ def stack_to_file(
         mask_classes,
         scl,
         info,
+        s2cloudless,
     )
     grid = scene.grid
     with_data = False

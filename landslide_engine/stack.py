@@ -20,7 +20,7 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from landslide_engine.bands import DEM_BAND, SLOPE_BAND, divisor
-from landslide_engine.cloudmask import CloudMask
+from landslide_engine.cloudmask import CloudMask, MaskReader
 from landslide_engine.errors import InputError, reading
 from landslide_engine.grid import Grid
 from landslide_engine.products import ProductMask
@@ -75,14 +75,19 @@ class SceneStack:
         scaling: ReflectanceScaling | None,
         slope: str | None = None,
         fill_values: Mapping[str, float] | None = None,
-        cloud_mask: ProductMask | None = None,
+        cloud_mask: ProductMask | MaskReader | None = None,
         mask_classes: Sequence[int] = (),
     ) -> None:
         self.grid = grid
         self.scaling = scaling
         self.fill_values = dict(fill_values or {})
         self._cloud_mask, self._mask_classes = cloud_mask, tuple(mask_classes)
-        self.mask = CloudMask(cloud_mask, grid, mask_classes) if cloud_mask is not None and mask_classes else None
+        self.mask: MaskReader | None = None
+        if isinstance(cloud_mask, MaskReader):  # computed once for the scene (s2cloudless), shared read-only
+            self.mask = cloud_mask
+        elif cloud_mask is not None and mask_classes:
+            self.mask = CloudMask(cloud_mask, grid, mask_classes)
+        self._other_grid_warps: dict[tuple[str, float | None, Grid], GridWarp] = {}
         self._s2 = s2
         self._files = contextlib.ExitStack()
         self._open: dict[str, object] = {}
@@ -132,7 +137,10 @@ class SceneStack:
         for warp in self._warps.values():
             warp.close()
         self._warps.clear()
-        if self.mask is not None:
+        for warp in self._other_grid_warps.values():
+            warp.close()
+        self._other_grid_warps.clear()
+        if self.mask is not None and not isinstance(self._cloud_mask, MaskReader):
             self.mask.close()
         self._files.close()
 
@@ -215,6 +223,30 @@ class SceneStack:
                 warp = self._warp(path, self._open[path], nodata)
                 data = warp.read([self._s2.bands[b].index for b in group], window)
             values.update(zip(group, data, strict=True))
+        return values
+
+    def use_mask(self, mask: MaskReader) -> None:
+        """Make ``mask``'s pixels no data from now on, in this stack and the ones :meth:`reopen` makes."""
+        self._cloud_mask, self.mask = mask, mask
+
+    def reflectance_on(self, grid: Grid, bands: Sequence[str], window: Window) -> dict[str, np.ndarray]:
+        """Top-of-atmosphere reflectance (0-1, NaN for no data) of Sentinel-2 ``bands`` on ``window`` of another,
+        coarser ``grid``, each source pixel averaged into it: what a cloud detector reads."""
+        scaling = self.scaling
+        if scaling is None:
+            raise RuntimeError("SceneStack.scaling must be set before reading reflectance")
+        values = {}
+        for band in bands:
+            source = self._s2.bands[band]
+            src = self._dataset(source.path, f"Sentinel-2 band {band}")
+            nodata = src.nodatavals[source.index - 1]
+            if nodata is None:
+                nodata = self._implicit_nodata(src, source.index)
+            key = (source.path, nodata, grid)
+            if key not in self._other_grid_warps:
+                self._other_grid_warps[key] = GridWarp(src, grid, Resampling.average, nodata)
+            native = self._other_grid_warps[key].read(source.index, window).astype(np.float64)
+            values[band] = (native - scaling.offset_of(band)) * scaling.to_dn / 10000.0
         return values
 
     def _warp(self, path: str, src, nodata: float | None = None) -> GridWarp:

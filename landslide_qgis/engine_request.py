@@ -35,6 +35,7 @@ class SceneChoices:
     extent_crs: str | None = None
     product: str | None = None
     mask_classes: list[int] | None = None  # SCL codes made no data; None: the engine's default
+    s2cloudless: bool = False  # find clouds with s2cloudless (L1C without a cloud mask)
 
     @property
     def sentinel2(self) -> list[str]:
@@ -110,7 +111,11 @@ def _mapping_options(scene: SceneChoices, run: RunChoices) -> dict[str, Any]:
         "min_area_m2": run.min_area_m2,
         "mask_classes": scene.mask_classes,
     }
-    return {"tta": run.tta, **{name: value for name, value in chosen.items() if value is not None}}
+    return {
+        "tta": run.tta,
+        "s2cloudless": scene.s2cloudless,
+        **{name: value for name, value in chosen.items() if value is not None},
+    }
 
 
 def stack_arguments(scene: SceneChoices, model: str | None = None) -> dict[str, Any]:
@@ -128,6 +133,7 @@ def stack_arguments(scene: SceneChoices, model: str | None = None) -> dict[str, 
         "extent": scene.extent,
         "extent_crs": scene.extent_crs,
         "mask_classes": scene.mask_classes,
+        "s2cloudless": scene.s2cloudless or None,
     }
     return {"s2": scene.sentinel2, "dem": scene.dem, **{k: v for k, v in chosen.items() if v is not None}}
 

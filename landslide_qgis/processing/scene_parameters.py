@@ -12,6 +12,7 @@ from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
@@ -28,6 +29,7 @@ SENTINEL2 = "SENTINEL2"
 DEM_TILES = "DEM_TILES"
 PRODUCT = "PRODUCT"
 MASK_CLASSES = "MASK_CLASSES"
+S2CLOUDLESS = "S2CLOUDLESS"
 DEM = "DEM"
 SLOPE = "SLOPE"
 EXTENT = "EXTENT"
@@ -116,7 +118,14 @@ def reading_parameters() -> list[QgsProcessingParameterDefinition]:
         optional=True,
     )
     mask.setHelp(MASK_CLASSES_HELP)
-    return [extent, scale, band_map, mask]
+    s2cloudless = QgsProcessingParameterBoolean(
+        S2CLOUDLESS, "Find clouds with s2cloudless (L1C)", defaultValue=False, optional=True
+    )
+    s2cloudless.setHelp(
+        "For L1C input without a cloud mask of its own (band files, stacks): clouds found by s2cloudless become "
+        "no data. Needs B01 B02 B04 B05 B08 B8A B09 B10 B11 B12, and the s2cloudless and lightgbm packages."
+    )
+    return [extent, scale, band_map, mask, s2cloudless]
 
 
 def add_advanced(algorithm: QgsProcessingAlgorithm, parameters: list[QgsProcessingParameterDefinition]) -> None:
@@ -155,6 +164,7 @@ def reading_choices(algorithm: QgsProcessingAlgorithm, parameters: dict, context
         "extent": extent,
         "extent_crs": extent_crs,
         "mask_classes": _mask_classes(algorithm, parameters, context),
+        "s2cloudless": algorithm.parameterAsBoolean(parameters, S2CLOUDLESS, context),
     }
 
 
