@@ -117,6 +117,11 @@ run_in_checkout() {
     in_chroot /bin/sh -c 'cd "$1" && shift && exec "$@"' sh "$REPO" "$@"
 }
 
+# one run at a time: a second one would unmount proc, sys and dev under the first when it ends
+mkdir -p "$(dirname "$CHROOT")"
+exec 9>"$CHROOT.lock"
+flock 9
+
 case ${1:-test} in
     build) build ;;
     test)
