@@ -74,6 +74,9 @@ class RayExecutor:
     ) -> None:
         if not jobs:
             return
+        from landslide_engine.models.catalog import resolve_model
+
+        resolve_model(options.get("model"))  # a model that does not exist fails the batch here, not every actor
         ray = _ray()
         progress(0.0, f"connecting to the Ray cluster at {self.address}" if self.address else "starting Ray")
         quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
