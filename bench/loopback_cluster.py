@@ -35,10 +35,16 @@ def ray_command(*args: str) -> list[str]:
 def start_cluster(port: int, nodes: int, cpus: int, temp_dir: str, env: dict[str, str]) -> None:
     common = ["--node-ip-address", "127.0.0.1", "--num-cpus", str(cpus), "--disable-usage-stats"]
     head = ray_command("start", "--head", "--port", str(port), "--include-dashboard", "false", "--temp-dir", temp_dir)
-    subprocess.run([*head, *common], check=True, env=env, capture_output=True, timeout=120)
+    _ray_start([*head, *common], env)
     for _ in range(nodes - 1):
-        worker = ray_command("start", "--address", f"127.0.0.1:{port}")
-        subprocess.run([*worker, *common], check=True, env=env, capture_output=True, timeout=120)
+        _ray_start([*ray_command("start", "--address", f"127.0.0.1:{port}"), *common], env)
+
+
+def _ray_start(command: list[str], env: dict[str, str]) -> None:
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
+    if done.returncode != 0:
+        output = (done.stdout + done.stderr)[-2500:]
+        raise RuntimeError(f"{' '.join(command[1:3])} failed ({done.returncode}): {output}")
 
 
 def kill_a_writer(out: Path, driver: subprocess.Popen) -> dict | None:
@@ -56,8 +62,9 @@ def kill_a_writer(out: Path, driver: subprocess.Popen) -> dict | None:
 def main(config_path: str) -> None:
     config = json.loads(Path(config_path).read_text())
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", PYTHONPATH=str(ROOT))
     temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
+    # HOME too: Ray keeps state there (~/.ray/auth_token), which must neither leak in nor stay behind
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", PYTHONPATH=str(ROOT), HOME=temp_dir)
     result: dict = {}
     try:
         started = time.perf_counter()

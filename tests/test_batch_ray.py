@@ -93,9 +93,13 @@ def test_without_an_address_a_local_ray_cluster_is_started(cluster_ready, scenes
     assert local.outcomes[0].status == "done"
     command = f"ip link set lo up && exec {sys.executable} -m landslide_engine batch {' '.join(args)} "
     command += f"--out {tmp_path / 'ray'} --executor ray"
+    home_ray = Path.home() / ".ray"
+    before = sorted(home_ray.rglob("*")) if home_ray.exists() else None
+    env = dict(os.environ, HOME=str(tmp_path), RAY_USAGE_STATS_ENABLED="0")  # Ray's ~/.ray stays in tmp_path
     done = subprocess.run(["unshare", "-n", "-p", "-f", "--mount-proc", "sh", "-c", command],
-                          capture_output=True, text=True, timeout=600, cwd=ROOT)  # fmt: skip
+                          capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
+    assert (sorted(home_ray.rglob("*")) if home_ray.exists() else None) == before  # the user's ~/.ray untouched
     report = json.loads((tmp_path / "ray" / "batch.json").read_text())
     assert report["executor"] == "ray" and report["ray_address"] is None
     assert report["scenes"][0]["status"] == "done" and report["scenes"][0]["worker"].split(":")[1] != str(os.getpid())
