@@ -301,7 +301,7 @@ def test_dock_shows_the_filled_band_warning_of_the_real_aberystwyth_scene(
         panel.dem_combo.setLayer(dem)
         panel.model_combo.setCurrentIndex(panel.model_combo.findData(str(resolve_model(None))))
         panel.device_combo.setCurrentText("cpu")
-        panel.scale_combo.setCurrentText("x1000")
+        assert panel.scale_combo.currentText() == "auto"  # the engine's default: read from the scene
         panel.band_map_edit.setText(ABERYSTWYTH_ARCSI_BANDS)
         assert panel.start_run() is not None
         _wait_for(panel, qgis_app, timeout=300)
@@ -310,6 +310,8 @@ def test_dock_shows_the_filled_band_warning_of_the_real_aberystwyth_scene(
         text = panel.warnings_label.text()
         assert "band B1 is not in the input; filled" in text and "B10" in text
         assert any("band B1 is not in the input; filled" in m and tag == "Landslide Mapper" for m, tag in logged)
+        # this ARCSI product is surface reflectance x 1000, and the panel says what the engine read
+        assert "Found: reflectance scale x1000 (detected:" in panel.notes_label.text()
     finally:
         QgsApplication.messageLog().messageReceived.disconnect(collect)
         panel.teardown()

@@ -275,7 +275,7 @@ def test_stack_takes_the_inputs_detect_takes_and_reads_the_real_aberystwyth_scen
 
 
 class _Warnings:
-    """A QgsProcessingFeedback that keeps what the algorithm pushed as warnings."""
+    """A QgsProcessingFeedback that keeps what the algorithm pushed as warnings and as information."""
 
     @staticmethod
     def make():
@@ -285,10 +285,15 @@ class _Warnings:
             def __init__(self):
                 super().__init__()
                 self.warnings: list[str] = []
+                self.infos: list[str] = []
 
             def pushWarning(self, warning):
                 self.warnings.append(warning)
                 super().pushWarning(warning)
+
+            def pushInfo(self, info):
+                self.infos.append(info)
+                super().pushInfo(info)
 
         return Feedback()
 
@@ -304,7 +309,6 @@ def test_detect_pushes_the_engines_warnings_to_the_processing_log(provider, geo_
             "SENTINEL2": [str(folder / "sen2_20210527_aber_subset.tif")],
             "DEM": str(folder / "AberSRTM_4326.tif"),
             "DEVICE": "cpu",
-            "REFLECTANCE_SCALE": "x1000",
             "BAND_MAP": ARCSI_BANDS,
             **_outputs(tmp_path),
         },
@@ -312,6 +316,8 @@ def test_detect_pushes_the_engines_warnings_to_the_processing_log(provider, geo_
     )
     # B1, B9 and B10 are not in this 10-band product; the built-in model's constants fill them
     assert any("band B1 is not in the input; filled" in w for w in feedback.warnings), feedback.warnings
+    # the default scale is read from the scene, and the log says what was read
+    assert any(i.startswith("Found: reflectance scale x1000 (detected:") for i in feedback.infos), feedback.infos
 
 
 def test_detect_outputs_load_styled_in_one_group_like_the_docks(

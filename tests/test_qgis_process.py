@@ -132,7 +132,6 @@ def test_detect_on_real_aberystwyth_shows_the_filled_band_warning(installed_plug
             f"SENTINEL2={folder / 'sen2_20210527_aber_subset.tif'}",
             f"DEM={folder / 'AberSRTM_4326.tif'}",
             "DEVICE=cpu",
-            "REFLECTANCE_SCALE=x1000",
             "BAND_MAP=B2=1,B3=2,B4=3,B5=4,B6=5,B7=6,B8=7,B11=9,B12=10",
             f"OUTPUT_PROBABILITY={out / 'probability.tif'}",
             f"OUTPUT_MASK={out / 'mask.tif'}",
@@ -143,6 +142,7 @@ def test_detect_on_real_aberystwyth_shows_the_filled_band_warning(installed_plug
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "band B1 is not in the input; filled with the model's constant" in proc.stdout
     assert "band B10 is not in the input; filled" in proc.stdout
+    assert "Found: reflectance scale x1000 (detected:" in proc.stdout  # the default scale, read from the scene
     assert (out / "probability.qml").is_file()  # the style travels with the Toolbox output
 
 

@@ -34,6 +34,7 @@ class DetectTask(QgsTask):
 
     stage = pyqtSignal(str)  # engine stage messages, for the dock's status line
     warned = pyqtSignal(str)  # one engine warning, prefixed with the model's label when several run
+    noted = pyqtSignal(str)  # what the engine found about the inputs (the reflectance scale), prefixed likewise
     succeeded = pyqtSignal(list)  # list[tuple[ModelRun, PredictResult]]
     failed = pyqtSignal(str)  # one line; empty when cancelled
 
@@ -55,7 +56,8 @@ class DetectTask(QgsTask):
                     request,
                     progress=self._progress_for(index, model_run.label),
                     cancelled=self.isCanceled,
-                    warn=self._warn_for(model_run.label),
+                    warn=self._notice_for(self.warned, model_run.label),
+                    info=self._notice_for(self.noted, model_run.label),
                 )
                 self._results.append((model_run, result))
         except Cancelled:
@@ -80,13 +82,14 @@ class DetectTask(QgsTask):
         else:
             self.failed.emit("" if self.isCanceled() else self._error or "detection failed; see the QGIS log")
 
-    def _warn_for(self, label: str):
+    def _notice_for(self, signal, label: str):
+        """An engine callback that emits ``signal`` (queued to the main thread) with the model's label."""
         prefix = f"{label}: " if len(self._runs) > 1 else ""
 
-        def warn(message: str) -> None:
-            self.warned.emit(prefix + message)
+        def notice(message: str) -> None:
+            signal.emit(prefix + message)
 
-        return warn
+        return notice
 
     def _progress_for(self, index: int, label: str):
         share = 100.0 / len(self._runs)

@@ -194,6 +194,10 @@ class LandslideDock(QgsDockWidget):
         self.summary_label.setWordWrap(True)
         self.summary_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.summary_label)
+        self.notes_label = QLabel("", body)
+        self.notes_label.setWordWrap(True)
+        self.notes_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.notes_label)
         self.warnings_label = QLabel("", body)
         self.warnings_label.setWordWrap(True)
         self.warnings_label.setStyleSheet(WARNING_STYLE)
@@ -388,6 +392,7 @@ class LandslideDock(QgsDockWidget):
         task.progressChanged.connect(lambda value: self.progress_bar.setValue(int(value)))
         task.stage.connect(self.status_label.setText)
         task.warned.connect(self._show_warning)
+        task.noted.connect(self._show_note)
         task.succeeded.connect(self._show_results)
         task.failed.connect(self._show_failure)
         self.task = task
@@ -396,6 +401,7 @@ class LandslideDock(QgsDockWidget):
         self._set_running(True)
         self.summary_label.setText("")
         self.warnings_label.setText("")
+        self.notes_label.setText("")
         self.status_label.setText("Starting…")
         self.status_label.setStyleSheet("")
         QgsApplication.taskManager().addTask(task)
@@ -498,6 +504,12 @@ class LandslideDock(QgsDockWidget):
         self.summary_label.setText("\n".join(lines))
         self.status_label.setText("Done.")
         self.device_label.setText(f"Ran on {results[-1][1].device}")
+
+    def _show_note(self, note: str) -> None:
+        """What the engine read from the inputs (the reflectance scale), under the result and in the log."""
+        QgsMessageLog.logMessage(note, LOG_TAG, Qgis.MessageLevel.Info)
+        lines = [line for line in self.notes_label.text().split("\n") if line]
+        self.notes_label.setText("\n".join([*lines, f"Found: {note}"]))
 
     def _show_warning(self, warning: str) -> None:
         """One engine warning under the result and in the QGIS message log, as it arises."""

@@ -25,7 +25,7 @@ from qgis.core import (
 from landslide_qgis.engine_request import predict_request, product_label, product_summary
 from landslide_qgis.gui.result_layers import MASK, POLYGONS, PROBABILITY, run_time, scene_name
 from landslide_qgis.processing import model_parameters, result_postprocessor, run_parameters, scene_parameters
-from landslide_qgis.processing.engine_bridge import engine_callbacks, engine_errors, engine_warn
+from landslide_qgis.processing.engine_bridge import engine_callbacks, engine_errors, engine_info, engine_warn
 from landslide_qgis.processing.outputs import check_destinations, place_raster, place_vector
 
 MODEL_FILE_FILTER = model_parameters.MODEL_FILE_FILTER
@@ -135,7 +135,13 @@ class DetectAlgorithm(QgsProcessingAlgorithm):
         feedback.pushInfo(f"Model: {model_path}")
         progress, cancelled = engine_callbacks(feedback)
         with engine_errors():
-            result = predict_scene(request, progress=progress, cancelled=cancelled, warn=engine_warn(feedback))
+            result = predict_scene(
+                request,
+                progress=progress,
+                cancelled=cancelled,
+                warn=engine_warn(feedback),
+                info=engine_info(feedback),
+            )
         feedback.pushInfo(
             f"{result.n_landslides} landslides, {result.landslide_area_m2 / 1e6:.4f} km² "
             f"({result.n_patches} patches, {result.n_patches_without_data} of them without data and not run; "

@@ -1,6 +1,7 @@
 """How algorithms talk to the engine: callbacks, errors and model choices.
 
-The engine reports progress as ``progress(percent, message)``, warnings as ``warn(message)``
+The engine reports progress as ``progress(percent, message)``, warnings as ``warn(message)``,
+what it found about the inputs as ``info(message)``
 and polls ``cancelled()``; QGIS offers a ``QgsProcessingFeedback``. The engine raises
 ``InputError`` (and its subclasses) with one actionable line, ``Cancelled`` when
 asked to stop, and ``ImportError`` when QGIS's Python lacks a package; library
@@ -34,6 +35,15 @@ def engine_callbacks(feedback: QgsProcessingFeedback) -> tuple[Callable[[float, 
             feedback.pushInfo(message)
 
     return progress, feedback.isCanceled
+
+
+def engine_info(feedback: QgsProcessingFeedback) -> Callable[[str], None]:
+    """The engine's ``info`` callback: what a run found about its inputs (the reflectance scale it read)."""
+
+    def info(message: str) -> None:
+        feedback.pushInfo(f"Found: {message}")
+
+    return info
 
 
 def engine_warn(feedback: QgsProcessingFeedback) -> Callable[[str], None]:

@@ -22,6 +22,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from landslide_engine import options
 from landslide_engine.options import DEFAULT_MASK_CLASSES, REFLECTANCE_SCALES, SCL_CLASSES
 from landslide_qgis.engine_request import SceneChoices, request_defaults
 
@@ -36,11 +37,8 @@ EXTENT = "EXTENT"
 REFLECTANCE_SCALE = "REFLECTANCE_SCALE"
 BAND_MAP = "BAND_MAP"
 
-REFLECTANCE_SCALE_HELP = (
-    "How the Sentinel-2 files store reflectance. l1c: ESA digital numbers (reflectance × 10000, the "
-    "Landslide4Sense convention); x1000: reflectance × 1000 (ARCSI and others); 0-1: reflectance as floats. "
-    "A wrong scale ruins every prediction."
-)
+# the engine's help for the scale option (the CLI's too), as a sentence
+REFLECTANCE_SCALE_HELP = options.REFLECTANCE_SCALE_HELP[0].upper() + options.REFLECTANCE_SCALE_HELP[1:] + "."
 PRODUCT_HELP = (
     "A Sentinel-2 product as downloaded: a SAFE .zip, the MTD_MSIL1C.xml / MTD_MSIL2A.xml of a SAFE folder, or "
     "a STAC item (.json). Its bands, processing baseline, offsets and cloud mask come from its metadata. "

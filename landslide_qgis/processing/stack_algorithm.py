@@ -11,7 +11,7 @@ from qgis.core import QgsProcessingAlgorithm, QgsProcessingParameterRasterDestin
 
 from landslide_qgis.engine_request import stack_arguments
 from landslide_qgis.processing import model_parameters, scene_parameters
-from landslide_qgis.processing.engine_bridge import engine_callbacks, engine_errors, engine_warn
+from landslide_qgis.processing.engine_bridge import engine_callbacks, engine_errors, engine_info, engine_warn
 
 
 class StackAlgorithm(QgsProcessingAlgorithm):
@@ -71,5 +71,12 @@ class StackAlgorithm(QgsProcessingAlgorithm):
             from landslide_engine.pipeline import stack_to_file
 
             arguments = stack_arguments(scene, str(model))
-            stack_to_file(out=out, progress=progress, cancelled=cancelled, warn=engine_warn(feedback), **arguments)
+            stack_to_file(
+                out=out,
+                progress=progress,
+                cancelled=cancelled,
+                warn=engine_warn(feedback),
+                info=engine_info(feedback),
+                **arguments,
+            )
         return {self.OUTPUT: out}
