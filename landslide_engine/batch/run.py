@@ -43,6 +43,7 @@ _RESULT_OPTIONS = (
     "resolution",
     "min_area_m2",
     "mask_classes",
+    "s2cloudless",
 )
 
 Progress = Callable[[float, str], None]
