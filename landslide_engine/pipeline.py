@@ -302,8 +302,12 @@ def _grid_report(grid: Grid) -> dict[str, Any]:
     }
 
 
-def runner_for(req: PredictRequest):
-    """The model runner that ``req`` names (model, backend, device, batch size, precision)."""
+def runner_for(req: PredictRequest, cores: int | None = None):
+    """The model runner that ``req`` names (model, backend, device, batch size, precision).
+
+    On the CPU it uses ``cores`` cores, one single-thread worker each (default: every usable core); a process
+    that shares its machine with other scene runs (a Ray actor) passes its share.
+    """
     from landslide_engine.models.backends import create_runner
     from landslide_engine.models.catalog import resolve_model
 
@@ -313,6 +317,8 @@ def runner_for(req: PredictRequest):
         device=req.device,
         batch_size=req.batch_size,
         precision=req.precision,
+        threads=cores,
+        workers=cores,
     )
 
 

@@ -40,10 +40,26 @@ class SceneMapper:
 
         configure_for_scenes()  # the process settings the CLI makes for its own scenes (GDAL's block cache)
         self._options = dict(options)
-        self._runner = runner_for(PredictRequest(s2=[], dem="", out_dir="", **self._options))
+        request = PredictRequest(s2=[], dem="", out_dir="", **self._options)
+        self._runner = runner_for(request, cores=_cores_per_slot())
 
     def map(self, job: SceneJob, out_dir: str) -> SceneOutcome:
         return map_scene(job, self._options, Path(out_dir), self._runner)
+
+
+def _cores_per_slot() -> int:
+    """This node's cores divided among its Ray CPU slots: the share of one actor's model.
+
+    Ray does not pin actors to cores, and a model that took every core in each of a node's actors would run
+    slots x cores threads on it. Measured in the actor, on its node.
+    """
+    import ray
+
+    from landslide_engine.cpus import usable_cpu_count
+
+    node = ray.get_runtime_context().get_node_id()
+    slots = next((n["Resources"].get("CPU", 1) for n in ray.nodes() if n["NodeID"] == node), 1)
+    return max(1, usable_cpu_count() // max(1, int(slots)))
 
 
 def _ray():
