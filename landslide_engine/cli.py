@@ -279,7 +279,7 @@ def _run_batch(args: argparse.Namespace) -> int:
         executor=args.executor,
         ray_address=args.ray_address,
     )
-    result = run_batch(request, progress=_terminal.progress, warn=_terminal.warn)
+    result = run_batch(request, progress=_terminal.progress, warn=_terminal.warn, info=_terminal.info)
     _terminal.end()
     for outcome in result.outcomes:
         if outcome.status == "failed":

@@ -252,6 +252,8 @@ def test_cli_batch_with_the_builtin_model_exits_2_after_all_ran(scenes, tmp_path
     assert len(failed) == 1 and failed[0].startswith("corrupt: failed: ") and "Traceback" not in captured.err
     assert "west: done" in captured.out and "east: done" in captured.out
     assert "2 done, 0 skipped, 1 failed" in captured.out
+    scales = [line for line in captured.out.splitlines() if line.startswith("note: ") and "x1000" in line]
+    assert [line.split(":")[1].strip() for line in scales] == ["west", "east"]  # what each scene's run found
     b1 = [line for line in captured.err.splitlines() if "band B1 is not in the input" in line]
     assert [line.split(":")[:2] for line in b1] == [["warning", " west"], ["warning", " east"]]  # once per scene
     assert (tmp_path / "out" / "landslides.gpkg").is_file()

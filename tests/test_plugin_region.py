@@ -24,13 +24,16 @@ class _Log:
         class Feedback(QgsProcessingFeedback):
             def __init__(self):
                 super().__init__()
-                self.errors, self.warnings = [], []
+                self.errors, self.warnings, self.infos = [], [], []
 
             def reportError(self, error, fatalError=False):
                 self.errors.append(error)
 
             def pushWarning(self, warning):
                 self.warnings.append(warning)
+
+            def pushInfo(self, info):
+                self.infos.append(info)
 
         return Feedback()
 
@@ -49,6 +52,7 @@ def test_region_maps_each_scene_as_detect_does_and_reports_the_corrupt_one(provi
     assert (result["SCENES_MAPPED"], result["SCENES_FAILED"]) == (2, 1)
     assert len(feedback.errors) == 1 and feedback.errors[0].startswith("corrupt: failed: ")
     assert any("west: band B1 is not in the input" in w for w in feedback.warnings)
+    assert any(i.startswith("Found: east: ") and "x1000" in i for i in feedback.infos)  # each scene's findings
     for key in ("OUTPUT_PROBABILITY", "OUTPUT_MASK", "OUTPUT_SCENES"):
         layer = QgsRasterLayer(result[key], key)
         assert layer.isValid() and layer.crs().authid() == "EPSG:27700", key

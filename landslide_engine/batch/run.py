@@ -21,7 +21,7 @@ from landslide_engine.batch.executors import create_executor
 from landslide_engine.batch.mosaic import OVERLAP_RULE, MosaicScene, RegionalOutputs, build_regional_outputs
 from landslide_engine.batch.scenes import SceneJob, SceneOutcome, completed_outcome, plan_scenes
 from landslide_engine.errors import InputError, writing
-from landslide_engine.notices import Warn
+from landslide_engine.notices import Info, Warn
 from landslide_engine.outputs import write_report
 from landslide_engine.pipeline import PredictRequest
 from landslide_engine.targets import atomic_output, check_output_folder
@@ -79,17 +79,19 @@ def run_batch(
     cancelled: Callable[[], bool] | None = None,
     runner=None,
     warn: Warn | None = None,
+    info: Info | None = None,
 ) -> BatchResult:
     """Map every scene of ``request`` and build the regional outputs from those that are complete.
 
     A scene that fails is recorded and the others go on. Raises InputError only for a request that cannot
     start (no scenes, no DEM, unknown options, a folder mapped with other options); ``runner`` replaces
-    the model for the local executor. Each scene's warnings go to ``warn`` as ``"<scene id>: <warning>"`` when
-    the scene is done.
+    the model for the local executor. Each scene's warnings go to ``warn`` as ``"<scene id>: <warning>"`` and
+    its findings (the reflectance scale it detected) to ``info`` likewise, when the scene is done.
     """
     report_progress = progress or (lambda percent, message: None)
     is_cancelled = cancelled or (lambda: False)
     tell = warn or (lambda message: None)
+    found = info or (lambda message: None)
     started = time.time()
     options = _checked_options(request.options)
     jobs = plan_scenes(request.scenes, request.dems, request.slope)
@@ -119,6 +121,8 @@ def run_batch(
     def record(outcome: SceneOutcome) -> None:
         outcomes[outcome.scene_id] = outcome
         write()
+        for line in outcome.findings:
+            found(f"{outcome.scene_id}: {line}")
         for line in outcome.warnings:
             tell(f"{outcome.scene_id}: {line}")
 

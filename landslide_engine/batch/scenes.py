@@ -74,6 +74,7 @@ class SceneOutcome:
     crs: str | None = None
     worker: str | None = None
     warnings: list[str] = dataclasses.field(default_factory=list)
+    findings: list[str] = dataclasses.field(default_factory=list)  # what predict found about the inputs (info)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -176,8 +177,8 @@ def map_scene(
 
     A folder that is already complete (a worker that finished it was lost before it reported) is reported as
     done from its run report, so a retried scene is mapped once. Cancellation propagates, leaving nothing.
-    The scene's warnings come back in the outcome (from its run.json), for the caller to show with the scene's
-    name, wherever the scene ran.
+    The scene's warnings (from its run.json) and findings (predict's ``info``, e.g. the reflectance scale it
+    detected) come back in the outcome, for the caller to show with the scene's name, wherever the scene ran.
     """
     final = out_dir / job.scene_id
     worker = f"{socket.gethostname()}:{os.getpid()}"
@@ -188,7 +189,11 @@ def map_scene(
         if already is not None:
             return dataclasses.replace(already, worker=worker)
         request = PredictRequest(s2=[job.s2], dem=job.dem, slope=job.slope, out_dir=str(final), **options)
-        predict_scene(request, progress=progress, cancelled=cancelled, runner=runner, warn=_kept_for_outcome)
+        findings: list[str] = []
+        predict_scene(
+            request, progress=progress, cancelled=cancelled, runner=runner, warn=_kept_for_outcome,
+            info=findings.append,
+        )  # fmt: skip
         outcome = completed_outcome(job, final, "done")
     except BaseException as exc:
         if created:
@@ -205,8 +210,9 @@ def map_scene(
     assert outcome is not None
     finished = time.time()
     return dataclasses.replace(
-        outcome, seconds=round(finished - started, 3), started=_iso(started), finished=_iso(finished), worker=worker
-    )
+        outcome, seconds=round(finished - started, 3), started=_iso(started), finished=_iso(finished), worker=worker,
+        findings=findings,
+    )  # fmt: skip
 
 
 def _kept_for_outcome(message: str) -> None:

@@ -25,7 +25,7 @@ from qgis.core import (
 from landslide_qgis.engine_request import SceneChoices, batch_request
 from landslide_qgis.gui.result_layers import MASK, POLYGONS, PROBABILITY, run_time
 from landslide_qgis.processing import model_parameters, result_postprocessor, run_parameters, scene_parameters
-from landslide_qgis.processing.engine_bridge import engine_callbacks, engine_errors, engine_warn
+from landslide_qgis.processing.engine_bridge import engine_callbacks, engine_errors, engine_info, engine_warn
 
 
 class DetectRegionAlgorithm(QgsProcessingAlgorithm):
@@ -134,7 +134,11 @@ class DetectRegionAlgorithm(QgsProcessingAlgorithm):
         progress, cancelled = engine_callbacks(feedback)
         with engine_errors():
             result = run_batch(
-                batch_request(scene, run, folder), progress=progress, cancelled=cancelled, warn=engine_warn(feedback)
+                batch_request(scene, run, folder),
+                progress=progress,
+                cancelled=cancelled,
+                warn=engine_warn(feedback),
+                info=engine_info(feedback),
             )
         for outcome in result.outcomes:
             if outcome.status == "failed":
