@@ -50,12 +50,9 @@ class ConstantRunner:
 
 def measure(size: int, work: Path, profile: bool = False, readers: int = 1) -> dict:
     """Run the pipeline once on a ``size``-px scene; the run report's stage seconds and patches per second."""
-    from landslide_engine import pipeline
-
-    pipeline._reader_threads = lambda runner: readers  # as for a runner on an accelerator
     scene = write_scene(work / "scenes", size)
     with tempfile.TemporaryDirectory(dir=work) as out:
-        req = PredictRequest(s2=[str(scene.s2)], dem=str(scene.dem), out_dir=out)
+        req = PredictRequest(s2=[str(scene.s2)], dem=str(scene.dem), out_dir=out, readers=readers)
         started = time.perf_counter()
         if profile:
             profiler = cProfile.Profile()

@@ -81,12 +81,12 @@ def run_naive(job: dict, runner) -> dict:
     import rasterio
 
     from landslide_engine.outputs import raster_profile
-    from landslide_engine.pipeline import _open_scene
+    from landslide_engine.pipeline import SceneInputs, open_scene
 
     meta = runner.metadata
     tile = meta.tile_size
     started = time.perf_counter()
-    scene = _open_scene(_paths(job["s2"]), job["dem"], None, meta.bands, {}, None, "l1c", "auto", None, None, None)
+    scene = open_scene(SceneInputs(_paths(job["s2"]), job["dem"]), meta.bands, {})
     stages: dict[str, float] = {}
     with scene.stack:
         t0 = time.perf_counter()

@@ -13,6 +13,10 @@ records the seconds spent per stage (read/warp, scale, infer, blend, write, poly
 block cache (``GDAL_CACHEMAX``, set by the host application; the CLI caps it) holds decoded source blocks;
 it needs one row of the sources' blocks across a band to decode each block about once.
 
+The parts: :func:`open_scene` opens a scene from its :class:`SceneInputs`; :class:`_ChunkReader` reads the
+chunks, :class:`_Pieces` cuts them into batches for the runner (any :class:`SceneRunner`), and
+:class:`_Stitcher` blends the results and hands finished rows to the writer.
+
 All four outputs are written into a temporary folder and published as a set only when the whole run
 succeeded (:class:`~landslide_engine.targets.OutputSet`): a cancelled or failed run leaves the folder as it
 was, and ``run.json`` is published last, so a folder with a report holds that run's whole set.
@@ -21,13 +25,14 @@ was, and ``run.json`` is published last, so a folder with a report holds that ru
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import rasterio
@@ -37,7 +42,7 @@ from landslide_engine import __version__
 from landslide_engine.bands import L1C_ESA_ORDER, L4S_BANDS, L4S_S2_BANDS
 from landslide_engine.cloudmask import describe_shares, parse_mask_classes
 from landslide_engine.demtiles import dem_files, dem_path
-from landslide_engine.errors import Cancelled, InputError
+from landslide_engine.errors import Cancelled, InputError, ParameterError
 from landslide_engine.grid import Grid, reference_grid
 from landslide_engine.memory import release_free_memory
 from landslide_engine.notices import Info, Warn, Warnings, inform
@@ -71,6 +76,9 @@ from landslide_engine.streaming import BackgroundWriter, StageClock, prefetched,
 from landslide_engine.targets import OutputSet, atomic_output, check_output_file, gdal_checked
 from landslide_engine.tiling import ColumnBand, RowBlender, column_bands, predict_tta, reflect_fill, tile_starts
 
+if TYPE_CHECKING:
+    from landslide_engine.models.metadata import ModelMetadata
+
 Progress = Callable[[float, str], None]
 IsCancelled = Callable[[], bool]
 
@@ -89,6 +97,22 @@ NO_DATA_WARNING = (
     "all no-data, not a map without landslides"
 )
 OUTPUT_FILES = (PROBABILITY_FILE, MASK_FILE, POLYGONS_FILE, *STYLE_FILES, REPORT_FILE)
+
+
+class SceneRunner(Protocol):
+    """What :func:`predict_scene` needs of a model runner; :class:`~landslide_engine.models.backends.Runner` is one.
+
+    A runner may also have ``predict_serial`` (called from the pipeline's own threads), ``workers`` (how many of
+    those may call it at once) and ``precision``; the pipeline uses them when present.
+    """
+
+    metadata: ModelMetadata
+    device: str
+    backend: str
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Probabilities (N, H, W) of patches (N, C, H, W) in l4s units."""
+        ...
 
 
 @dataclass
@@ -117,6 +141,7 @@ class PredictRequest:
     mask_classes: str | list[int] | None = None  # SCL codes made no data; None: cloudmask.DEFAULT_MASK_CLASSES
     s2cloudless: bool = False  # find clouds with s2cloudless (L1C without a cloud mask of its own)
     scl: str | None = None  # an L2A scene classification raster for inputs that are not a SAFE product
+    readers: int | None = None  # reader threads; None: one on the CPU (the model needs every core), more on a GPU
 
 
 @dataclass(frozen=True)
@@ -137,7 +162,7 @@ class PredictResult:
 
 
 @dataclass
-class _Scene:
+class OpenScene:
     """An opened scene ready to be read band-stack by window, with what was learnt on the way."""
 
     stack: SceneStack
@@ -146,33 +171,60 @@ class _Scene:
     warnings: list[str]
 
 
-def _open_scene(
-    s2: Sequence[str],
-    dem: str | Sequence[str],
-    slope: str | None,
+@dataclass(frozen=True)
+class SceneInputs:
+    """The rasters of one scene and how to read them: what ``predict`` and ``stack`` share of their options."""
+
+    s2: Sequence[str]
+    dem: str | Sequence[str]  # one DEM, or tiles mosaicked on the fly (landslide_engine.demtiles)
+    slope: str | None = None
+    band_map: Mapping[str, str] | None = None
+    reflectance_scale: str = "l1c"
+    baseline_offset: str | float = "auto"
+    extent: tuple[float, float, float, float] | None = None
+    extent_crs: str | None = None
+    resolution: float | None = None
+    mask_classes: str | Sequence[int] | None = None
+    scl: str | None = None
+    s2cloudless: bool = False  # a cloud mask from s2cloudless for L1C inputs without one
+
+    @classmethod
+    def of(cls, req: PredictRequest) -> SceneInputs:
+        """The scene inputs of a prediction request."""
+        return cls(
+            req.s2,
+            req.dem,
+            req.slope,
+            req.band_map,
+            req.reflectance_scale,
+            req.baseline_offset,
+            req.extent,
+            req.extent_crs,
+            req.resolution,
+            req.mask_classes,
+            req.scl,
+            req.s2cloudless,
+        )
+
+
+def open_scene(
+    inputs: SceneInputs,
     bands: Sequence[str],
     fill_values: Mapping[str, float],
-    band_map: Mapping[str, str] | None,
-    reflectance_scale: str,
-    baseline_offset: str | float,
-    extent: tuple[float, float, float, float] | None,
-    extent_crs: str | None,
-    resolution: float | None,
     warn: Warnings | None = None,
-    mask_classes: str | Sequence[int] | None = None,
-    scl: str | None = None,
     info: Info | None = None,
-    s2cloudless: bool = False,
-) -> _Scene:
+) -> OpenScene:
     """Identify bands, check that ``bands`` can be supplied, build the grid and open the stack.
 
     Each warning goes to ``warn`` as soon as it is known, so the analyst sees it while the run goes on; the
     reflectance scale read from the scene goes to ``info``.
     """
     warn = warn if warn is not None else Warnings()
-    classes = parse_mask_classes(mask_classes)
-    extent, resolution = check_extent(extent), check_resolution(resolution)
-    baseline_offset = check_baseline_offset(baseline_offset)
+    s2, dem, slope, band_map, scl = inputs.s2, inputs.dem, inputs.slope, inputs.band_map, inputs.scl
+    reflectance_scale, extent_crs, s2cloudless = inputs.reflectance_scale, inputs.extent_crs, inputs.s2cloudless
+    classes = parse_mask_classes(inputs.mask_classes)
+    extent, resolution = check_extent(inputs.extent), check_resolution(inputs.resolution)
+    baseline_offset = check_baseline_offset(inputs.baseline_offset)
     unknown = [b for b in bands if b not in L4S_BANDS]
     if unknown:
         raise InputError(f"the model needs band(s) {', '.join(unknown)}, which are not Landslide4Sense bands")
@@ -220,7 +272,7 @@ def _open_scene(
     except BaseException:
         stack.close()
         raise
-    inputs = {
+    report = {
         "s2": list(s2),
         "dem": dem_tiles[0] if len(dem_tiles) == 1 else dem_tiles,
         "slope": slope,
@@ -239,7 +291,7 @@ def _open_scene(
         "product": identified.product.to_report() if identified.product else None,
         "cloud_mask": masking,
     }
-    return _Scene(stack, grid, inputs, warn.lines)
+    return OpenScene(stack, grid, report, warn.lines)
 
 
 def _check_s2cloudless_inputs(identified: S2Inputs) -> None:
@@ -345,13 +397,17 @@ def _check_request(req: PredictRequest) -> None:
     check_extent(req.extent)
     check_baseline_offset(req.baseline_offset)
     check_resolution(req.resolution)
+    if req.readers is not None and (
+        isinstance(req.readers, bool) or not isinstance(req.readers, int) or req.readers < 1
+    ):
+        raise ParameterError(f"readers must be a positive whole number, got {req.readers!r}")
 
 
 def predict_scene(
     req: PredictRequest,
     progress: Progress | None = None,
     cancelled: IsCancelled | None = None,
-    runner=None,
+    runner: SceneRunner | None = None,
     warn: Warn | None = None,
     info: Info | None = None,
 ) -> PredictResult:
@@ -377,24 +433,7 @@ def predict_scene(
     check_overlap(req.overlap, tile)
     report_progress(1.0, "reading the inputs")
     notices = Warnings(warn)
-    scene = _open_scene(
-        req.s2,
-        req.dem,
-        req.slope,
-        list(meta.bands),
-        dict(meta.fillable_bands),
-        req.band_map,
-        req.reflectance_scale,
-        req.baseline_offset,
-        req.extent,
-        req.extent_crs,
-        req.resolution,
-        notices,
-        req.mask_classes,
-        req.scl,
-        info,
-        req.s2cloudless,
-    )
+    scene = open_scene(SceneInputs.of(req), list(meta.bands), dict(meta.fillable_bands), notices, info)
     seconds: dict[str, float] = {"prepare": time.perf_counter() - started}
     clock = StageClock()
     paths = {name: outputs.final(name) for name in OUTPUT_FILES}
@@ -405,7 +444,7 @@ def predict_scene(
         t0 = time.perf_counter()
         rasters = ResultRasters(tmp[PROBABILITY_FILE], tmp[MASK_FILE], scene.grid, threshold)
         try:
-            readers = _reader_threads(runner)
+            readers = req.readers or _reader_threads(runner)
             without_data = _predict_bands(
                 scene, runner, rows, req, rasters, report_progress, is_cancelled, clock, readers
             )
@@ -523,7 +562,7 @@ class _Piece:
     last: bool
 
 
-def _reader_threads(runner) -> int:
+def _reader_threads(runner: SceneRunner) -> int:
     """Reader threads for ``runner``: one on the CPU, where the model needs every core; on an accelerator,
     enough to keep it fed (one reader prepares a few hundred patches a second), leaving cores for the rest."""
     if str(getattr(runner, "device", "cpu")).startswith("cpu"):
@@ -592,9 +631,196 @@ def _band_patches(tile: int, overlap: int, batch_size: int) -> int:
     return batches * batch_size
 
 
-def _predict_bands(  # noqa: C901  (the scene run, to be split into named parts: issue 18 item 1)
-    scene: _Scene,
-    runner,
+class _ChunkReader:
+    """Reads chunks (one column band, one patch row) into arrays of the padded size: l4s units, no-data filled.
+
+    Each chunk is read in column parts at once (:class:`_ColumnPartReaders`). The rows that the next patch row of
+    the same band shares with this one are kept, so they are read and scaled once, not twice (a quarter of all
+    rows at the default overlap). Only the reader thread calls it, one chunk after another.
+    """
+
+    def __init__(
+        self,
+        stack: SceneStack,
+        metadata: ModelMetadata,
+        rows: list[int],
+        shape: tuple[int, int],
+        readers: int,
+        clock: StageClock,
+    ) -> None:
+        self._bands = list(metadata.bands)
+        self._fill = np.asarray(metadata.mean, dtype=np.float32)[:, None, None]
+        self._tile = int(metadata.tile_size)
+        self._height, self._width = shape
+        self._clock = clock
+        self._following_top = dict(itertools.pairwise(rows))
+        # by the band's first column: the first row, values and invalid mask of the rows the next patch row shares
+        self._shared_rows: dict[int, tuple[int, np.ndarray, np.ndarray]] = {}
+        self._parts = _ColumnPartReaders(stack, readers, min_width=self._tile)
+
+    def close(self) -> None:
+        """Stop the part readers (the scene's own stack stays open)."""
+        self._parts.close()
+
+    def __call__(self, job: tuple[int, ColumnBand]) -> _ChunkPatches:
+        """The band's strip for the patch row at ``top``, read straight into an array of the padded size."""
+        top, band = job
+        tile = self._tile
+        left, right = band.cols[0], band.cols[-1] + tile
+        r0, r1 = max(0, top), min(self._height, top + tile)
+        c0, c1 = max(0, left), min(self._width, right)
+        strip = np.empty((len(self._bands), tile, right - left), dtype=np.float32)
+        invalid = np.empty((tile, right - left), dtype=bool)
+        cs = slice(c0 - left, c1 - left)
+        done = self._reuse_shared_rows(left, top, r0, r1, strip[:, :, cs], invalid[:, cs])
+        if r0 + done < r1:
+            rs = slice(r0 + done - top, r1 - top)
+            self._read_rows(Window(c0, r0 + done, c1 - c0, r1 - r0 - done), strip[:, rs, cs], invalid[rs, cs])
+        with self._clock.measure("scale"):
+            following = self._following_top.get(top)
+            if following is not None and r0 <= following < r1:
+                shared = slice(following - top, r1 - top)
+                self._shared_rows[left] = (following, strip[:, shared, cs].copy(), invalid[shared, cs].copy())
+            pads = (r0 - top, top + tile - r1, c0 - left, right - c1)
+            reflect_fill(strip, *pads)
+            reflect_fill(invalid, *pads)
+        return _ChunkPatches(top, band, strip, invalid)
+
+    def _reuse_shared_rows(self, left: int, top: int, r0: int, r1: int, strip: np.ndarray, invalid: np.ndarray) -> int:
+        """Copy the rows kept from the patch row before into ``strip``/``invalid``; returns how many there were."""
+        kept = self._shared_rows.pop(left, None)
+        if kept is None or kept[0] != r0:
+            return 0
+        _, kept_rows, kept_invalid = kept
+        done = min(kept_rows.shape[1], r1 - r0)  # the last patch row can lie inside the one before
+        if done:
+            with self._clock.measure("scale"):
+                strip[:, r0 - top : r0 - top + done] = kept_rows[:, :done]
+                invalid[r0 - top : r0 - top + done] = kept_invalid[:done]
+        return done
+
+    def _read_rows(self, window: Window, out: np.ndarray, out_invalid: np.ndarray) -> None:
+        def into(stack: SceneStack, part: Window, cols: slice) -> None:
+            self._read_part(stack, part, out[:, :, cols], out_invalid[:, cols])
+
+        self._parts.read(window, into)
+
+    def _read_part(self, stack: SceneStack, window: Window, out: np.ndarray, out_invalid: np.ndarray) -> None:
+        """Scene ``window`` in l4s units into ``out`` (C, h, w), no-data filled; where it was into ``out_invalid``."""
+        with self._clock.measure("read_warp"):
+            native = stack.read_native(window, self._bands)
+        with self._clock.measure("scale"):
+            stack.to_l4s(native, out=out)
+            missing = np.isfinite(out)
+            np.logical_not(missing, out=missing)
+            np.any(missing, axis=0, out=out_invalid)
+            if out_invalid.any():
+                np.copyto(out, np.broadcast_to(self._fill, out.shape), where=missing)
+
+
+class _Pieces:
+    """Cuts prefetched chunks into pieces of up to one batch of the patches with data; counts those without."""
+
+    def __init__(self, batch_size: int, cancelled: IsCancelled, clock: StageClock) -> None:
+        self._batch_size = batch_size
+        self._cancelled = cancelled
+        self._clock = clock
+        self.without_data = 0
+
+    def of(self, chunks: Generator[_ChunkPatches, None, None]) -> Generator[_Piece, None, None]:
+        """The pieces of ``chunks`` in order; a chunk without data still yields one empty piece, to end its rows."""
+        try:
+            while True:
+                if self._cancelled():
+                    raise Cancelled("cancelled")
+                with self._clock.measure("wait_for_input"):
+                    chunk = next(chunks, None)
+                if chunk is None:
+                    return
+                with self._clock.measure("cut"):
+                    run = chunk.with_data()
+                self.without_data += len(chunk.band.cols) - len(run)
+                size = self._batch_size
+                for first in range(0, len(run), size) if run else [0]:
+                    yield _Piece(chunk, tuple(run[first : first + size]), last=first + size >= len(run))
+        finally:
+            chunks.close()
+
+
+def _infer(piece: _Piece, predict: Callable[[np.ndarray], np.ndarray], tta: bool, clock: StageClock) -> np.ndarray:
+    """The model's probabilities for ``piece``'s patches (none for an empty piece)."""
+    if not piece.indices:
+        tile = piece.chunk.strip.shape[1]
+        return np.empty((0, tile, tile), dtype=np.float32)
+    with clock.measure("cut"):
+        patches = piece.chunk.patches(piece.indices)
+    with clock.measure("infer"):
+        return predict_tta(predict, patches) if tta else predict(patches)
+
+
+class _Stitcher:
+    """Blends the pieces' probabilities band by band, in order, and hands finished rows to the writer.
+
+    Rows are finished when the patch row below can no longer reach them; the columns a column band shares with
+    the next one are carried over (sums and weights) until that band adds its own patches to them.
+    """
+
+    def __init__(self, height: int, rows: list[int], overlap: int, writer: BackgroundWriter, clock: StageClock) -> None:
+        self._height = height
+        self._rows = rows
+        self._row_number = {top: k for k, top in enumerate(rows, start=1)}
+        self._overlap = overlap
+        self._writer = writer
+        self._clock = clock
+        self._blender: RowBlender | None = None
+        self._carried: tuple[np.ndarray, np.ndarray] | None = None  # from the band before, for all rows done so far
+        self._carry: tuple[np.ndarray, np.ndarray] | None = None  # for the band after
+
+    def add(self, piece: _Piece, probabilities: np.ndarray) -> None:
+        """Blend ``piece``'s probabilities, NaN where its chunk had no data."""
+        chunk, band = piece.chunk, piece.chunk.band
+        tile = chunk.strip.shape[1]
+        if self._blender is None or self._blender.origin != band.own_start:
+            self._blender = RowBlender(band.reach - band.own_start, tile, self._overlap, origin=band.own_start)
+            self._carried, self._carry = self._carry, None
+        with self._clock.measure("blend"):
+            for j, p in zip(piece.indices, probabilities, strict=True):
+                c = band.cols[j]
+                p = np.array(p, dtype=np.float32)
+                p[chunk.invalid[:, c - chunk.left : c - chunk.left + tile]] = np.nan
+                self._blender.add(p, chunk.top, c)
+
+    def finish_rows(self, chunk: _ChunkPatches) -> int:
+        """Write the rows that ``chunk``, its band's last piece blended, finished; returns its patch row number."""
+        blender = self._blender
+        if blender is None:
+            raise RuntimeError("rows finished before any piece was blended")
+        band, height = chunk.band, self._height
+        k = self._row_number[chunk.top]
+        until = min(height, self._rows[k]) if k < len(self._rows) else height
+        if until > blender.first_row:
+            start = blender.first_row
+            with self._clock.measure("blend"):
+                carried = self._carried
+                rows_in = None if carried is None else (carried[0][start:until], carried[1][start:until])
+                block, (extra_sum, extra_weight) = blender.take_rows(
+                    until, rows_in, keep=band.own_stop - band.own_start
+                )
+                if extra_sum.shape[1]:
+                    if self._carry is None:
+                        self._carry = (
+                            np.zeros((height, extra_sum.shape[1]), np.float32),
+                            np.zeros((height, extra_sum.shape[1]), np.float32),
+                        )
+                    self._carry[0][start:until] = extra_sum
+                    self._carry[1][start:until] = extra_weight
+            self._writer.write_rows(start, block, band.own_start)
+        return k
+
+
+def _predict_bands(
+    scene: OpenScene,
+    runner: SceneRunner,
     rows: list[int],
     req: PredictRequest,
     rasters: ResultRasters,
@@ -605,161 +831,46 @@ def _predict_bands(  # noqa: C901  (the scene run, to be split into named parts:
 ) -> int:
     """Predict column band by column band, each patch row by patch row, writing finished strips as they come.
 
-    A reader thread prepares the chunks (one band, one patch row) ahead of the model, reading each in
-    ``readers`` column parts at once; each chunk's patches with data are cut into pieces of one batch that the
-    runner's workers run at once; results are blended in order. Returns the number of patches without any
-    data, which were not run.
+    A reader thread prepares the chunks (one band, one patch row) ahead of the model (:class:`_ChunkReader`);
+    each chunk's patches with data are cut into pieces of one batch (:class:`_Pieces`) that the runner's workers
+    run at once; results are blended in order and written (:class:`_Stitcher`). Returns the number of patches
+    without any data, which were not run.
     """
     meta = runner.metadata
     tile = int(meta.tile_size)
-    height, width = scene.grid.height, scene.grid.width
-    bands = list(meta.bands)
-    fill = np.asarray(meta.mean, dtype=np.float32)[:, None, None]
+    grid = scene.grid
     layout = column_bands(
-        width, tile, req.overlap, _band_patches(tile, req.overlap, req.batch_size), rasters.block_width
+        grid.width, tile, req.overlap, _band_patches(tile, req.overlap, req.batch_size), rasters.block_width
     )
     jobs = [(top, band) for band in layout for top in rows]
     describe_band = {band: f"column band {i} of {len(layout)}" for i, band in enumerate(layout, start=1)}
     predict = getattr(runner, "predict_serial", runner.predict)
-    workers = int(getattr(runner, "workers", 1))
-
-    following_top = dict(itertools.pairwise(rows))
-    row_number = {top: k for k, top in enumerate(rows, start=1)}
-    # The first row, values and invalid mask of the rows that the next patch row of the same band shares with
-    # this one, so they are read and scaled once, not twice (a quarter of all rows at the default overlap).
-    # Only the reader thread touches it, one job after another.
-    shared_rows: dict[int, tuple[int, np.ndarray, np.ndarray]] = {}
-    skipped = [0]  # patches without data, counted as the pieces are made
-
-    def read_part(stack: SceneStack, window: Window, out: np.ndarray, out_invalid: np.ndarray) -> None:
-        """Scene ``window`` in l4s units into ``out`` (C, h, w), no-data filled; where it was into ``out_invalid``."""
-        with clock.measure("read_warp"):
-            native = stack.read_native(window, bands)
-        with clock.measure("scale"):
-            stack.to_l4s(native, out=out)
-            missing = np.isfinite(out)
-            np.logical_not(missing, out=missing)
-            np.any(missing, axis=0, out=out_invalid)
-            if out_invalid.any():
-                np.copyto(out, np.broadcast_to(fill, out.shape), where=missing)
-
-    def read_rows(window: Window, out: np.ndarray, out_invalid: np.ndarray) -> None:
-        def into(stack: SceneStack, part: Window, cols: slice) -> None:
-            read_part(stack, part, out[:, :, cols], out_invalid[:, cols])
-
-        part_readers.read(window, into)
-
-    def read_chunk(job: tuple[int, ColumnBand]) -> _ChunkPatches:
-        """The band's strip for the patch row at ``top``, read straight into an array of the padded size."""
-        top, band = job
-        left, right = band.cols[0], band.cols[-1] + tile
-        r0, r1 = max(0, top), min(height, top + tile)
-        c0, c1 = max(0, left), min(width, right)
-        strip = np.empty((len(bands), tile, right - left), dtype=np.float32)
-        invalid = np.empty((tile, right - left), dtype=bool)
-        cs = slice(c0 - left, c1 - left)
-        done = 0
-        kept = shared_rows.pop(left, None)
-        if kept is not None and kept[0] == r0:
-            _, kept_rows, kept_invalid = kept
-            done = min(kept_rows.shape[1], r1 - r0)  # the last patch row can lie inside the one before
-            if done:
-                with clock.measure("scale"):
-                    strip[:, r0 - top : r0 - top + done, cs] = kept_rows[:, :done]
-                    invalid[r0 - top : r0 - top + done, cs] = kept_invalid[:done]
-        if r0 + done < r1:
-            rs = slice(r0 + done - top, r1 - top)
-            read_rows(Window(c0, r0 + done, c1 - c0, r1 - r0 - done), strip[:, rs, cs], invalid[rs, cs])
-        with clock.measure("scale"):
-            following = following_top.get(top)
-            if following is not None and r0 <= following < r1:
-                shared = slice(following - top, r1 - top)
-                shared_rows[left] = (following, strip[:, shared, cs].copy(), invalid[shared, cs].copy())
-            pads = (r0 - top, top + tile - r1, c0 - left, right - c1)
-            reflect_fill(strip, *pads)
-            reflect_fill(invalid, *pads)
-        return _ChunkPatches(top, band, strip, invalid)
-
-    def pieces() -> Generator[_Piece, None, None]:
-        # Two chunks ahead: the reader shares the cores with the model, so its pace varies from chunk to chunk.
-        chunks = prefetched(jobs, read_chunk, ahead=2)
-        try:
-            while True:
-                if cancelled():
-                    raise Cancelled("cancelled")
-                with clock.measure("wait_for_input"):
-                    chunk = next(chunks, None)
-                if chunk is None:
-                    return
-                with clock.measure("cut"):
-                    run = chunk.with_data()
-                skipped[0] += len(chunk.band.cols) - len(run)
-                starts = range(0, len(run), req.batch_size) if run else [0]
-                for first in starts:
-                    batch = tuple(run[first : first + req.batch_size])
-                    yield _Piece(chunk, batch, last=first + req.batch_size >= len(run))
-        finally:
-            chunks.close()
-
-    def infer(piece: _Piece) -> np.ndarray:
-        if not piece.indices:
-            return np.empty((0, tile, tile), dtype=np.float32)
-        with clock.measure("cut"):
-            patches = piece.chunk.patches(piece.indices)
-        with clock.measure("infer"):
-            return predict_tta(predict, patches) if req.tta else predict(patches)
-
-    blender: RowBlender | None = None
-    carried: tuple[np.ndarray, np.ndarray] | None = None  # from the band before, for all rows done so far
-    carry: tuple[np.ndarray, np.ndarray] | None = None  # for the band after
-    done = 0
-    part_readers = _ColumnPartReaders(scene.stack, readers, min_width=tile)
+    infer = functools.partial(_infer, predict=predict, tta=req.tta, clock=clock)
+    reader = _ChunkReader(scene.stack, meta, rows, (grid.height, grid.width), readers, clock)
     writer = BackgroundWriter(rasters, clock)
-    source = pieces()
-    results = run_in_order(source, infer, workers)
+    stitcher = _Stitcher(grid.height, rows, req.overlap, writer, clock)
+    pieces = _Pieces(req.batch_size, cancelled, clock)
+    # Two chunks ahead: the reader shares the cores with the model, so its pace varies from chunk to chunk.
+    source = pieces.of(prefetched(jobs, reader, ahead=2))
+    results = run_in_order(source, infer, int(getattr(runner, "workers", 1)))
+    done = 0
     try:
-        for piece, probs in results:
-            chunk, band = piece.chunk, piece.chunk.band
-            if blender is None or blender.origin != band.own_start:
-                blender = RowBlender(band.reach - band.own_start, tile, req.overlap, origin=band.own_start)
-                carried, carry = carry, None
-            with clock.measure("blend"):
-                for j, p in zip(piece.indices, probs, strict=True):
-                    c = band.cols[j]
-                    p = np.array(p, dtype=np.float32)
-                    p[chunk.invalid[:, c - chunk.left : c - chunk.left + tile]] = np.nan
-                    blender.add(p, chunk.top, c)
+        for piece, probabilities in results:
+            stitcher.add(piece, probabilities)
             if not piece.last:
                 continue
             done += 1
             if done % _TRIM_EVERY_CHUNKS == 0:
                 release_free_memory()
-            k = row_number[chunk.top]
-            until = min(height, rows[k]) if k < len(rows) else height
-            if until > blender.first_row:
-                start = blender.first_row
-                with clock.measure("blend"):
-                    rows_in = None if carried is None else (carried[0][start:until], carried[1][start:until])
-                    block, (extra_sum, extra_weight) = blender.take_rows(
-                        until, rows_in, keep=band.own_stop - band.own_start
-                    )
-                    if extra_sum.shape[1]:
-                        if carry is None:
-                            carry = (
-                                np.zeros((height, extra_sum.shape[1]), np.float32),
-                                np.zeros((height, extra_sum.shape[1]), np.float32),
-                            )
-                        carry[0][start:until] = extra_sum
-                        carry[1][start:until] = extra_weight
-                writer.write_rows(start, block, band.own_start)
-            progress(2.0 + 88.0 * done / len(jobs), f"patch row {k} of {len(rows)}, {describe_band[band]}")
+            k = stitcher.finish_rows(piece.chunk)
+            progress(2.0 + 88.0 * done / len(jobs), f"patch row {k} of {len(rows)}, {describe_band[piece.chunk.band]}")
         writer.finish()
     finally:
         results.close()
         source.close()  # waits for the read under way: only then may the datasets be closed
-        part_readers.close()
+        reader.close()
         writer.close()
-    return skipped[0]
+    return pieces.without_data
 
 
 def stack_to_file(
@@ -794,24 +905,21 @@ def stack_to_file(
     is_cancelled = cancelled or (lambda: False)
     target = check_output_file(out, _input_files(s2, dem, slope, band_map, scl), what="stack output")
     notices = Warnings(warn)
-    scene = _open_scene(
+    inputs = SceneInputs(
         s2,
         dem,
         slope,
-        list(bands),
-        check_fill_values(fill_values),
         band_map,
         reflectance_scale,
         baseline_offset,
         extent,
         extent_crs,
         resolution,
-        notices,
         mask_classes,
         scl,
-        info,
         s2cloudless,
     )
+    scene = open_scene(inputs, list(bands), check_fill_values(fill_values), notices, info)
     grid = scene.grid
     with_data = False
     profile = raster_profile(grid, "float32", FLOAT_NODATA, count=len(bands))

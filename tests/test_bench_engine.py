@@ -312,7 +312,7 @@ def test_rows_shared_by_patch_rows_are_read_once_and_patches_equal_the_whole_sce
         assert spans[0][0] == 0 and spans[-1][1] == 400
         assert all(a[1] == b[0] for a, b in itertools.pairwise(spans)), spans
 
-    scene = pipeline._open_scene([str(s2)], str(dem), None, BANDS, {}, None, "l1c", "auto", None, None, None)
+    scene = pipeline.open_scene(pipeline.SceneInputs([str(s2)], str(dem)), BANDS, {})
     with scene.stack:
         whole = scene.stack.stack_bands(Window(0, 0, 1100, 400), BANDS)
     whole = np.where(np.isfinite(whole), whole, 1.0).astype(np.float32)
@@ -359,7 +359,7 @@ def test_part_readers_read_every_column_once_and_pass_errors_on(tmp_path):
     from landslide_engine import pipeline
 
     s2, dem = synthetic_scene(tmp_path, width=500, height=200)
-    scene = pipeline._open_scene([str(s2)], str(dem), None, BANDS, {}, None, "l1c", "auto", None, None, None)
+    scene = pipeline.open_scene(pipeline.SceneInputs([str(s2)], str(dem)), BANDS, {})
     with scene.stack:
         readers = pipeline._ColumnPartReaders(scene.stack, 3, min_width=128)
         seen: list[tuple] = []
