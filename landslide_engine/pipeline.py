@@ -255,6 +255,7 @@ def open_scene(
         warn("the input has no cloud mask: clouds may be mapped as landslides (L1C: use the s2cloudless option)")
     stack = SceneStack(identified, dem, grid, None, slope, fills, cloud_mask, classes)
     try:
+        stack.check_terrain()
         sample = stack.sample_native([b for b in L1C_ESA_ORDER if b in identified.bands])
         scaling, scaling_warnings = resolve_scaling(identified, reflectance_scale, baseline_offset, sample)
         stack.scaling = scaling

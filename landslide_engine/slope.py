@@ -171,6 +171,7 @@ def write_slope(
     from landslide_engine.demtiles import dem_path as mosaic_path
     from landslide_engine.outputs import FLOAT_NODATA
     from landslide_engine.parameters import check_grid_size
+    from landslide_engine.plausibility import check_elevations, check_one_band
     from landslide_engine.rasterio_io import open_raster
     from landslide_engine.targets import atomic_output, check_output_file, gdal_checked
 
@@ -196,6 +197,10 @@ def write_slope(
         profile.pop("photometric", None)
         geographic = bool(src.crs and src.crs.is_geographic)
         h, w = src.height, src.width
+        check_one_band(src.count, dem_path, "DEM", tuple(src.descriptions))
+        with reading(dem_path, "DEM"):  # a decimated look at the whole DEM: one pass, before the real one
+            overview = src.read(1, out_shape=(min(h, 512), min(w, 512)), masked=True)
+        check_elevations(overview.astype(np.float64).filled(np.nan), dem_path)
         check_grid_size(w, h, f"the slope of {dem_path}", "cut the DEM into tiles")
         blocks = [(r0, c0) for r0 in range(0, h, block_rows) for c0 in range(0, w, block_cols)]
         with (

@@ -23,6 +23,7 @@ from landslide_engine.bands import DEM_BAND, SLOPE_BAND, divisor
 from landslide_engine.cloudmask import CloudMask, MaskReader
 from landslide_engine.errors import InputError, reading
 from landslide_engine.grid import Grid
+from landslide_engine.plausibility import check_elevations, check_one_band, check_slopes
 from landslide_engine.products import ProductMask
 from landslide_engine.rasterio_io import open_raster
 from landslide_engine.scaling import ReflectanceScaling
@@ -272,6 +273,20 @@ class SceneStack:
         if path not in self._resamplings:
             self._resamplings[path] = choose_resampling(src, self.grid)
         return self._resamplings[path]
+
+    def check_terrain(self, size: int = 256, cells: int = 3) -> None:
+        """Refuse a DEM or slope raster that is not one band of plausible values on the scene's area
+        (:mod:`landslide_engine.plausibility`), read from the same spread windows as :meth:`sample_native`."""
+        layers = [(self._dem, self._dem_path, "DEM"), (self._slope, self._slope_path, "slope")]
+        for src, path, what in layers:
+            if src is None or path is None:
+                continue
+            check_one_band(src.count, path, what, tuple(src.descriptions))
+            values = []
+            with reading(path, what):
+                for window in _spread_windows(self.grid.width, self.grid.height, size, cells):
+                    values.append(self._warp(src.name, src).read(1, window).ravel())
+            (check_elevations if what == "DEM" else check_slopes)(np.concatenate(values), path)
 
     def sample_native(self, bands: Sequence[str], size: int = 256, cells: int = 3) -> dict[str, np.ndarray]:
         """Native values (NaN = nodata) of ``bands`` on the same pixels: ``cells`` x ``cells`` windows spread
