@@ -178,6 +178,7 @@ def test_dock_keeps_the_analysts_picks_when_rasters_are_added(dock, inputs, qgis
         tmp_path / "other_dem.tif", np.ones((1, 8, 8), np.float32), "EPSG:32633", from_origin(0, 8, 1, 1)
     )
     assert project.addMapLayer(QgsRasterLayer(str(other), "copernicus_dem"))
+    assert "copernicus_dem" in [dock.s2_list.item(i).text() for i in range(dock.s2_list.count())]
     assert dock.dem_combo.currentLayer().name() == "ndvi"
     assert dock.slope_combo.currentLayer().name() == "srtm_dem"
     assert {project.mapLayer(i).name() for i in dock.selected_s2_ids()} == {"S2A_MSIL1C_20200101"}
@@ -315,3 +316,32 @@ def test_dock_shows_the_filled_band_warning_of_the_real_aberystwyth_scene(
     finally:
         QgsApplication.messageLog().messageReceived.disconnect(collect)
         panel.teardown()
+
+
+def test_toolbox_results_are_no_dock_inputs_either(dock, inputs, qgis_app, qgis_iface, tmp_path, monkeypatch):
+    import processing
+    from qgis.core import QgsProject
+    from qgis.gui import QgsLayerTreeView
+
+    view = QgsLayerTreeView()  # Processing's result loading asks the desktop for its layer tree
+    monkeypatch.setattr(qgis_iface, "layerTreeView", lambda: view, raising=False)
+    s2, dem, model = inputs
+    dem_before = dock.dem_combo.currentLayer()
+    processing.runAndLoadResults(
+        "landslide:detect",
+        {
+            "SENTINEL2": [str(s2)],
+            "DEM": str(dem),
+            "MODEL_FILE": str(model),
+            "DEVICE": "cpu",
+            "OUTPUT_PROBABILITY": str(tmp_path / "probability.tif"),
+            "OUTPUT_MASK": str(tmp_path / "mask.tif"),
+            "OUTPUT_POLYGONS": str(tmp_path / "polygons.gpkg"),
+        },
+    )
+    qgis_app.processEvents()
+    loaded = {layer.id() for layer in QgsProject.instance().mapLayers().values() if " · tiny · " in layer.name()}
+    assert len(loaded) == 3
+    listed = {dock.s2_list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(dock.s2_list.count())}
+    assert listed and listed.isdisjoint(loaded)
+    assert dock.dem_combo.currentLayer() is dem_before

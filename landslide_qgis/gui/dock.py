@@ -79,6 +79,7 @@ class LandslideDock(QgsDockWidget):
         self.setObjectName("LandslideDetectionDock")
         self.iface = iface
         self.task: DetectTask | None = None
+        self._torn_down = False
         self._device_described = False
         self._device_problem: str | None = None
         self._run_scene = ""
@@ -256,10 +257,21 @@ class LandslideDock(QgsDockWidget):
 
     # ---- layers and models ---------------------------------------------------------------------------------
     def _layers_added(self, layers) -> None:
-        """List new rasters; suggest roles only for the pickers still empty, and never because of results."""
+        """List new rasters; suggest roles only for the pickers still empty, and never because of results.
+
+        Processing marks its outputs as results (its layer post-processor) only after adding them, so a
+        new raster that is not marked yet is watched and listed again once it is.
+        """
         new = [layer for layer in layers if isinstance(layer, QgsRasterLayer)]
+        for layer in new:
+            if not _is_result(layer):
+                layer.customPropertyChanged.connect(self._property_changed)
         if new:
             self.refresh_layers(suggest_empty=any(not _is_result(layer) for layer in new))
+
+    def _property_changed(self, key: str) -> None:
+        if key == ROLE_PROPERTY and not self._torn_down:
+            self.refresh_layers(suggest_empty=False)
 
     def _layers_removed(self, _layer_ids) -> None:
         self.refresh_layers(suggest_empty=False)
@@ -551,6 +563,7 @@ class LandslideDock(QgsDockWidget):
 
     def teardown(self) -> None:
         """Stop following the project and cancel a running task; called when the plugin unloads."""
+        self._torn_down = True
         project = QgsProject.instance()
         project.layersAdded.disconnect(self._layers_added)
         project.layersRemoved.disconnect(self._layers_removed)
