@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dem", required=True, help="DEM raster (metres)")
     parser.add_argument("--model", help="model package; default: the built-in model")
     parser.add_argument("--band-map", default="", help="BAND=SOURCE pairs, as in landslide:detect")
-    parser.add_argument("--scale", default="l1c", help="reflectance scale of the Sentinel-2 files (l1c, x1000, 0-1)")
+    parser.add_argument("--scale", default="auto", help="reflectance scale (auto, l1c, x1000, 0-1)")
     parser.add_argument("--out", default=str(ROOT / "docs" / "screenshot.png"), help="PNG to write")
     parser.add_argument("--timeout", type=float, default=300, help="seconds before giving up")
     args = parser.parse_args(argv)
@@ -148,6 +148,7 @@ def _inside_qgis() -> None:
     def save_when_rendered() -> None:
         canvas = iface.mapCanvas()
         canvas.waitWhileRendering()
+        iface.messageBar().clearWidgets()  # QGIS's own "Task complete" notice arrives after the results
         iface.mainWindow().grab().save(args["out"])
         _quit(0)
 
