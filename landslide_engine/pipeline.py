@@ -251,8 +251,6 @@ def open_scene(
     )
     if use_s2cloudless:
         _check_s2cloudless_inputs(identified)
-    elif cloud_mask is None and classes and identified.level != "L2A":
-        warn("the input has no cloud mask: clouds may be mapped as landslides (L1C: use the s2cloudless option)")
     stack = SceneStack(identified, dem, grid, None, slope, fills, cloud_mask, classes)
     try:
         stack.check_terrain()
@@ -273,6 +271,8 @@ def open_scene(
     except BaseException:
         stack.close()
         raise
+    if cloud_mask is None and classes and (identified.level == "L1C" or identified.product is not None):
+        warn("the input has no cloud mask: clouds may be mapped as landslides (L1C: use the s2cloudless option)")
     report = {
         "s2": list(s2),
         "dem": dem_tiles[0] if len(dem_tiles) == 1 else dem_tiles,
