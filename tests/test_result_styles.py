@@ -71,3 +71,28 @@ def test_toolbox_outputs_take_their_style_along(qgis_app, cli_outputs, tmp_path)
     assert isinstance(QgsRasterLayer(tif, "m").renderer(), QgsPalettedRasterRenderer)
     assert QgsRasterLayer(img, "p").renderer().type() == "singlebandpseudocolor"
     assert QgsVectorLayer(geojson, "v", "ogr").featureCount() >= 1  # the polygons, not the style table
+
+
+def test_result_layers_are_filed_once_in_role_order_wherever_qgis_put_them(qgis_app, qgis_new_project, cli_outputs):
+    """The desktop adds a new layer where the last one went, here into the result group itself."""
+    from qgis.core import QgsProject, QgsRasterLayer, QgsVectorLayer
+
+    from landslide_qgis.gui.result_layers import MASK, ORDER, POLYGONS, PROBABILITY, insert_in_order, style_layer
+
+    project = QgsProject.instance()
+    root = project.layerTreeRoot()
+    group = root.insertGroup(0, "Landslides · scene · 2026-11-30 14:05:09")
+    make = {
+        MASK: lambda: QgsRasterLayer(str(cli_outputs / "landslides.tif"), "mask"),
+        POLYGONS: lambda: QgsVectorLayer(str(cli_outputs / "landslides.gpkg"), "polygons", "ogr"),
+        PROBABILITY: lambda: QgsRasterLayer(str(cli_outputs / "probability.tif"), "probability"),
+    }
+    for role in (MASK, PROBABILITY, POLYGONS):  # Processing's order is its own
+        layer = make[role]()
+        style_layer(layer, role)
+        assert project.addMapLayer(layer, False)
+        (root if role == MASK else group).insertLayer(0, layer)  # first at the top, then inside the group
+        insert_in_order(project, group, layer)
+    assert [node.layer().name() for node in root.findLayers()] == ["polygons", "mask", "probability"]
+    assert [node.layer().customProperty("landslide_mapper/role") for node in group.findLayers()] == list(ORDER)
+    assert len(project.mapLayers()) == 3  # a moved layer stays in the project

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from qgis.core import QgsLayerTreeGroup, QgsMapLayer, QgsProject, QgsRasterLayer, QgsVectorLayer
+from qgis.core import QgsLayerTree, QgsLayerTreeGroup, QgsMapLayer, QgsProject, QgsRasterLayer, QgsVectorLayer
 
 from landslide_engine.outputs import MASK_STYLE, POLYGONS_STYLE, PROBABILITY_STYLE
 
@@ -63,19 +63,25 @@ def style_layer(layer: QgsMapLayer, role: str) -> None:
 
 
 def insert_in_order(project: QgsProject, group: QgsLayerTreeGroup, layer: QgsMapLayer) -> None:
-    """Put ``layer`` (already in ``project``) into ``group`` at its role's place, out of wherever it was."""
-    root = project.layerTreeRoot()
+    """Put ``layer`` (already in ``project``) into ``group`` at its role's place, out of wherever it was.
+
+    QGIS may have put the layer's node anywhere, this group included: the desktop adds new layers at the layer
+    tree's insertion point, which follows the node selected last. The new node goes in first and the old one
+    is removed after, because a layer left without a node is removed from the project.
+    """
+    old = project.layerTreeRoot().findLayer(layer.id())
     rank = ORDER.index(layer.customProperty(ROLE_PROPERTY))
-    position = sum(
-        1
-        for child in group.children()
-        if getattr(child, "layer", lambda: None)() is not None
-        and child.layer().customProperty(ROLE_PROPERTY) in ORDER
-        and ORDER.index(child.layer().customProperty(ROLE_PROPERTY)) < rank
-    )
-    old = root.findLayer(layer.id())
+    position = len(group.children())
+    for index, child in enumerate(group.children()):
+        other = child.layer() if QgsLayerTree.isLayer(child) else None
+        if other is None or other.id() == layer.id():
+            continue
+        role = other.customProperty(ROLE_PROPERTY)
+        if role in ORDER and ORDER.index(role) > rank:
+            position = index
+            break
     group.insertLayer(position, layer)
-    if old is not None and old.parent() is not None and old.parent() is not group:
+    if old is not None and old.parent() is not None:
         old.parent().removeChildNode(old)
 
 
