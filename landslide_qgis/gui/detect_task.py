@@ -16,7 +16,7 @@ from pathlib import Path
 from qgis.core import Qgis, QgsMessageLog, QgsTask
 from qgis.PyQt.QtCore import pyqtSignal
 
-from landslide_engine.errors import Cancelled, InputError, classify, one_line
+from landslide_engine.errors import Cancelled, InputError, ModelError, classify, one_line
 from landslide_qgis import dependencies
 
 
@@ -52,14 +52,23 @@ class DetectTask(QgsTask):
 
             for index, model_run in enumerate(self._runs):
                 request = replace(self._request, model=str(model_run.model_path), out_dir=str(model_run.out_dir))
-                result = predict_scene(
-                    request,
-                    progress=self._progress_for(index, model_run.label),
-                    cancelled=self.isCanceled,
-                    warn=self._notice_for(self.warned, model_run.label),
-                    info=self._notice_for(self.noted, model_run.label),
-                )
+                warn = self._notice_for(self.warned, model_run.label)
+                try:
+                    result = predict_scene(
+                        request,
+                        progress=self._progress_for(index, model_run.label),
+                        cancelled=self.isCanceled,
+                        warn=warn,
+                        info=self._notice_for(self.noted, model_run.label),
+                    )
+                except ModelError as exc:
+                    if len(self._runs) == 1:
+                        raise
+                    warn(f"model left out: {one_line(str(exc))}")  # "all models": one bad package stops no other
+                    continue
                 self._results.append((model_run, result))
+            if not self._results:
+                raise ModelError("none of the models could run (see the warnings)")
         except Cancelled:
             return False
         except ImportError as exc:
