@@ -199,10 +199,9 @@ def test_an_all_nodata_scene_warns_that_the_result_is_empty(capsys, tmp_path):
     transform = from_origin(500000.0, 5200000.0, 10.0, 10.0)
     s2 = write_raster(tmp_path / "s2.tif", np.zeros((12, 80, 80), np.uint16), "EPSG:32633", transform, L4S_S2_BANDS)
     dem = write_raster(tmp_path / "dem.tif", np.full((80, 80), 500.0, np.float32), "EPSG:32633", transform)
-    # with the scale stated: the default (auto) refuses, having no pixel to measure the scale on
-    code = main(
-        ["predict", "--s2", str(s2), "--dem", str(dem), "--out", str(tmp_path / "out"), "--reflectance-scale", "l1c"]
-    )
+    # with the scale and offset stated: left to auto, both are refused, having no pixel to measure them on
+    stated = ["--reflectance-scale", "l1c", "--baseline-offset", "0"]
+    code = main(["predict", "--s2", str(s2), "--dem", str(dem), "--out", str(tmp_path / "out"), *stated])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert any(line.startswith("warning: ") and "no pixel with data" in line for line in captured.err.splitlines())
