@@ -50,8 +50,9 @@ def cli(
 
 
 def assert_refused(proc: subprocess.CompletedProcess, *needles: str, code: int = 2) -> str:
-    """Exit ``code`` with exactly one line on stderr, no traceback, containing every needle; returns the line."""
-    lines = proc.stderr.strip().splitlines()
+    """Exit ``code`` with exactly one line on stderr besides warnings, no traceback, containing every needle;
+    returns the line."""
+    lines = problem_lines(proc.stderr)
     assert proc.returncode == code, proc.stderr
     assert len(lines) == 1, proc.stderr
     assert "Traceback" not in proc.stderr
@@ -59,6 +60,11 @@ def assert_refused(proc: subprocess.CompletedProcess, *needles: str, code: int =
     for needle in needles:
         assert needle in lines[0], lines[0]
     return lines[0]
+
+
+def problem_lines(stderr: str) -> list[str]:
+    """The lines of ``stderr`` that are not the engine's ``warning: ...`` lines (which may precede an error)."""
+    return [line for line in stderr.strip().splitlines() if not line.startswith("warning: ")]
 
 
 def files_under(folder: Path) -> set[str]:

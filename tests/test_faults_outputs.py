@@ -18,7 +18,7 @@ import rasterio
 from landslide_engine.errors import OutputError
 from landslide_engine.pipeline import OUTPUT_FILES
 from landslide_engine.targets import STALE_AFTER_S, TEMP_TAG, OutputSet
-from tests.faults import ROOT, assert_refused, cli, files_under
+from tests.faults import ROOT, assert_refused, cli, files_under, problem_lines
 from tests.test_pipeline import make_scene
 
 OUTPUTS = set(OUTPUT_FILES)
@@ -184,7 +184,7 @@ def test_a_signal_mid_run_removes_every_temporary(tmp_path, slow_scene, signum, 
     _wait_for_temporaries(out, proc)
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
-    lines = err.strip().splitlines()
+    lines = problem_lines(err)
     assert proc.returncode == code, err
     assert len(lines) == 1 and "Traceback" not in err, err
     assert "no output written" in lines[0]

@@ -27,7 +27,7 @@ from landslide_engine.parameters import (
 )
 from landslide_engine.sources import _parse_band_map
 from landslide_engine.tiling import tile_starts
-from tests.faults import files_under, metadata_dict
+from tests.faults import files_under, metadata_dict, problem_lines
 from tests.test_pipeline import make_scene, write_raster
 
 numbers = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-(10**6), 10**6))
@@ -161,7 +161,7 @@ def scene(tmp_path_factory):
 def test_predict_refuses_nonsense_before_any_work(capsys, tmp_path, scene, options, needle):
     s2, dem = scene
     code = main(["predict", "--s2", str(s2), "--dem", str(dem), "--out", str(tmp_path / "out"), *options])
-    err = capsys.readouterr().err.strip().splitlines()
+    err = problem_lines(capsys.readouterr().err)
     assert code == 2 and len(err) == 1 and needle in err[0], err
     assert files_under(tmp_path) == set()
 
@@ -170,7 +170,7 @@ def test_predict_refuses_nonsense_before_any_work(capsys, tmp_path, scene, optio
 def test_stack_refuses_nonsense_fills(capsys, tmp_path, scene, fill, needle):
     s2, dem = scene
     code = main(["stack", "--s2", str(s2), "--dem", str(dem), "--out", str(tmp_path / "s.tif"), "--fill", fill])
-    err = capsys.readouterr().err.strip().splitlines()
+    err = problem_lines(capsys.readouterr().err)
     assert code == 2 and len(err) == 1 and needle in err[0], err
     assert files_under(tmp_path) == set()
 
@@ -181,12 +181,12 @@ def test_training_refuses_a_nan_learning_rate_and_an_impossible_opset(capsys, tm
     code = training_main(
         ["train", "--data", str(tmp_path), "--model", "unet_plain_w16", "--lr", "nan", "--out", str(tmp_path / "r")]
     )
-    err = capsys.readouterr().err.strip().splitlines()
+    err = problem_lines(capsys.readouterr().err)
     assert code == 2 and len(err) == 1 and "--lr" in err[0], err
     code = training_main(
         ["export", "--checkpoint", str(tmp_path / "c.pt"), "--out", str(tmp_path / "m.onnx"), "--opset", "999"]
     )
-    err = capsys.readouterr().err.strip().splitlines()
+    err = problem_lines(capsys.readouterr().err)
     assert code == 2 and len(err) == 1 and "--opset 999" in err[0], err
     assert files_under(tmp_path) == set()
 
