@@ -115,3 +115,21 @@ def test_a_reader_that_goes_away_is_no_traceback():
     err = proc.stderr.read().decode()
     proc.wait(timeout=120)
     assert proc.returncode in (0, 141) and "Traceback" not in err and err.strip() == "", err
+
+
+@pytest.mark.parametrize("command", ["predict", "slope"])
+def test_a_dem_scaled_by_1e30_is_refused_not_mapped(tmp_path, scene, command):
+    """The class "implausible rasters" of the fault suite; the check itself is landslide_engine.plausibility."""
+    import rasterio
+
+    s2, dem = scene
+    with rasterio.open(dem) as src:
+        profile, values = src.profile, src.read(1)
+    huge = tmp_path / "dem_x1e30.tif"
+    with rasterio.open(huge, "w", **profile) as dst:
+        dst.write((values * 1e30).astype(np.float32), 1)
+    out = tmp_path / "out"
+    args = ["predict", "--s2", s2, "--dem", huge, "--out", out] if command == "predict" else []
+    args = args or ["slope", "--dem", huge, "--out", out / "slope.tif"]
+    assert_refused(cli(*args), "dem_x1e30.tif")
+    assert files_under(out) == set()
