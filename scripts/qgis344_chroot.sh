@@ -18,11 +18,16 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=$(cd "$REPO/.." && pwd)/shared
 VENV=/opt/landslide-venv
 APT_PACKAGES="qgis python3-qgis python3-venv python3-pip python3-rasterio python3-h5py ca-certificates make"
-# what the plugin and engine tests need beyond QGIS's own Python packages; torch is deliberately absent:
-# the tests that need it skip, and the plugin tests build their models with onnx's helpers.
-PIP_PACKAGES="pytest pytest-qgis onnx onnxruntime"
+# The project's requirements, less what this matrix point leaves out on purpose: torch and its model zoo (the tests
+# that need them skip; the plugin tests build their models with onnx's helpers), and the lint tools (run on the
+# host). numpy, rasterio and h5py are Debian's (apt), so only the constraints that are not about them apply.
+NOT_HERE='^(torch|segmentation-models-pytorch|ruff|import-linter|mypy|numpy|rasterio|h5py)([=<>!~ ;[]|$)'
+PIP_PACKAGES=$(grep -vE '^\s*(#|$)' "$REPO/requirements.txt" | grep -viE "$NOT_HERE" | tr '\n' ' ')
+PIP_CONSTRAINTS=$(grep -vE '^\s*(#|$)' "$REPO/constraints.txt" | grep -viE "$NOT_HERE" | tr '\n' ' ')
+# installed without its dependencies, as the Makefile does: only its LightGBM model file is used
+PIP_NO_DEPS="s2cloudless"
 # rebuilt (apt and pip steps only) whenever the package lists change
-STAMP=$CHROOT/.landslide-build-$(echo "$APT_PACKAGES $PIP_PACKAGES" | md5sum | cut -c1-12)
+STAMP=$CHROOT/.landslide-build-$(echo "$APT_PACKAGES $PIP_PACKAGES $PIP_CONSTRAINTS $PIP_NO_DEPS" | md5sum | cut -c1-12)
 
 log() { printf '[qgis344] %s\n' "$*" >&2; }
 
@@ -97,7 +102,9 @@ build() {
     refresh_host_files  # installing ca-certificates rewrote the bundle without the host's own roots
     log "venv $VENV (--system-site-packages): $PIP_PACKAGES"
     [[ -x $CHROOT$VENV/bin/python ]] || in_chroot python3 -m venv --system-site-packages "$VENV"
-    in_chroot "$VENV/bin/python" -m pip install -q --upgrade $PIP_PACKAGES
+    printf '%s\n' $PIP_CONSTRAINTS >"$CHROOT/tmp/landslide-constraints.txt"
+    in_chroot "$VENV/bin/python" -m pip install -q --upgrade -c /tmp/landslide-constraints.txt $PIP_PACKAGES
+    in_chroot "$VENV/bin/python" -m pip install -q --no-deps -c /tmp/landslide-constraints.txt $PIP_NO_DEPS
     local versions
     versions=$(in_chroot "$VENV/bin/python" -c "
 import sys, numpy, rasterio, onnxruntime
