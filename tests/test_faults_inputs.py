@@ -76,6 +76,7 @@ def test_slope_of_a_rotated_dem_is_one_line(tmp_path):
 
 
 def test_train_refuses_an_unusable_output_folder_before_training(tmp_path):
+    pytest.importorskip("torch", reason="training needs torch")
     (tmp_path / "file").write_text("x")
     proc = cli(
         "train", "--data", tmp_path, "--model", "unet_plain_w16", "--out", tmp_path / "file" / "run", module="training"

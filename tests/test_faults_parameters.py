@@ -176,6 +176,7 @@ def test_stack_refuses_nonsense_fills(capsys, tmp_path, scene, fill, needle):
 
 
 def test_training_refuses_a_nan_learning_rate_and_an_impossible_opset(capsys, tmp_path):
+    pytest.importorskip("torch", reason="training needs torch")
     from training.cli import main as training_main
 
     code = training_main(
