@@ -3,9 +3,10 @@
 The plugin zip ships ``landslide_engine`` inside the plugin folder; in a source
 checkout it sits next to the plugin instead. Either way it must be importable as
 a top-level package, so the plugin folder is put on ``sys.path`` when the
-engine is bundled there. It is appended, not prepended: the plugin folder also
-holds our ``processing`` subpackage, which at the front of ``sys.path`` would
-shadow QGIS's own ``processing`` plugin and break it and every provider.
+engine is bundled there. It is appended, not prepended, so that nothing in the
+plugin folder can ever shadow a package of QGIS's own (the Toolbox subpackage is
+called ``toolbox``, not ``processing``, for the same reason: a ``processing`` at
+the front of ``sys.path`` would hide QGIS's ``processing`` plugin and break every provider).
 
 The packages folder that ``install_dependencies.py`` fills (onnxruntime, optionally torch) is appended too, at
 import, so qgis_process and the Toolbox find them as well as the dock.

@@ -10,7 +10,7 @@ from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import QAction
 
 from landslide_qgis import dependencies
-from landslide_qgis.processing.provider import LandslideProvider
+from landslide_qgis.toolbox.provider import LandslideProvider
 
 _ICON = os.path.join(os.path.dirname(__file__), "icon.svg")
 MENU = "Landslide Mapper"

@@ -53,7 +53,7 @@ def provider(qgis_app, qgis_processing):
     """The ``landslide`` processing provider, registered once in the test QGIS application."""
     from qgis.core import QgsApplication
 
-    from landslide_qgis.processing.provider import LandslideProvider
+    from landslide_qgis.toolbox.provider import LandslideProvider
 
     prov = LandslideProvider()
     assert QgsApplication.processingRegistry().addProvider(prov)

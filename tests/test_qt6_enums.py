@@ -101,7 +101,7 @@ def _enum_name(owner: object, value: object) -> str:
 def test_sources_found():
     names = {p.relative_to(ROOT).as_posix() for p in SOURCES}
     assert "landslide_qgis/gui/dock.py" in names
-    assert "landslide_qgis/processing/detect_algorithm.py" in names
+    assert "landslide_qgis/toolbox/detect_algorithm.py" in names
 
 
 def test_detector_flags_an_unscoped_enum(tmp_path):

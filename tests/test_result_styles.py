@@ -60,7 +60,7 @@ def test_toolbox_outputs_take_their_style_along(qgis_app, cli_outputs, tmp_path)
 
     from qgis.core import QgsPalettedRasterRenderer, QgsRasterLayer, QgsVectorLayer
 
-    from landslide_qgis.processing.outputs import place_raster, place_vector
+    from landslide_qgis.toolbox.outputs import place_raster, place_vector
 
     work = tmp_path / "work"
     shutil.copytree(cli_outputs, work)

@@ -58,7 +58,7 @@ from landslide_qgis.gui.device_info import describe_device
 from landslide_qgis.gui.install_dialog import push_install_offer
 from landslide_qgis.gui.layer_roles import raster_info, suggest_roles
 from landslide_qgis.gui.result_layers import ROLE_PROPERTY, add_result_group, group_title, run_time, scene_name
-from landslide_qgis.processing.scene_parameters import (
+from landslide_qgis.toolbox.scene_parameters import (
     BAND_MAP_HELP,
     PRODUCT_FILTER,
     PRODUCT_HELP,

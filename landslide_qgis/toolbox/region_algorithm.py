@@ -24,8 +24,8 @@ from qgis.core import (
 
 from landslide_qgis.engine_request import SceneChoices, batch_request
 from landslide_qgis.gui.result_layers import MASK, POLYGONS, PROBABILITY, run_time
-from landslide_qgis.processing import model_parameters, result_postprocessor, run_parameters, scene_parameters
-from landslide_qgis.processing.engine_bridge import engine_callbacks, engine_errors, engine_info, engine_warn
+from landslide_qgis.toolbox import model_parameters, result_postprocessor, run_parameters, scene_parameters
+from landslide_qgis.toolbox.engine_bridge import engine_callbacks, engine_errors, engine_info, engine_warn
 
 
 class DetectRegionAlgorithm(QgsProcessingAlgorithm):

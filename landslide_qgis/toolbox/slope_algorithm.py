@@ -10,7 +10,7 @@ from qgis.core import (
 )
 
 from landslide_engine.slope import write_slope
-from landslide_qgis.processing.engine_bridge import engine_errors, engine_warn
+from landslide_qgis.toolbox.engine_bridge import engine_errors, engine_warn
 
 
 class SlopeAlgorithm(QgsProcessingAlgorithm):

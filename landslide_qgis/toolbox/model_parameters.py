@@ -12,7 +12,7 @@ from qgis.core import (
     QgsProcessingParameterFile,
 )
 
-from landslide_qgis.processing.engine_bridge import available_model_names, resolve_model_path
+from landslide_qgis.toolbox.engine_bridge import available_model_names, resolve_model_path
 
 MODEL = "MODEL"
 MODEL_FILE = "MODEL_FILE"

@@ -28,7 +28,7 @@ from landslide_engine.targets import (
     gdal_checked,
     place_file,
 )
-from landslide_qgis.processing.engine_bridge import engine_errors
+from landslide_qgis.toolbox.engine_bridge import engine_errors
 
 
 def check_destinations(destinations: list[str], inputs: list[str | None]) -> None:

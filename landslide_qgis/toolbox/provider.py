@@ -8,11 +8,11 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from landslide_qgis import settings
-from landslide_qgis.processing.detect_algorithm import DetectAlgorithm
-from landslide_qgis.processing.predict_h5_algorithm import PredictH5Algorithm
-from landslide_qgis.processing.region_algorithm import DetectRegionAlgorithm
-from landslide_qgis.processing.slope_algorithm import SlopeAlgorithm
-from landslide_qgis.processing.stack_algorithm import StackAlgorithm
+from landslide_qgis.toolbox.detect_algorithm import DetectAlgorithm
+from landslide_qgis.toolbox.predict_h5_algorithm import PredictH5Algorithm
+from landslide_qgis.toolbox.region_algorithm import DetectRegionAlgorithm
+from landslide_qgis.toolbox.slope_algorithm import SlopeAlgorithm
+from landslide_qgis.toolbox.stack_algorithm import StackAlgorithm
 
 _ICON = os.path.join(os.path.dirname(os.path.dirname(__file__)), "icon.svg")
 

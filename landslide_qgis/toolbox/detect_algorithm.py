@@ -24,9 +24,9 @@ from qgis.core import (
 
 from landslide_qgis.engine_request import predict_request, product_label, product_summary
 from landslide_qgis.gui.result_layers import MASK, POLYGONS, PROBABILITY, run_time, scene_name
-from landslide_qgis.processing import model_parameters, result_postprocessor, run_parameters, scene_parameters
-from landslide_qgis.processing.engine_bridge import engine_callbacks, engine_errors, engine_info, engine_warn
-from landslide_qgis.processing.outputs import check_destinations, place_raster, place_vector
+from landslide_qgis.toolbox import model_parameters, result_postprocessor, run_parameters, scene_parameters
+from landslide_qgis.toolbox.engine_bridge import engine_callbacks, engine_errors, engine_info, engine_warn
+from landslide_qgis.toolbox.outputs import check_destinations, place_raster, place_vector
 
 MODEL_FILE_FILTER = model_parameters.MODEL_FILE_FILTER
 
@@ -90,7 +90,7 @@ class DetectAlgorithm(QgsProcessingAlgorithm):
 
     def createCustomParametersWidget(self, parent=None):
         """The standard dialog, except that it never pre-fills the DEM with a Sentinel-2 layer."""
-        from landslide_qgis.processing.scene_dialog import SceneInputDialog
+        from landslide_qgis.toolbox.scene_dialog import SceneInputDialog
 
         return SceneInputDialog(self, parent)
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from qgis.core import QgsProcessingAlgorithm, QgsProcessingParameterRasterDestination
 
 from landslide_qgis.engine_request import stack_arguments
-from landslide_qgis.processing import model_parameters, scene_parameters
-from landslide_qgis.processing.engine_bridge import engine_callbacks, engine_errors, engine_info, engine_warn
+from landslide_qgis.toolbox import model_parameters, scene_parameters
+from landslide_qgis.toolbox.engine_bridge import engine_callbacks, engine_errors, engine_info, engine_warn
 
 
 class StackAlgorithm(QgsProcessingAlgorithm):
@@ -51,7 +51,7 @@ class StackAlgorithm(QgsProcessingAlgorithm):
 
     def createCustomParametersWidget(self, parent=None):
         """The standard dialog, except that it never pre-fills the DEM with a Sentinel-2 layer."""
-        from landslide_qgis.processing.scene_dialog import SceneInputDialog
+        from landslide_qgis.toolbox.scene_dialog import SceneInputDialog
 
         return SceneInputDialog(self, parent)
 

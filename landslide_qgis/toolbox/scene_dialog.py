@@ -14,7 +14,7 @@ from qgis.core import QgsProcessingContext, QgsProject, QgsRasterLayer
 from qgis.PyQt.QtWidgets import QComboBox
 
 from landslide_qgis.gui.layer_roles import raster_info, suggest_roles
-from landslide_qgis.processing.scene_parameters import DEM
+from landslide_qgis.toolbox.scene_parameters import DEM
 
 
 class SceneInputDialog(AlgorithmDialog):

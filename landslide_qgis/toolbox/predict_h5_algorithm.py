@@ -21,8 +21,8 @@ from qgis.core import (
 )
 
 from landslide_qgis import settings
-from landslide_qgis.processing.detect_algorithm import MODEL_FILE_FILTER
-from landslide_qgis.processing.engine_bridge import (
+from landslide_qgis.toolbox.detect_algorithm import MODEL_FILE_FILTER
+from landslide_qgis.toolbox.engine_bridge import (
     all_model_paths,
     available_model_names,
     engine_callbacks,
