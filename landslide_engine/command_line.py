@@ -59,12 +59,17 @@ def quiet_gdal() -> None:
 
     GDAL still records every error (the engine checks them, see :func:`landslide_engine.targets.gdal_checked`);
     only the printing is off. Process-wide, so only command-line programs call it, never the QGIS plugin.
+
+    The exception mode is chosen explicitly as well, the one the engine's checks of return codes expect: GDAL's
+    Python bindings 3.9 and later print a FutureWarning to stderr in every program that leaves it unchosen.
     """
     try:
-        from osgeo import gdal
+        from osgeo import gdal, ogr, osr
     except ImportError:
         return
     gdal.SetErrorHandler("CPLQuietErrorHandler")
+    for module in (gdal, ogr, osr):
+        module.DontUseExceptions()
 
 
 def run_command(run: Callable[[], int], before_message: Callable[[], None] = lambda: None) -> int:

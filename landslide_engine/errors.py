@@ -75,7 +75,13 @@ _OUTPUT_ERRNOS = {
 
 
 def first_line(exc: BaseException) -> str:
-    """The first non-empty line of ``exc``'s message, or its type name: one line for the analyst."""
+    """The first non-empty line of ``exc``'s message, or its type name: one line for the analyst.
+
+    rasterio >= 1.4 raises "Read failed. See previous exception for details." with GDAL's own error as the cause:
+    the cause is what says why.
+    """
+    while "See previous exception" in str(exc) and (exc.__cause__ or exc.__context__) is not None:
+        exc = exc.__cause__ or exc.__context__
     text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
     for line in text.splitlines():
         if line.strip():

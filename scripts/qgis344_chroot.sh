@@ -65,8 +65,9 @@ in_chroot() {
     for name in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY PIP_INDEX_URL PIP_DEFAULT_TIMEOUT; do
         [[ -n ${!name:-} ]] && passed+=("$name=${!name}")
     done
+    mkdir -p -m 0700 "$CHROOT/tmp/runtime-root"  # as a desktop session has it; Qt warns on stderr without
     chroot "$CHROOT" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-        LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive QT_QPA_PLATFORM=offscreen HF_HUB_OFFLINE=1 \
+        LANG=C.UTF-8 XDG_RUNTIME_DIR=/tmp/runtime-root DEBIAN_FRONTEND=noninteractive QT_QPA_PLATFORM=offscreen HF_HUB_OFFLINE=1 \
         SSL_CERT_FILE=$ca PIP_CERT=$ca REQUESTS_CA_BUNDLE=$ca PIP_DISABLE_PIP_VERSION_CHECK=1 "${passed[@]}" \
         "$@"
 }
