@@ -28,6 +28,7 @@ from landslide_engine.notices import delivered
 from landslide_engine.options import (
     BACKENDS,
     DEFAULT_MASK_CLASSES,
+    DEFAULT_MIN_AREA_M2,
     DEVICES,
     PRECISIONS,
     REFLECTANCE_SCALE_ALIASES,
@@ -193,7 +194,14 @@ def _add_mapping_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overlap", type=int, default=32, metavar="PX", help="overlap between 128 px patches")
     p.add_argument("--threshold", type=float, help="landslide probability threshold (default: the model's)")
     p.add_argument("--tta", action="store_true", help="average over flips and 90-degree rotations (8x slower)")
-    p.add_argument("--min-area", type=float, default=0.0, metavar="M2", help="drop polygons smaller than this")
+    p.add_argument(
+        "--min-area",
+        type=float,
+        default=DEFAULT_MIN_AREA_M2,
+        metavar="M2",
+        help=f"drop polygons smaller than this, in m2 (default {DEFAULT_MIN_AREA_M2:g}: single 10 m pixels go; "
+        "the mask keeps them); 0 keeps every polygon",
+    )
 
 
 def _mapping_options(args: argparse.Namespace) -> dict:

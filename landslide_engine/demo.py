@@ -249,7 +249,6 @@ def run_demo(
             out_dir=str(out / "result"),
             model=model,
             device=device,
-            min_area_m2=200.0,
         ),
         progress=progress,
         warn=warn,

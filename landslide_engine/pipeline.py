@@ -46,6 +46,7 @@ from landslide_engine.errors import Cancelled, InputError, ParameterError
 from landslide_engine.grid import Grid, reference_grid
 from landslide_engine.memory import release_free_memory
 from landslide_engine.notices import Info, Warn, Warnings, inform
+from landslide_engine.options import DEFAULT_MIN_AREA_M2
 from landslide_engine.outputs import (
     FLOAT_NODATA,
     ResultRasters,
@@ -137,7 +138,7 @@ class PredictRequest:
     reflectance_scale: str = "auto"  # see options.REFLECTANCE_SCALES
     baseline_offset: str | int = "auto"
     resolution: float | None = None
-    min_area_m2: float = 0.0
+    min_area_m2: float = DEFAULT_MIN_AREA_M2  # polygons smaller than this are dropped (the mask keeps them)
     mask_classes: str | list[int] | None = None  # SCL codes made no data; None: cloudmask.DEFAULT_MASK_CLASSES
     s2cloudless: bool = False  # find clouds with s2cloudless (L1C without a cloud mask of its own)
     scl: str | None = None  # an L2A scene classification raster for inputs that are not a SAFE product

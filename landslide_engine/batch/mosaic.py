@@ -31,6 +31,7 @@ from affine import Affine
 from rasterio.crs import CRS
 
 from landslide_engine.grid import Grid
+from landslide_engine.options import DEFAULT_MIN_AREA_M2
 from landslide_engine.outputs import (
     FLOAT_NODATA,
     MASK_NODATA,
@@ -83,7 +84,7 @@ def priority_order(scenes: Sequence[MosaicScene]) -> list[MosaicScene]:
 
 
 def build_regional_outputs(
-    scenes: Sequence[MosaicScene], out_dir: Path, min_area_m2: float = 0.0, cancelled=None
+    scenes: Sequence[MosaicScene], out_dir: Path, min_area_m2: float = DEFAULT_MIN_AREA_M2, cancelled=None
 ) -> RegionalOutputs:
     """Write the three mosaics and the regional polygons into ``out_dir``, each atomically."""
     order = priority_order(scenes)
