@@ -80,8 +80,11 @@ def first_line(exc: BaseException) -> str:
     rasterio >= 1.4 raises "Read failed. See previous exception for details." with GDAL's own error as the cause:
     the cause is what says why.
     """
-    while "See previous exception" in str(exc) and (exc.__cause__ or exc.__context__) is not None:
-        exc = exc.__cause__ or exc.__context__
+    while "See previous exception" in str(exc):
+        cause = exc.__cause__ or exc.__context__
+        if cause is None:
+            break
+        exc = cause
     text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
     for line in text.splitlines():
         if line.strip():
