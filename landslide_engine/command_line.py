@@ -79,7 +79,9 @@ def run_command(run: Callable[[], int], before_message: Callable[[], None] = lam
     """
     try:
         with termination_signals():
-            return run()
+            code = run()
+            sys.stdout.flush()  # here, not at exit: a reader gone by now is a broken pipe below, not a traceback
+            return code
     except BrokenPipeError:
         # The reader of stdout went away (`models | head -1`): nothing to tell it, and no traceback.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
