@@ -20,6 +20,7 @@ the model against them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,10 +153,10 @@ def sample_spectra(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def build_demo_scene(out_dir: str | Path, size: int = 384, n_scars: int = 30, seed: int = 2015) -> DemoScene:
     """Write ``synthetic_s2_l1c.tif`` (13 bands, DN), ``synthetic_dem.tif`` and ``synthetic_truth.tif``."""
-    import rasterio
     from rasterio.transform import from_origin
 
     out = Path(out_dir)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     dem = fractal_terrain(size, rng)
@@ -181,6 +182,25 @@ def build_demo_scene(out_dir: str | Path, size: int = 384, n_scars: int = 30, se
         "compress": "deflate",
     }
     paths = DemoScene(out / "synthetic_s2_l1c.tif", out / "synthetic_dem.tif", out / "synthetic_truth.tif", placed)
+    try:
+        _write_scene_files(paths, dn, dem, truth, common)
+    except BaseException:
+        # Complete or absent: a scene cut short (a full disk, a signal) is not left behind for a later run to read.
+        for path in (paths.s2, paths.dem, paths.truth):
+            path.unlink(missing_ok=True)
+        if created:
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise
+    return paths
+
+
+def _write_scene_files(
+    paths: DemoScene, dn: dict[str, np.ndarray], dem: np.ndarray, truth: np.ndarray, common: dict
+) -> None:
+    """The demo scene's three GeoTIFFs, every write checked (a full disk is an error naming the file)."""
+    import rasterio
+
     with (
         gdal_checked(paths.s2, "demo scene"),
         rasterio.open(paths.s2, "w", count=13, dtype="uint16", nodata=0, **common) as dst,
@@ -202,7 +222,6 @@ def build_demo_scene(out_dir: str | Path, size: int = 384, n_scars: int = 30, se
     ):
         dst.write(truth.astype(np.uint8), 1)
         dst.update_tags(DESCRIPTION=SYNTHETIC_TAG + " (true scars)")
-    return paths
 
 
 def render_preview(scene: DemoScene, probability: Path, mask: Path, out_png: Path, title: str) -> Path:

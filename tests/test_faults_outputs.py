@@ -242,3 +242,12 @@ def test_two_runs_into_one_folder_leave_one_whole_set(tmp_path, slow_scene):
     threshold = json.loads((out / "run.json").read_text())["threshold"]
     with rasterio.open(out / "landslides.tif") as mask:
         assert mask.descriptions[0] == f"landslide (probability >= {threshold:g})"
+
+
+@LIBTIFF_PRINTS_ITS_OWN_LINES
+def test_a_full_disk_during_the_demo_leaves_no_part_of_its_scene(tmp_path):
+    out = tmp_path / "demo"
+    proc = cli("demo", "--out", out, file_size_limit=2000)
+    assert_refused(proc, "cannot write", str(out / "scene"))
+    assert files_under(out) == set()
+    assert not (out / "scene").exists()
