@@ -60,3 +60,36 @@ def test_model3_loads_validates_and_filters_by_area(provider, tmp_path):
     kept_areas = sorted(f["area_m2"] for f in kept.getFeatures())
     assert kept_areas == [a for a in areas if a >= min_area]
     assert (tmp_path / "probability.tif").exists()
+
+
+def test_model3_runs_on_the_real_int16_srtm(provider, geo_root, tmp_path):
+    """The shipped workflow on an analyst's inputs: the real Aberystwyth product (x1000) and its Int16 SRTM with
+    nodata -32767, the built-in model and the scale read from the data."""
+    import rasterio
+    from qgis.core import QgsProcessingContext, QgsProcessingFeedback, QgsProcessingModelAlgorithm, QgsVectorLayer
+
+    folder = geo_root / "rsgislib_aberystwyth_wales"
+    dem = folder / "AberSRTM_4326.tif"
+    with rasterio.open(dem) as src:
+        assert src.dtypes[0] == "int16" and src.nodata is not None  # the case this test is about
+    model = QgsProcessingModelAlgorithm()
+    assert model.fromFile(str(MODEL3))
+    min_area = 1000.0
+    feedback = QgsProcessingFeedback()
+    results, ok = model.run(
+        {
+            "sentinel2": [str(folder / "sen2_20210527_aber_10band_mosaic_epsg27700.tif")],
+            "dem": str(dem),
+            "min_area": min_area,
+            "detect:probability": str(tmp_path / "probability.tif"),
+            "large_enough:landslides": str(tmp_path / "large.gpkg"),
+        },
+        QgsProcessingContext(),
+        feedback,
+    )
+    assert ok, feedback.textLog()
+    with rasterio.open(tmp_path / "probability.tif") as src:
+        probability = src.read(1, masked=True)
+    assert probability.count() > 0 and probability.min() >= 0.0 and probability.max() <= 1.0
+    areas = [f["area_m2"] for f in QgsVectorLayer(results["large_enough:landslides"], "large", "ogr").getFeatures()]
+    assert all(area >= min_area for area in areas)
