@@ -99,10 +99,10 @@ def _is_gdal_error(exc: BaseException) -> bool:
 
 
 @contextlib.contextmanager
-def reading(path: str | Path, what: str = "raster") -> Iterator[None]:
-    """Turn a failure while reading ``path`` (a truncated or corrupt block, an I/O error) into one InputError.
+def _named(failure: str, error: type[InputError]) -> Iterator[None]:
+    """Re-raise an ``OSError`` or GDAL error as ``error("<failure>: <its first line>")``; the rest passes through.
 
-    Errors that are already classified pass through unchanged.
+    Errors that are already classified (an InputError, Cancelled) pass through unchanged.
     """
     try:
         yield
@@ -110,21 +110,18 @@ def reading(path: str | Path, what: str = "raster") -> Iterator[None]:
         raise
     except Exception as exc:
         if isinstance(exc, OSError) or _is_gdal_error(exc):
-            raise InputError(f"cannot read {what} {path}: {first_line(exc)}") from None
+            raise error(f"{failure}: {first_line(exc)}") from None
         raise
 
 
-@contextlib.contextmanager
-def writing(path: str | Path, what: str = "output") -> Iterator[None]:
+def reading(path: str | Path, what: str = "raster") -> contextlib.AbstractContextManager[None]:
+    """Turn a failure while reading ``path`` (a truncated or corrupt block, an I/O error) into one InputError."""
+    return _named(f"cannot read {what} {path}", InputError)
+
+
+def writing(path: str | Path, what: str = "output") -> contextlib.AbstractContextManager[None]:
     """Turn a failure while writing ``path`` (full disk, file size limit, permission, GDAL) into an OutputError."""
-    try:
-        yield
-    except (InputError, Cancelled):
-        raise
-    except Exception as exc:
-        if isinstance(exc, OSError) or _is_gdal_error(exc):
-            raise OutputError(f"cannot write {what} {path}: {first_line(exc)}") from None
-        raise
+    return _named(f"cannot write {what} {path}", OutputError)
 
 
 def classify(exc: BaseException) -> InputError | Cancelled | None:
