@@ -10,11 +10,28 @@ engine's own default, so no front end carries a copy of a default value.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
 from landslide_engine.errors import InputError
+from landslide_engine.options import SCL_CLASSES
+
+# The cloud mask classes as both front ends list them ("3 cloud shadows", ...), by SCL code, in the engine's order
+MASK_CLASS_LABELS: dict[int, str] = {code: f"{code} {name}" for code, name in SCL_CLASSES.items()}
+MASK_CLASSES_HELP = (
+    "Scene classification (SCL) classes that are made no data, never landslide. L1C cloud masks: any cloud "
+    "class selects opaque clouds, thin cirrus selects cirrus, snow selects snow. Select none to mask nothing."
+)
+S2CLOUDLESS_HELP = (
+    "For L1C input without a cloud mask of its own (band files, stacks): clouds found by s2cloudless become "
+    "no data. Needs B01 B02 B04 B05 B08 B8A B09 B10 B11 B12, and the s2cloudless and lightgbm packages."
+)
+DEM_TILES_HELP = (
+    "Further tiles of the DEM (Copernicus GLO-30, AW3D30, SRTM) in the DEM's CRS: they are mosaicked with it "
+    "on the fly, each tile with its own nodata and georeferencing."
+)
 
 
 @dataclass(frozen=True)
@@ -41,6 +58,12 @@ class SceneChoices:
     def sentinel2(self) -> list[str]:
         """The engine's Sentinel-2 inputs: the product, then the layers."""
         return [*([self.product] if self.product else []), *self.s2]
+
+    @property
+    def files(self) -> list[str]:
+        """Every input file (product, Sentinel-2, each DEM tile, slope): what no output may overwrite."""
+        dems = [self.dem] if isinstance(self.dem, str) else list(self.dem)
+        return [*self.sentinel2, *dems, *([self.slope] if self.slope else [])]
 
 
 @dataclass(frozen=True)
@@ -150,13 +173,22 @@ def product_label(path: str) -> str:
 
 
 def product_summary(path: str) -> str:
-    """One line about the product at ``path`` as its metadata states it: name, level, baseline, sensing date.
+    """One line about the product at ``path`` as its metadata states it: name, level, baseline, sensing date and
+    the cloud mask it carries (without one, clouds are masked only by the s2cloudless option).
 
     Raises the engine's InputError (one line) when it is not a usable Sentinel-2 product.
     """
     from landslide_engine.sources import open_product_input
 
-    return f"{product_label(path)}: {open_product_input(path).describe()}"
+    product = open_product_input(path)
+    mask = f"cloud mask {product.mask.kind}" if product.mask else "no cloud mask of its own"
+    return f"{product_label(path)}: {product.describe()}; {mask}"
+
+
+def dem_input(dem: str, tiles: Sequence[str] = ()) -> str | list[str]:
+    """The engine's DEM: the one file, or it and further tiles (each once, the DEM first) to mosaic on the fly."""
+    files = list(dict.fromkeys([dem, *tiles]))
+    return files if len(files) > 1 else dem
 
 
 def parse_band_map(text: str | None) -> dict[str, str] | None:

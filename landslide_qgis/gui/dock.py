@@ -22,7 +22,14 @@ from qgis.core import (
     QgsProject,
     QgsRasterLayer,
 )
-from qgis.gui import QgsCollapsibleGroupBox, QgsDockWidget, QgsExtentWidget, QgsFileWidget, QgsMapLayerComboBox
+from qgis.gui import (
+    QgsCheckableComboBox,
+    QgsCollapsibleGroupBox,
+    QgsDockWidget,
+    QgsExtentWidget,
+    QgsFileWidget,
+    QgsMapLayerComboBox,
+)
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import (
     QCheckBox,
@@ -43,11 +50,16 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from landslide_engine.errors import InputError
-from landslide_engine.options import PRECISIONS, REFLECTANCE_SCALES
+from landslide_engine.options import DEFAULT_MASK_CLASSES, PRECISIONS, REFLECTANCE_SCALES
 from landslide_qgis import dependencies, settings
 from landslide_qgis.engine_request import (
+    DEM_TILES_HELP,
+    MASK_CLASS_LABELS,
+    MASK_CLASSES_HELP,
+    S2CLOUDLESS_HELP,
     RunChoices,
     SceneChoices,
+    dem_input,
     predict_request,
     product_label,
     product_summary,
@@ -117,6 +129,11 @@ class LandslideDock(QgsDockWidget):
         self.dem_combo.setLayer(None)
         self.dem_combo.setToolTip("One band of elevations in metres, any CRS.")
         form.addRow("DEM", self.dem_combo)
+        self.dem_tiles_combo = QgsCheckableComboBox(body)
+        self.dem_tiles_combo.setDefaultText("none")
+        self.dem_tiles_combo.setToolTip(DEM_TILES_HELP)
+        _narrow(self.dem_tiles_combo)
+        form.addRow("More DEM tiles", self.dem_tiles_combo)
         self.slope_combo = QgsMapLayerComboBox(body)
         self.slope_combo.setFilters(QgsMapLayerProxyModel.Filter.RasterLayer)
         self.slope_combo.setAllowEmptyLayer(True)
@@ -129,9 +146,7 @@ class LandslideDock(QgsDockWidget):
 
         model_row = QHBoxLayout()
         self.model_combo = QComboBox(body)
-        # model descriptions are long: elide them rather than widen the panel over the map
-        self.model_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.model_combo.setMinimumContentsLength(14)
+        _narrow(self.model_combo)  # model descriptions are long
         model_row.addWidget(self.model_combo, 1)
         self.browse_button = QPushButton("Browse…", body)
         self.browse_button.clicked.connect(self._browse_model)
@@ -164,6 +179,7 @@ class LandslideDock(QgsDockWidget):
             self.scale_combo.setCurrentText(defaults["reflectance_scale"])
         self.scale_combo.setToolTip(REFLECTANCE_SCALE_HELP)
         form.addRow("Reflectance scale", self.scale_combo)
+        self._build_cloud_mask(body, form)
 
         self.output_widget = QgsFileWidget(body)
         self.output_widget.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
@@ -206,6 +222,20 @@ class LandslideDock(QgsDockWidget):
         layout.addWidget(self.warnings_label)
         layout.addStretch(1)
         self.setWidget(body)
+
+    def _build_cloud_mask(self, body: QWidget, form: QFormLayout) -> None:
+        """The classes made no data (the engine's list and default, as the Toolbox offers them) and s2cloudless."""
+        self.mask_combo = QgsCheckableComboBox(body)
+        for code, label in MASK_CLASS_LABELS.items():
+            checked = Qt.CheckState.Checked if code in DEFAULT_MASK_CLASSES else Qt.CheckState.Unchecked
+            self.mask_combo.addItemWithCheckState(label, checked, code)
+        self.mask_combo.setDefaultText("none: nothing masked")
+        self.mask_combo.setToolTip(MASK_CLASSES_HELP)
+        _narrow(self.mask_combo)
+        form.addRow("Cloud mask", self.mask_combo)
+        self.s2cloudless_check = QCheckBox("Find clouds with s2cloudless (L1C)", body)
+        self.s2cloudless_check.setToolTip(S2CLOUDLESS_HELP)
+        form.addRow("", self.s2cloudless_check)
 
     def _build_advanced(self, body: QWidget, defaults: dict) -> QgsCollapsibleGroupBox:
         """The options ``landslide:detect`` keeps under *Advanced parameters*, folded the same way."""
@@ -282,16 +312,21 @@ class LandslideDock(QgsDockWidget):
         Landslide results (of the dock or the Toolbox) are no inputs: they are left out of every picker.
         """
         checked = set(self.selected_s2_ids())
+        tiles = set(self.selected_dem_tile_ids())
         results = [layer for layer in self._raster_layers(with_results=True) if _is_result(layer)]
         self.dem_combo.setExceptedLayerList(results)
         self.slope_combo.setExceptedLayerList(results)
         self.s2_list.clear()
+        self.dem_tiles_combo.clear()
         for layer in self._raster_layers():
             item = QListWidgetItem(layer.name())
             item.setData(Qt.ItemDataRole.UserRole, layer.id())
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             item.setCheckState(Qt.CheckState.Checked if layer.id() in checked else Qt.CheckState.Unchecked)
             self.s2_list.addItem(item)
+            if layer.bandCount() == 1:  # a DEM tile is one band of elevations
+                state = Qt.CheckState.Checked if layer.id() in tiles else Qt.CheckState.Unchecked
+                self.dem_tiles_combo.addItemWithCheckState(layer.name(), state, layer.id())
         if suggest_empty:
             self.apply_suggestions(only_empty=True)
 
@@ -322,6 +357,14 @@ class LandslideDock(QgsDockWidget):
             for i in range(self.s2_list.count())
             if self.s2_list.item(i).checkState() == Qt.CheckState.Checked
         ]
+
+    def selected_dem_tile_ids(self) -> list[str]:
+        """The layers checked as further DEM tiles, mosaicked with the DEM."""
+        return [str(layer_id) for layer_id in self.dem_tiles_combo.checkedItemsData()]
+
+    def mask_classes(self) -> list[int]:
+        """The SCL codes checked as cloud mask classes; none checked: nothing is masked."""
+        return [int(code) for code in self.mask_combo.checkedItemsData()]
 
     def refresh_models(self) -> None:
         """Fill the model list from the engine's catalog (built-in first, then the models folder)."""
@@ -422,6 +465,8 @@ class LandslideDock(QgsDockWidget):
     def scene_choices(self, s2_layers: list, dem) -> SceneChoices:
         """The panel's scene inputs, as the Toolbox's scene parameters give them."""
         slope = self.slope_combo.currentLayer()
+        project = QgsProject.instance()
+        tiles = [project.mapLayer(layer_id) for layer_id in self.selected_dem_tile_ids()]
         extent, extent_crs = None, None
         if self.extent_widget.isValid():
             rect, crs = self.extent_widget.outputExtent(), self.extent_widget.outputCrs()
@@ -429,13 +474,15 @@ class LandslideDock(QgsDockWidget):
             extent_crs = (crs.authid() or crs.toWkt()) if crs.isValid() else None
         return SceneChoices(
             s2=[layer.source() for layer in s2_layers],
-            dem=dem.source(),
+            dem=dem_input(dem.source(), [tile.source() for tile in tiles if tile is not None]),
             slope=slope.source() if slope is not None else None,
             product=self.product_path(),
             band_map=self.band_map_edit.text(),
             reflectance_scale=self.scale_combo.currentText(),
             extent=extent,
             extent_crs=extent_crs,
+            mask_classes=self.mask_classes(),
+            s2cloudless=self.s2cloudless_check.isChecked(),
         )
 
     def product_path(self) -> str | None:
@@ -569,6 +616,12 @@ class LandslideDock(QgsDockWidget):
         project.layersRemoved.disconnect(self._layers_removed)
         if self.task is not None:
             self.task.cancel()
+
+
+def _narrow(combo: QComboBox) -> None:
+    """Let a combo box whose text is a long list be elided rather than widen the panel over the map."""
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(14)
 
 
 def _is_result(layer) -> bool:

@@ -124,7 +124,7 @@ class DetectAlgorithm(QgsProcessingAlgorithm):
         prob_dest = self.parameterAsOutputLayer(parameters, self.OUTPUT_PROBABILITY, context)
         mask_dest = self.parameterAsOutputLayer(parameters, self.OUTPUT_MASK, context)
         polygons_dest = self.parameterAsOutputLayer(parameters, self.OUTPUT_POLYGONS, context)
-        check_destinations([prob_dest, mask_dest, polygons_dest], [*scene.s2, scene.dem, scene.slope])
+        check_destinations([prob_dest, mask_dest, polygons_dest], scene.files)
 
         work_dir = tempfile.mkdtemp(prefix="detect_", dir=QgsProcessingUtils.tempFolder())
         with engine_errors():

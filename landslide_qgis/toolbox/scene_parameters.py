@@ -23,8 +23,16 @@ from qgis.core import (
 )
 
 from landslide_engine import options
-from landslide_engine.options import DEFAULT_MASK_CLASSES, REFLECTANCE_SCALES, SCL_CLASSES
-from landslide_qgis.engine_request import SceneChoices, request_defaults
+from landslide_engine.options import DEFAULT_MASK_CLASSES, REFLECTANCE_SCALES
+from landslide_qgis.engine_request import (
+    DEM_TILES_HELP,
+    MASK_CLASS_LABELS,
+    MASK_CLASSES_HELP,
+    S2CLOUDLESS_HELP,
+    SceneChoices,
+    dem_input,
+    request_defaults,
+)
 
 SENTINEL2 = "SENTINEL2"
 DEM_TILES = "DEM_TILES"
@@ -45,12 +53,6 @@ PRODUCT_HELP = (
     "Layers given as well replace the product's bands of the same name."
 )
 PRODUCT_FILTER = "Sentinel-2 products (*.zip *.xml *.json *.SAFE);;All files (*)"
-MASK_CLASSES_HELP = (
-    "Scene classification (SCL) classes that are made no data, never landslide. L1C cloud masks: any cloud "
-    "class selects opaque clouds, thin cirrus selects cirrus, snow selects snow. Select none to mask nothing."
-)
-# The mask classes as the Toolbox lists them: "3 cloud shadows", ...
-MASK_CLASS_OPTIONS = [f"{code} {name}" for code, name in SCL_CLASSES.items()]
 BAND_MAP_HELP = (
     "Names the Sentinel-2 bands the descriptions and file names do not identify, as BAND=SOURCE pairs "
     "separated by commas: a band number of the only input (B2=1), a file (B8=nir.tif) or both (B4=scene.tif:3)."
@@ -83,10 +85,7 @@ def add_scene_parameters(algorithm: QgsProcessingAlgorithm) -> list[QgsProcessin
     tiles = QgsProcessingParameterMultipleLayers(
         DEM_TILES, "More DEM tiles (mosaicked with the DEM)", QgsProcessing.SourceType.TypeRaster, optional=True
     )
-    tiles.setHelp(
-        "Further tiles of the DEM (Copernicus GLO-30, AW3D30, SRTM) in the DEM's CRS: they are mosaicked with it "
-        "on the fly, each tile with its own nodata and georeferencing."
-    )
+    tiles.setHelp(DEM_TILES_HELP)
     return [*reading_parameters(), tiles]
 
 
@@ -106,11 +105,11 @@ def reading_parameters() -> list[QgsProcessingParameterDefinition]:
     scale.setHelp(REFLECTANCE_SCALE_HELP)
     band_map = QgsProcessingParameterString(BAND_MAP, "Band map (when bands cannot be identified)", optional=True)
     band_map.setHelp(BAND_MAP_HELP)
-    codes = list(SCL_CLASSES)
+    codes = list(MASK_CLASS_LABELS)
     mask = QgsProcessingParameterEnum(
         MASK_CLASSES,
         "Cloud mask: classes made no data",
-        options=MASK_CLASS_OPTIONS,
+        options=list(MASK_CLASS_LABELS.values()),
         allowMultiple=True,
         defaultValue=[codes.index(c) for c in DEFAULT_MASK_CLASSES],
         optional=True,
@@ -119,10 +118,7 @@ def reading_parameters() -> list[QgsProcessingParameterDefinition]:
     s2cloudless = QgsProcessingParameterBoolean(
         S2CLOUDLESS, "Find clouds with s2cloudless (L1C)", defaultValue=False, optional=True
     )
-    s2cloudless.setHelp(
-        "For L1C input without a cloud mask of its own (band files, stacks): clouds found by s2cloudless become "
-        "no data. Needs B01 B02 B04 B05 B08 B8A B09 B10 B11 B12, and the s2cloudless and lightgbm packages."
-    )
+    s2cloudless.setHelp(S2CLOUDLESS_HELP)
     return [extent, scale, band_map, mask, s2cloudless]
 
 
@@ -146,7 +142,7 @@ def scene_choices(algorithm: QgsProcessingAlgorithm, parameters: dict, context: 
     tiles = [layer.source() for layer in algorithm.parameterAsLayerList(parameters, DEM_TILES, context)]
     return SceneChoices(
         s2=s2,
-        dem=[dem.source(), *tiles] if tiles else dem.source(),
+        dem=dem_input(dem.source(), tiles),
         slope=slope.source() if slope is not None else None,
         product=product,
         **reading_choices(algorithm, parameters, context),
@@ -168,7 +164,7 @@ def reading_choices(algorithm: QgsProcessingAlgorithm, parameters: dict, context
 
 def _mask_classes(algorithm: QgsProcessingAlgorithm, parameters: dict, context: QgsProcessingContext) -> list[int]:
     """The SCL codes chosen (none chosen: nothing masked; left unset: the parameter's default, the engine's)."""
-    codes = list(SCL_CLASSES)
+    codes = list(MASK_CLASS_LABELS)
     return [codes[i] for i in algorithm.parameterAsEnums(parameters, MASK_CLASSES, context)]
 
 
