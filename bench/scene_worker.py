@@ -73,6 +73,7 @@ def run_engine(job: dict, runner) -> dict:
         "peak_rss_before_polygons_mb": report["peak_memory_mb_before_polygons"],
         "seconds": report["seconds"],
         "stage_seconds": report["stage_seconds"],
+        "stage_cpu_seconds": report["stage_cpu_seconds"],
     }
 
 

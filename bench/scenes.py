@@ -121,6 +121,69 @@ def write_scene(folder: Path, size: int, seed: int = 0) -> BenchScene:
     return BenchScene(s2_path, dem_path, size)
 
 
+GEOGRAPHIC_CRS = "EPSG:4326"
+ARC_SECOND = 1.0 / 3600.0  # SRTM / Copernicus GLO-30 pixel size
+SRTM_NODATA = -32767
+
+
+def write_geographic_dem(folder: Path, size: int) -> Path:
+    """Write (or reuse) a DEM as analysts download it for the ``size`` scene of :func:`write_scene`: SRTM-like,
+    Int16 metres (nodata -32767) in geographic coordinates (EPSG:4326) at one arc-second, covering the scene with
+    a margin. The engine reprojects it onto the scene's UTM grid for every chunk it reads."""
+    import rasterio
+    from rasterio.transform import from_origin
+    from rasterio.warp import transform_bounds
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"dem_srtm1_4326_bench_{size}.tif"
+    if path.exists():
+        return path
+    extent = (ORIGIN[0], ORIGIN[1] - size * PIXEL_M, ORIGIN[0] + size * PIXEL_M, ORIGIN[1])
+    west, south, east, north = transform_bounds(CRS, GEOGRAPHIC_CRS, *extent)
+    margin = 10 * ARC_SECOND
+    west, north = np.floor((west - margin) * 3600) / 3600, np.ceil((north + margin) * 3600) / 3600
+    width = int(np.ceil((east + margin - west) / ARC_SECOND))
+    height = int(np.ceil((north - (south - margin)) / ARC_SECOND))
+    # The terrain of _dem_block, its (row, col) in 30 m cells of the scene's own grid, so slopes look alike.
+    lat = north - (np.arange(height) + 0.5) * ARC_SECOND
+    lon = west + (np.arange(width) + 0.5) * ARC_SECOND
+    metres_per_degree_lat, metres_per_degree_lon = 111_320.0, 111_320.0 * np.cos(np.radians((north + south) / 2))
+    rows = (ORIGIN[1] - _northing(lat, north, south, extent, metres_per_degree_lat)) / DEM_PIXEL_M
+    cols = (_easting(lon, west, east, extent, metres_per_degree_lon) - ORIGIN[0]) / DEM_PIXEL_M
+    tmp = path.with_suffix(".partial.tif")
+    with rasterio.open(
+        tmp,
+        "w",
+        driver="GTiff",
+        crs=GEOGRAPHIC_CRS,
+        transform=from_origin(west, north, ARC_SECOND, ARC_SECOND),
+        width=width,
+        height=height,
+        count=1,
+        dtype="int16",
+        nodata=SRTM_NODATA,
+        tiled=True,
+        blockxsize=512,
+        blockysize=512,
+        compress="deflate",
+    ) as dst:
+        dst.write(np.round(_dem_block(rows, cols)).astype(np.int16), 1)
+    tmp.rename(path)
+    return path
+
+
+def _northing(lat: np.ndarray, north: float, south: float, extent: tuple, per_degree: float) -> np.ndarray:
+    """Northing of each latitude, near enough for a synthetic terrain (linear across the scene)."""
+    centre = (north + south) / 2
+    return (extent[1] + extent[3]) / 2 + (lat - centre) * per_degree
+
+
+def _easting(lon: np.ndarray, west: float, east: float, extent: tuple, per_degree: float) -> np.ndarray:
+    """Easting of each longitude, near enough for a synthetic terrain (linear across the scene)."""
+    centre = (west + east) / 2
+    return (extent[0] + extent[2]) / 2 + (lon - centre) * per_degree
+
+
 @dataclass(frozen=True)
 class BenchGranule:
     """Paths of one generated per-band granule, its DEM, size (in 10 m pixels) and the share without data."""

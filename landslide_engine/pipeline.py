@@ -495,6 +495,7 @@ def predict_scene(
             "landslide_pixels": rasters.landslide_pixels,
             "seconds": seconds,
             "stage_seconds": {stage: round(value, 3) for stage, value in clock.seconds.items()},
+            "stage_cpu_seconds": {stage: round(value, 3) for stage, value in clock.cpu_seconds.items()},
             "peak_memory_mb": peak_memory_mb(),
             "peak_memory_mb_before_polygons": peak_before_polygons,
             "warnings": scene.warnings,

@@ -23,22 +23,27 @@ class StageClock:
     """Seconds spent in each stage of a run, summed; the reader, model, writer and main threads all add to it.
 
     Stages that run in other threads overlap each other, so the stages add up to more than the wall time;
-    ``wait_for_input`` is how long the model sat idle waiting for the reader.
+    ``wait_for_input`` is how long the model sat idle waiting for the reader. ``cpu_seconds`` is the CPU time
+    the measuring thread spent in each stage: on a machine shared with other work (or with the model's own
+    threads) wall time counts the waits for a core too, CPU time only the stage's own work.
     """
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.cpu_seconds: dict[str, float] = {}
         self._lock = threading.Lock()
 
     @contextlib.contextmanager
     def measure(self, stage: str):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.thread_time()
         try:
             yield
         finally:
+            cpu = time.thread_time() - cpu_started
             elapsed = time.perf_counter() - started
             with self._lock:
                 self.seconds[stage] = self.seconds.get(stage, 0.0) + elapsed
+                self.cpu_seconds[stage] = self.cpu_seconds.get(stage, 0.0) + cpu
 
 
 def prefetched(jobs: Sequence[Any], produce: Callable[[Any], Any], ahead: int = 1) -> Generator[Any, None, None]:

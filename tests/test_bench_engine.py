@@ -162,6 +162,13 @@ def test_stage_clock_sums_per_stage():
     with pytest.raises(ValueError), clock.measure("write"):
         raise ValueError("still timed")
     assert clock.seconds["infer"] >= 0.015 and set(clock.seconds) == {"infer", "write"}
+    # CPU time counts the stage's own work, not its waits: sleeping costs next to none, a busy loop its time.
+    assert clock.cpu_seconds["infer"] < clock.seconds["infer"] / 2
+    with clock.measure("scale"):
+        started = time.thread_time()
+        while time.thread_time() - started < 0.02:
+            pass
+    assert clock.cpu_seconds["scale"] >= 0.02 and set(clock.cpu_seconds) == set(clock.seconds)
 
 
 def test_run_report_has_seconds_per_stage_and_a_plausible_peak(tmp_path):
@@ -171,6 +178,7 @@ def test_run_report_has_seconds_per_stage_and_a_plausible_peak(tmp_path):
     report = json.loads(result.report.read_text())
     stages = report["stage_seconds"]
     assert {"read_warp", "scale", "wait_for_input", "infer", "blend", "write", "polygonize"} <= set(stages)
+    assert set(report["stage_cpu_seconds"]) == set(stages)
     assert all(v >= 0 for v in stages.values()) and stages["infer"] > 0
     assert 10 < report["peak_memory_mb"] == pytest.approx(report["peak_memory_mb"])
     assert 10 < peak_memory_mb() < 64 * 1024

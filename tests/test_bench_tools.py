@@ -13,7 +13,7 @@ import rasterio
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 from quantize import accuracy_cost, comparison_threshold
-from scenes import BAND_PIXEL_M, write_granule, write_scene
+from scenes import BAND_PIXEL_M, write_geographic_dem, write_granule, write_scene
 
 from landslide_engine.bands import L1C_ESA_ORDER
 from landslide_engine.pipeline import PredictRequest, predict_scene
@@ -53,6 +53,24 @@ def test_generated_scene_is_an_l1c_product_the_engine_runs(tmp_path):
     result = predict_scene(PredictRequest(s2=[str(scene.s2)], dem=str(scene.dem), out_dir=str(out), model=str(model)))
     with rasterio.open(result.probability) as prob:
         assert prob.shape == (300, 300) and np.isfinite(prob.read(1)).all()
+
+
+def test_geographic_dem_is_srtm_like_covers_the_scene_and_is_warped_for_it(tmp_path):
+    scene = write_scene(tmp_path, 300)
+    path = write_geographic_dem(tmp_path, 300)
+    with rasterio.open(path) as dem, rasterio.open(scene.s2) as s2:
+        assert dem.crs == rasterio.crs.CRS.from_epsg(4326) and dem.dtypes[0] == "int16" and dem.nodata == -32767
+        assert dem.res[0] == pytest.approx(1 / 3600)
+        west, south, east, north = rasterio.warp.transform_bounds(s2.crs, dem.crs, *s2.bounds)
+        assert dem.bounds.left < west and dem.bounds.right > east
+        assert dem.bounds.bottom < south and dem.bounds.top > north
+        assert 500 < dem.read(1).min() < dem.read(1).max() < 3000
+    assert write_geographic_dem(tmp_path, 300) == path  # reused, not rewritten
+    model = tiny_model_package(tmp_path / "tiny.onnx")
+    req = PredictRequest(s2=[str(scene.s2)], dem=str(path), out_dir=str(tmp_path / "out"), model=str(model))
+    result = predict_scene(req)
+    with rasterio.open(result.probability) as prob:
+        assert prob.crs == rasterio.crs.CRS.from_epsg(32633) and np.isfinite(prob.read(1)).all()
 
 
 def test_generated_granule_has_each_band_at_its_resolution_and_a_no_data_wedge(tmp_path):
@@ -170,7 +188,7 @@ def test_a_gpu_runs_every_scene_size_with_one_worker_and_a_larger_batch(monkeypa
     bench = run.Bench.__new__(run.Bench)
     bench.threads = 16
     bench.models = {run.COMPACT_MODEL: None, run.PAPER_MODEL: None}
-    bench.args = SimpleNamespace(sizes=[1000, 4000, 10000], max_size_large_model=4000)
+    bench.args = SimpleNamespace(sizes=[1000, 4000, 10000], max_size_large_model=4000, geographic_size=3072)
     calls = []
     monkeypatch.setattr(bench, "_scene", lambda *a, **k: calls.append((a, k)), raising=False)
     bench.scenes()
@@ -184,6 +202,29 @@ def test_a_gpu_runs_every_scene_size_with_one_worker_and_a_larger_batch(monkeypa
     assert all(a[4] == run.GPU_SCENE_BATCH and a[5] == run.OVERLAP and a[6] == (16, 1) for a in on_gpu)
     on_cpu = [a for a, _ in calls if a[3].device == "cpu"]
     assert on_cpu and all(a[4] in (1, run.ENGINE_BATCH) for a in on_cpu)  # the CPU rows are unchanged
+    geographic = [(a, k) for a, k in calls if k.get("scene") == run.GEOGRAPHIC]
+    assert [(a[1], a[2], a[5]) for a, _ in geographic] == [(run.COMPACT_MODEL, 3072, 0)]
+
+
+def test_geographic_row_reports_cpu_per_patch_outside_the_model_and_the_marginal_ratio():
+    import run
+
+    row = {"pipeline": "engine", "model": "m", "variant": "fp32", "size": 3072, "overlap": 0, "scene": run.GEOGRAPHIC}
+    row |= {"patches": 576, "patches_without_data": 0, "wall_s": 8.0, "model_only_patches_per_s": 100.0}
+    row |= {"seconds": {"prepare": 1.0, "predict": 6.4, "polygons": 0.6}, "peak_rss_mb": 900.0}
+    # 0.576 s of CPU outside the model over 576 patches: 1.0 ms per patch
+    cpu = {"read_warp": 0.288, "scale": 0.144, "cut": 0.0576, "blend": 0.0288, "write": 0.0576, "infer": 9.0}
+    row |= {"stage_cpu_seconds": cpu | {"wait_for_input": 0.01}}
+    lines = [line for line in run.targets(SimpleNamespace(scene_rows=[row], models={})) if "geographic" in line]
+    assert len(lines) == 1
+    assert "marginal end-to-end / model-only **0.900** (target ≥ 0.8: met" in lines[0]  # 576 / 6.4 / 100
+    assert "whole run with opening and polygons 0.720" in lines[0]
+    assert "**1.00 ms** per patch (target ≤ 1.5: met)" in lines[0]
+    table = run.per_patch_cpu(SimpleNamespace(scene_rows=[row]))
+    assert (
+        "| m | fp32 | geographic DEM | 3072² | 0 | 0.50 | 0.25 | 0.10 | 0.05 | 0.10 | **1.00** | 15.62 | 0.900 |"
+        in table
+    )
 
 
 def test_the_whole_scene_target_is_judged_on_gpu_rows_of_10000_px_only():
