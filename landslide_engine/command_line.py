@@ -15,6 +15,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 
+from landslide_engine import libtiff_messages
 from landslide_engine.errors import Cancelled, Terminated, classify, one_line
 
 EXIT_OK = 0
@@ -62,6 +63,9 @@ def quiet_gdal() -> None:
 
     The exception mode is chosen explicitly as well, the one the engine's checks of return codes expect: GDAL's
     Python bindings 3.9 and later print a FutureWarning to stderr in every program that leaves it unchosen.
+
+    libtiff's own lines (``_tiffWriteProc: File too large.``, printed by libtiff itself under GDAL 3.9 and later)
+    are kept off stderr too, and recorded, so the one line says why: see :mod:`landslide_engine.libtiff_messages`.
     """
     try:
         from osgeo import gdal, ogr, osr
@@ -70,6 +74,9 @@ def quiet_gdal() -> None:
     gdal.SetErrorHandler("CPLQuietErrorHandler")
     for module in (gdal, ogr, osr):
         module.DontUseExceptions()
+    import rasterio  # noqa: F401  (loaded here, so that the libtiff of its GDAL is among those taken over)
+
+    libtiff_messages.record()
 
 
 def run_command(run: Callable[[], int], before_message: Callable[[], None] = lambda: None) -> int:

@@ -22,6 +22,8 @@ import signal
 from collections.abc import Iterator
 from pathlib import Path
 
+from landslide_engine import libtiff_messages
+
 
 class InputError(Exception):
     """Bad input from the user; the message is one actionable line. Base of every user-actionable error."""
@@ -102,14 +104,20 @@ def _is_gdal_error(exc: BaseException) -> bool:
 def _named(failure: str, error: type[InputError]) -> Iterator[None]:
     """Re-raise an ``OSError`` or GDAL error as ``error("<failure>: <its first line>")``; the rest passes through.
 
+    A GDAL error is told by its root cause where libtiff recorded one in the block ("File too large": GDAL's own
+    error then says only "Write failed" or which write failed).
+
     Errors that are already classified (an InputError, Cancelled) pass through unchanged.
     """
+    libtiff_messages.forget()
     try:
         yield
     except (InputError, Cancelled):
         raise
     except Exception as exc:
-        if isinstance(exc, OSError) or _is_gdal_error(exc):
+        if _is_gdal_error(exc):
+            raise error(f"{failure}: {libtiff_messages.first_error() or first_line(exc)}") from None
+        if isinstance(exc, OSError):
             raise error(f"{failure}: {first_line(exc)}") from None
         raise
 

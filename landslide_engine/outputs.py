@@ -23,7 +23,7 @@ from rasterio.windows import Window
 
 from landslide_engine.errors import Cancelled, OutputError, writing
 from landslide_engine.grid import Grid
-from landslide_engine.targets import gdal_checked
+from landslide_engine.targets import gdal_checked, gdal_write_error
 
 # The nodata value of every float raster the engine writes: probability, model-input stack, slope.
 FLOAT_NODATA = -9999.0
@@ -117,7 +117,7 @@ class _BlockRowWriter:
         """Write and flush whole rows of blocks; a GDAL failure (a full disk shows here) is an OutputError."""
         with gdal_checked(self._path):
             if self._band.WriteArray(rows, self._col, self._first_row) != 0:
-                raise OutputError(f"cannot write {self._path}")
+                raise gdal_write_error(self._path)
             self._dataset.FlushCache()
         self._first_row += len(rows)
 

@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+from landslide_engine import libtiff_messages
 from landslide_engine.errors import InputError, OutputError, first_line, writing
 
 TEMP_TAG = ".landslide-tmp"
@@ -159,11 +160,20 @@ def gdal_checked(path: str | Path, what: str = "output") -> Iterator[None]:
     from osgeo import gdal
 
     gdal.ErrorReset()
+    libtiff_messages.forget()
     yield
     if gdal.GetLastErrorType() >= gdal.CE_Failure:
-        message = gdal.GetLastErrorMsg().strip() or "GDAL write failed"
-        gdal.ErrorReset()
-        raise OutputError(f"cannot write {what} {path}: {message.splitlines()[0]}")
+        raise gdal_write_error(path, what)
+
+
+def gdal_write_error(path: str | Path, what: str = "output") -> OutputError:
+    """The error for a failed GDAL write of ``path`` in this thread, by its root cause: libtiff's first error
+    since :func:`gdal_checked` began (a full disk says "File too large"), else GDAL's last error."""
+    from osgeo import gdal
+
+    message = libtiff_messages.first_error() or gdal.GetLastErrorMsg().strip() or "GDAL write failed"
+    gdal.ErrorReset()
+    return OutputError(f"cannot write {what} {path}: {message.splitlines()[0]}")
 
 
 def place_file(src: str | Path, dest: str | Path, what: str = "output") -> Path:
