@@ -105,3 +105,25 @@ def test_builtin_refuses_the_pixel_baseline(quick_crossval, l4s_root, tmp_path):
     with pytest.raises(InputError, match="CNN variants"):
         train_builtin(l4s_root, json_path, "gbm", tmp_path / "x.onnx")
     assert json.loads(json_path.read_text())
+
+
+def test_int8_scoring_runs_each_fold_as_the_engine_runs_fp32_and_int8(l4s_root, tmp_path):
+    """``crossval --int8``: per fold, the exported fp32 package and its int8 copy are scored on the same pixels."""
+    from training.data.smalldata import load_labelled
+
+    quick = dataclasses.replace(VARIANTS["default-all-patches"], steps=6, batch_size=4)
+    data = load_labelled(l4s_root)
+    logged: list[str] = []
+    (row,) = cross_validate(data, [quick], folds=3, group_width=16, log=logged.append, int8=True)
+    q = row["int8"]
+    pixels = len(data.ids) * 128 * 128
+    assert sum(q["confusion_fp32"].values()) == pixels and sum(q["confusion_int8"].values()) == pixels
+    assert len(q["fold_f1_fp32"]) == len(q["fold_f1_int8"]) == 3
+    # the engine's fp32 ONNX run reproduces the training-side (PyTorch) masks the main score counts
+    torch_positive = row["confusion"]["tp"] + row["confusion"]["fp"]
+    onnx_positive = q["confusion_fp32"]["tp"] + q["confusion_fp32"]["fp"]
+    assert abs(onnx_positive - torch_positive) <= 0.001 * pixels
+    assert 0.0 < q["mean_abs_prob_diff"] < 0.05 and 0.0 <= q["mask_f1_int8_vs_fp32"] <= 1.0
+    assert sum("int8 F1" in line for line in logged) == 3
+    _, md_path = write_crossval_table([row], tmp_path, "# quick")
+    assert f"| {quick.name} | {q['f1_fp32']:.4f} | {q['f1_int8']:.4f} |" in md_path.read_text()

@@ -86,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     crossval_parser.add_argument(
         "--fill-bands", default="", help="also score with these bands set to the training mean, e.g. B1,B9,B10"
     )
+    crossval_parser.add_argument(
+        "--int8",
+        action="store_true",
+        help="also run each fold's network as the engine runs an fp32 and an int8 package (quantized as "
+        "`python -m landslide_engine quantize` does, calibrated on the fold's training patches) and compare F1",
+    )
     crossval_parser.add_argument("--out", type=Path, required=True, help="folder for crossval.json and .md")
 
     builtin_parser = commands.add_parser("builtin", help="train the built-in model from a crossval result")
@@ -229,6 +235,7 @@ def _command_crossval(args: argparse.Namespace) -> None:
         args.seed,
         load_unlabelled(args.data),
         fill_bands=tuple(b.strip() for b in args.fill_bands.split(",") if b.strip()),
+        int8=args.int8,
     )
     header = (
         f"Grouped {args.folds}-fold cross-validation on {len(data.ids)} labelled patches of {args.data} "

@@ -65,9 +65,17 @@ def read_calibration_patches(
             break
     else:
         raise InputError(f"calibration folder {folder}: no .h5 patches in it, in img/ or in TrainData/img/")
-    chosen = files[:: max(1, len(files) // limit)][:limit]
     band_index = [L4S_BANDS.index(band) for band in metadata.bands]
-    return np.stack([read_l4s_image(path)[band_index] for path in chosen]), candidate
+    return np.stack([read_l4s_image(files[i])[band_index] for i in calibration_choice(len(files), limit)]), candidate
+
+
+def calibration_choice(count: int, limit: int = CALIBRATION_PATCHES) -> list[int]:
+    """Which of ``count`` sorted candidate patches calibrate: at most ``limit``, at an even stride across them.
+
+    One rule for the ``quantize`` command and for the cross-validation that scores its int8 models
+    (``training crossval --int8``), so the folds are calibrated as a shipped model is.
+    """
+    return list(range(count))[:: max(1, count // limit)][:limit]
 
 
 def quantize_static_graph(graph: bytes, calibration: np.ndarray) -> bytes:

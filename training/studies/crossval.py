@@ -35,6 +35,7 @@ from training.data.splits import grouped_holdout, grouped_kfold
 from training.fitting.loop import EarlyStopping, FitLoop, validate
 from training.fitting.losses import CompoundLoss
 from training.fitting.recipes import Recipe, get_recipe
+from training.studies.int8_scoring import Int8Scores, engine_probabilities
 
 #: Bands that Sentinel-2 L2A and 10-band products also have: no B1 (aerosol), B9 (water vapour), B10 (cirrus).
 L2A_COMPATIBLE_BANDS = tuple(b for b in L4S_BANDS if b not in ("B1", "B9", "B10"))
@@ -319,12 +320,16 @@ def cross_validate(
     unlabelled: np.ndarray | None = None,
     log: Log = print,
     fill_bands: tuple[str, ...] = (),
+    int8: bool = False,
 ) -> list[dict]:
     """Score every variant on the same grouped outer folds; one result row per variant.
 
     With ``fill_bands``, each fold's model is scored a second time with those bands replaced by
     their training-fold mean, which is what the engine does for a band the input lacks
     (``fillable_bands``); ``f1_with_filled_bands`` is the cost of running on such products.
+    With ``int8``, each fold's network (CNN variants) is also exported, quantized and run as the engine
+    runs an fp32 and an int8 package (:mod:`training.studies.int8_scoring`); the row's ``int8`` holds both
+    pooled F1 and the per-fold F1, the cost of shipping int8.
     """
     if data.masks is None or len(data.images) < folds:
         raise InputError(f"cross-validation needs at least {folds} labelled patches, found {len(data.images)}")
@@ -334,6 +339,7 @@ def cross_validate(
     for variant in variants:
         started = time.perf_counter()
         pooled, pooled_filled, fold_f1, thresholds, best_steps = Confusion(), Confusion(), [], [], []
+        int8_scores = Int8Scores() if int8 and variant.kind == "cnn" else None
         for k, (train_index, test_index) in enumerate(splits):
             train, test = data.subset(train_index), data.subset(test_index)
             predict, threshold, details = fit_variant(variant, train, seed + k, group_width, unlabelled)
@@ -347,10 +353,14 @@ def cross_validate(
             if "best_step" in details:
                 best_steps.append(details["best_step"])
             log(f"{variant.name} fold {k}: test IDs {test.ids} F1 {fold_f1[-1]:.3f} threshold {threshold:.2f}")
+            if int8_scores is not None:
+                _score_int8_fold(int8_scores, details["fitted"], variant, train, test, log)
         scores = pooled.scores()
         if fill_bands:
             scores["f1_with_filled_bands"] = pooled_filled.scores()["f1"]
             scores["filled_bands"] = list(fill_bands)
+        if int8_scores is not None:
+            scores["int8"] = int8_scores.summary()
         rows.append(
             {
                 "variant": variant.name,
@@ -367,6 +377,19 @@ def cross_validate(
         )
         log(f"{variant.name}: pooled F1 {scores['f1']:.4f} (folds {np.mean(fold_f1):.3f} ± {np.std(fold_f1):.3f})")
     return rows
+
+
+def _score_int8_fold(
+    scores: Int8Scores, fitted: FittedCNN, variant: Variant, train: PatchArrays, test: PatchArrays, log: Log
+) -> None:
+    """Add one fold's fp32 and int8 engine scores to ``scores`` and log them."""
+    metadata = variant_metadata(
+        variant, [float(v) for v in fitted.mean], [float(v) for v in fitted.std], threshold=fitted.threshold
+    )
+    fp32, int8 = engine_probabilities(fitted.model, metadata, train, test)
+    scores.add_fold(fp32, int8, fitted.threshold, test.masks)
+    f1_fp32, f1_int8 = scores.fold_fp32[-1].scores()["f1"], scores.fold_int8[-1].scores()["f1"]
+    log(f"{variant.name} fold {len(scores.fold_fp32) - 1}: engine fp32 F1 {f1_fp32:.3f}, int8 F1 {f1_int8:.3f}")
 
 
 def write_crossval_table(rows: list[dict], out: Path, header: str) -> tuple[Path, Path]:
@@ -386,6 +409,32 @@ def write_crossval_table(rows: list[dict], out: Path, header: str) -> tuple[Path
             f"{r['fold_f1_mean']:.3f} ± {r['fold_f1_std']:.3f} | {r['seconds']:.0f} |"
         )
     lines += ["", *[f"- **{r['variant']}**: {r['description']}" for r in rows]]
+    lines += _int8_lines(rows)
     md_path = out / "crossval.md"
     md_path.write_text("\n".join(lines) + "\n")
     return json_path, md_path
+
+
+def _int8_lines(rows: list[dict]) -> list[str]:
+    """The fp32 against int8 table of the rows scored with ``int8`` (none when no row was)."""
+    scored = [r for r in rows if "int8" in r]
+    if not scored:
+        return []
+    lines = [
+        "",
+        "fp32 and int8 packages run by the engine (ONNX Runtime, CPU); int8 quantized as `quantize` writes it,",
+        "calibrated on each fold's training patches:",
+        "",
+        "| variant | pooled F1 fp32 | pooled F1 int8 | difference | int8 mask vs fp32 mask (F1) | mean abs prob diff | "
+        "fold F1 fp32 | fold F1 int8 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in scored:
+        q = r["int8"]
+        folds_fp32 = " ".join(f"{f:.3f}" for f in q["fold_f1_fp32"])
+        folds_int8 = " ".join(f"{f:.3f}" for f in q["fold_f1_int8"])
+        lines.append(
+            f"| {r['variant']} | {q['f1_fp32']:.4f} | {q['f1_int8']:.4f} | {q['f1_int8'] - q['f1_fp32']:+.4f} | "
+            f"{q['mask_f1_int8_vs_fp32']:.4f} | {q['mean_abs_prob_diff']:.2e} | {folds_fp32} | {folds_int8} |"
+        )
+    return lines
