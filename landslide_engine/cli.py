@@ -273,6 +273,13 @@ def _add_batch(p: argparse.ArgumentParser) -> None:
         help="local: scenes one after another here (default); ray: on a Ray cluster (needs ray: make setup-ray)",
     )
     p.add_argument("--ray-address", metavar="ADDR", help="the Ray cluster to use (default: start a local one)")
+    p.add_argument(
+        "--ray-gpus-per-actor",
+        type=float,
+        metavar="SHARE",
+        help="share of a GPU each Ray actor (one scene at a time, one model copy) asks for, 0 to 1: 0.5 puts two "
+        "actors on each GPU, 0 maps on CPU slots only (default: 1 with --device cuda, else 0)",
+    )
 
 
 def _run_batch(args: argparse.Namespace) -> int:
@@ -286,6 +293,7 @@ def _run_batch(args: argparse.Namespace) -> int:
         options=_mapping_options(args),
         executor=args.executor,
         ray_address=args.ray_address,
+        ray_gpus_per_actor=args.ray_gpus_per_actor,
     )
     result = run_batch(request, progress=_terminal.progress, warn=_terminal.warn, info=_terminal.info)
     _terminal.end()

@@ -267,3 +267,52 @@ def test_cli_batch_refuses_an_output_folder_that_is_a_file(scenes, tmp_path, cap
     code = main(["batch", str(scenes["west"]), "--dem", str(scenes["dem"]), "--out", str(target)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0] == f"error: --out {target} is a file, not a folder"
+
+
+@pytest.mark.parametrize(
+    ("share", "device", "cluster", "resources", "actors"),
+    [
+        (None, "cuda", {"CPU": 16, "GPU": 2}, {"num_cpus": 0, "num_gpus": 1.0}, 2),  # a whole GPU each, as before
+        (None, "auto", {"CPU": 16, "GPU": 2}, {"num_cpus": 1, "num_gpus": 0.0}, 16),  # a CPU slot each
+        (0.5, "cuda", {"CPU": 16, "GPU": 2}, {"num_cpus": 0, "num_gpus": 0.5}, 4),  # two actors per GPU
+        (1 / 3, "auto", {"CPU": 16, "GPU": 2}, {"num_cpus": 0, "num_gpus": 1 / 3}, 6),  # 2 / (1/3) is 5.999...
+        (0.25, "cuda", {"CPU": 16, "GPU": 8}, {"num_cpus": 0, "num_gpus": 0.25}, 20),  # capped at the scenes
+        (0, "auto", {"CPU": 3, "GPU": 1}, {"num_cpus": 1, "num_gpus": 0.0}, 3),  # CPU only on a GPU node
+    ],
+)
+def test_ray_actors_ask_the_share_of_a_gpu_they_are_given(share, device, cluster, resources, actors):
+    from landslide_engine.batch.ray_executor import actor_count, actor_resources
+
+    built = actor_resources(share, device)
+    assert built == pytest.approx(resources)
+    assert actor_count(cluster, built, scenes=20, actors=None) == actors
+
+
+def test_ray_actor_class_carries_the_resource_request_to_ray():
+    ray = pytest.importorskip("ray", reason="Ray is not installed (make setup-ray)")
+    from landslide_engine.batch.ray_executor import RETRIES, actor_class, actor_resources
+
+    options = actor_class(ray, actor_resources(0.5, "auto"))._default_options  # built without a cluster
+    assert (options["num_gpus"], options["num_cpus"], options["max_task_retries"]) == (0.5, 0, RETRIES)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--executor", "ray", "--ray-gpus-per-actor", "1.5"], "--ray-gpus-per-actor must be a share of one GPU "
+         "from 0 to 1 (0.5: two actors per GPU; 0: CPUs only), not 1.5"),
+        (["--executor", "ray", "--ray-gpus-per-actor", "nan"], "--ray-gpus-per-actor must be a share of one GPU"),
+        (["--executor", "ray", "--ray-gpus-per-actor", "-0.5"], "not -0.5"),
+        (["--executor", "ray", "--ray-gpus-per-actor", "0.5", "--device", "cpu"],
+         "--ray-gpus-per-actor 0.5 reserves GPUs that --device cpu would not use; use 0"),
+        (["--executor", "ray", "--ray-gpus-per-actor", "0", "--device", "cuda"],
+         "--ray-gpus-per-actor 0 gives the actors no GPU, but --device cuda needs one"),
+        (["--ray-gpus-per-actor", "0.5"], "--ray-gpus-per-actor is for --executor ray"),
+    ],
+)  # fmt: skip
+def test_cli_batch_refuses_a_gpu_share_that_does_not_fit_before_writing(scenes, tmp_path, capsys, args, message):
+    out = tmp_path / "out"
+    code = main(["batch", str(scenes["west"]), "--dem", str(scenes["dem"]), "--out", str(out), *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: --ray-gpus-per-actor ") and message in err[0], err
+    assert not out.exists()  # refused before the folder or batch.json is written

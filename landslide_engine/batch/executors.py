@@ -58,16 +58,26 @@ class LocalExecutor:
             report(map_scene(job, options, out_dir, runner, scene_progress, cancelled))
 
 
-def create_executor(name: str, runner=None, ray_address: str | None = None) -> Executor:
-    """The executor called ``name``; ``ray_address`` is Ray's (None: a local Ray cluster is started)."""
+def create_executor(
+    name: str,
+    runner=None,
+    ray_address: str | None = None,
+    ray_gpus_per_actor: float | None = None,
+    device: str = "auto",
+) -> Executor:
+    """The executor called ``name``; ``ray_address`` is Ray's (None: a local Ray cluster is started) and
+    ``ray_gpus_per_actor`` the share of a GPU each Ray actor asks for (None: Ray's executor decides from
+    ``device``). Options that do not fit are refused here, before any scene or report is written."""
     if name == "local":
         if ray_address:
             raise InputError("--ray-address is for --executor ray")
+        if ray_gpus_per_actor is not None:
+            raise InputError("--ray-gpus-per-actor is for --executor ray")
         return LocalExecutor(runner)
     if name == "ray":
         if runner is not None:
             raise InputError("a runner object cannot be sent to Ray workers; they load the model themselves")
-        from landslide_engine.batch.ray_executor import RayExecutor
+        from landslide_engine.batch.ray_executor import RayExecutor, actor_resources
 
-        return RayExecutor(ray_address)
+        return RayExecutor(ray_address, actor_resources(ray_gpus_per_actor, device))
     raise InputError(f"--executor must be one of {', '.join(EXECUTORS)}, not {name!r}")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from landslide_engine import __version__
-from landslide_engine.batch.executors import create_executor
+from landslide_engine.batch.executors import Executor, create_executor
 from landslide_engine.batch.mosaic import OVERLAP_RULE, MosaicScene, RegionalOutputs, build_regional_outputs
 from landslide_engine.batch.scenes import SceneJob, SceneOutcome, completed_outcome, plan_scenes
 from landslide_engine.errors import InputError, writing
@@ -60,6 +60,7 @@ class BatchRequest:
     options: dict[str, Any] = field(default_factory=dict)  # PredictRequest fields other than the scene's files
     executor: str = "local"
     ray_address: str | None = None  # the Ray executor's cluster; None starts a local one
+    ray_gpus_per_actor: float | None = None  # share of a GPU per Ray actor; None: 1 with device cuda, else 0
 
 
 @dataclass(frozen=True)
@@ -94,13 +95,15 @@ def run_batch(
     found = info or (lambda message: None)
     started = time.time()
     options = _checked_options(request.options)
+    executor = create_executor(
+        request.executor, runner, request.ray_address, request.ray_gpus_per_actor, options.get("device", "auto")
+    )
     jobs = plan_scenes(request.scenes, request.dems, request.slope)
     out_dir = check_output_folder(Path(request.out_dir).absolute(), "--out")
     with writing(out_dir, "output folder"):
         out_dir.mkdir(parents=True, exist_ok=True)
     report_path = out_dir / BATCH_REPORT
     _check_same_options(report_path, options)
-    executor = create_executor(request.executor, runner, request.ray_address)
 
     outcomes: dict[str, SceneOutcome] = {}
     pending: list[SceneJob] = []
@@ -116,7 +119,7 @@ def run_batch(
             outcomes[job.scene_id] = done
 
     def write(regional: dict[str, Any] | None = None) -> None:
-        _write_batch_report(report_path, request, options, jobs, outcomes, started, regional)
+        _write_batch_report(report_path, request, options, jobs, outcomes, started, regional, executor)
 
     def record(outcome: SceneOutcome) -> None:
         outcomes[outcome.scene_id] = outcome
@@ -199,6 +202,7 @@ def _write_batch_report(
     outcomes: Mapping[str, SceneOutcome],
     started: float,
     regional: dict[str, Any] | None,
+    executor: Executor,
 ) -> None:
     scenes = []
     for job in jobs:
@@ -213,6 +217,7 @@ def _write_batch_report(
         "seconds": round(time.time() - started, 3),
         "executor": request.executor,
         "ray_address": request.ray_address,
+        "ray_actor_resources": getattr(executor, "resources", None),  # what each Ray actor asked for
         "options": _result_options(options),
         "counts": counts,
         "scenes": scenes,
