@@ -102,6 +102,7 @@ def test_without_an_address_a_local_ray_cluster_is_started(cluster_ready, scenes
     assert (sorted(home_ray.rglob("*")) if home_ray.exists() else None) == before  # the user's ~/.ray untouched
     report = json.loads((tmp_path / "ray" / "batch.json").read_text())
     assert report["executor"] == "ray" and report["ray_address"] is None
+    assert report["ray_actor_resources"] == {"num_cpus": 1, "num_gpus": 0.0}  # no GPU asked without --device cuda
     assert report["scenes"][0]["status"] == "done" and report["scenes"][0]["worker"].split(":")[1] != str(os.getpid())
     with (
         rasterio.open(tmp_path / "ray/west/probability.tif") as a,
