@@ -14,19 +14,6 @@ from tests.test_batch import scenes as scenes
 RUN = {"DEVICE": "cpu", "REFLECTANCE_SCALE": "x1000"}
 
 
-def _qgis_version_int() -> int:
-    from qgis.core import Qgis
-
-    return Qgis.QGIS_VERSION_INT
-
-
-# Seen on QGIS 3.44: the SCENES multi-layer parameter refuses an unreadable file before the algorithm runs
-# ("Incorrect parameter value for SCENES"), and a model step's output key differs; open in issue 15.
-REGION_ON_QGIS_344 = pytest.mark.xfail(
-    _qgis_version_int() >= 34000, reason="QGIS 3.44 validates SCENES by loading each layer", strict=False
-)
-
-
 class _Log:
     """A QgsProcessingFeedback that keeps what the algorithm reported."""
 
@@ -51,10 +38,9 @@ class _Log:
         return Feedback()
 
 
-@REGION_ON_QGIS_344
 def test_region_maps_each_scene_as_detect_does_and_reports_the_corrupt_one(provider, scenes, tmp_path):
     import processing
-    from qgis.core import QgsRasterLayer, QgsVectorLayer
+    from qgis.core import QgsProject, QgsRasterLayer, QgsVectorLayer
 
     feedback = _Log.make()
     layers = [QgsRasterLayer(str(scenes[name]), name) for name in ("west", "east")] + [str(scenes["corrupt"])]
@@ -89,16 +75,21 @@ def test_region_maps_each_scene_as_detect_does_and_reports_the_corrupt_one(provi
     with rasterio.open(detect["OUTPUT_PROBABILITY"]) as a, rasterio.open(tmp_path / "region/west/probability.tif") as b:
         np.testing.assert_array_equal(a.read(1), b.read(1))
 
-    # again into the same folder: nothing is mapped twice
-    again = processing.run(
-        "landslide:detect_region",
-        {"SCENES": layers[:2], "DEM": [str(scenes["dem"])], **RUN, "OUTPUT_FOLDER": str(tmp_path / "region")},
-    )
+    # again into the same folder, west given as a project layer's id: nothing is mapped twice
+    project = QgsProject.instance()
+    project.addMapLayer(layers[0])
+    try:
+        again = processing.run(
+            "landslide:detect_region",
+            {"SCENES": [layers[0].id(), layers[1]], "DEM": [str(scenes["dem"])], **RUN,
+             "OUTPUT_FOLDER": str(tmp_path / "region")},
+        )  # fmt: skip
+    finally:
+        project.removeMapLayer(layers[0].id())
     statuses = [s["status"] for s in json.loads(Path(again["REPORT"]).read_text())["scenes"]]
     assert statuses == ["skipped", "skipped"] and again["N_LANDSLIDES"] == result["N_LANDSLIDES"]
 
 
-@REGION_ON_QGIS_344
 def test_region_without_any_mapped_scene_is_one_line_error(provider, scenes, tmp_path):
     import processing
     from qgis.core import QgsProcessingException
@@ -122,7 +113,6 @@ def test_region_offers_detects_run_parameters(provider):
         ), name  # fmt: skip
 
 
-@REGION_ON_QGIS_344
 def test_region_runs_as_a_step_of_a_model(provider, scenes, tmp_path):
     """A graphical model: detect_region -> extract the polygons above a minimum area."""
     from qgis.core import (
@@ -166,13 +156,15 @@ def test_region_runs_as_a_step_of_a_model(provider, scenes, tmp_path):
     ok, errors = model.validate()
     assert ok, errors
 
+    # the model names its output parameter ("large:large" on QGIS 3.22, "large_landslides" on 3.44)
+    (destination,) = model.destinationParameterDefinitions()
     results, ok = model.run(
-        {"scene_a": str(scenes["west"]), "large:large": str(tmp_path / "large.gpkg")},
+        {"scene_a": str(scenes["west"]), destination.name(): str(tmp_path / "large.gpkg")},
         QgsProcessingContext(),
         QgsProcessingFeedback(),
     )
     assert ok
     everything = QgsVectorLayer(str(tmp_path / "r" / "landslides.gpkg"), "all", "ogr")
-    large = QgsVectorLayer(results["large:large"], "large", "ogr")
+    large = QgsVectorLayer(results[destination.name()], "large", "ogr")
     expected = sorted(f["area_m2"] for f in everything.getFeatures() if f["area_m2"] >= 1000)
     assert sorted(f["area_m2"] for f in large.getFeatures()) == expected and expected

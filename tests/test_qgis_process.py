@@ -146,17 +146,6 @@ def test_detect_on_real_aberystwyth_shows_the_filled_band_warning(installed_plug
     assert (out / "probability.qml").is_file()  # the style travels with the Toolbox output
 
 
-def _qgis_version_int() -> int:
-    from qgis.core import Qgis
-
-    return Qgis.QGIS_VERSION_INT
-
-
-@pytest.mark.xfail(
-    _qgis_version_int() >= 34000,
-    reason="QGIS 3.44 refuses the corrupt scene at SCENES validation, before the algorithm runs (open in issue 15)",
-    strict=False,
-)
 def test_detect_region_runs_through_qgis_process(installed_plugin, scenes, tmp_path):
     """Two overlapping real scenes and a corrupt one: the mosaics, the polygons and the failure's line."""
     env, _ = installed_plugin

@@ -9,6 +9,7 @@ wins), and the polygons are traced once over the region. This class translates t
 from __future__ import annotations
 
 from qgis.core import (
+    QgsMapLayer,
     QgsProcessing,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
@@ -20,6 +21,7 @@ from qgis.core import (
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterRasterLayer,
+    QgsProcessingUtils,
 )
 
 from landslide_qgis.engine_request import SceneChoices, batch_request
@@ -59,7 +61,8 @@ class DetectRegionAlgorithm(QgsProcessingAlgorithm):
         return (
             "Maps landslides in several Sentinel-2 scenes (the tiles of an event) with one model and joins the "
             "results into one regional map.\n\n"
-            "Scenes: one layer per scene (a multi-band Sentinel-2 raster or a SAFE product). DEM: the region's "
+            "Scenes: one file per scene (a multi-band Sentinel-2 raster, or a product: SAFE folder, zip or MTD "
+            "file, STAC item); a scene that cannot be read fails alone. DEM: the region's "
             "DEM, one layer or its tiles; each scene reads the part it covers. The model and run options are "
             "those of 'Detect landslides'.\n\n"
             "Output folder: one sub-folder per scene with the outputs of 'Detect landslides'; probability.vrt and "
@@ -79,10 +82,17 @@ class DetectRegionAlgorithm(QgsProcessingAlgorithm):
         return DetectRegionAlgorithm()
 
     def initAlgorithm(self, config=None) -> None:
+        # Files, not layers: QGIS opens every layer of a layer list to check it before the run starts, so one
+        # scene that GDAL cannot open (QGIS 3.44 with GDAL 3.9+ refuses a truncated file there) would stop all of
+        # them with "Incorrect parameter value", naming none. As files, each scene is read by its own mapping,
+        # which fails alone and says why; and a product (SAFE folder or zip, STAC item) is a scene too.
         scenes = QgsProcessingParameterMultipleLayers(
-            self.SCENES, "Sentinel-2 scenes (one layer each)", QgsProcessing.SourceType.TypeRaster
+            self.SCENES, "Sentinel-2 scenes (one file or product each)", QgsProcessing.SourceType.TypeFile
         )
-        scenes.setHelp("One multi-band Sentinel-2 layer per scene; their file names name the scene folders.")
+        scenes.setHelp(
+            "One multi-band Sentinel-2 raster or one product (SAFE folder, zip or MTD file, STAC item) per scene; "
+            "their names name the scene folders."
+        )
         self.addParameter(scenes)
         dem = QgsProcessingParameterMultipleLayers(
             self.DEM, "DEM of the region (one layer or its tiles)", QgsProcessing.SourceType.TypeRaster
@@ -114,7 +124,7 @@ class DetectRegionAlgorithm(QgsProcessingAlgorithm):
         with engine_errors():  # a missing package becomes the install instructions
             from landslide_engine.batch import run_batch
 
-        scene_files = [layer.source() for layer in self.parameterAsLayerList(parameters, self.SCENES, context)]
+        scene_files = self._scene_paths(parameters, context)
         dems = [layer.source() for layer in self.parameterAsLayerList(parameters, self.DEM, context)]
         if not scene_files:
             raise QgsProcessingException(f"{self.SCENES}: select at least one Sentinel-2 scene")
@@ -161,6 +171,16 @@ class DetectRegionAlgorithm(QgsProcessingAlgorithm):
             self.LANDSLIDE_AREA_M2: regional.landslide_area_m2,
             self.REPORT: str(result.report),
         }
+
+    def _scene_paths(self, parameters: dict, context: QgsProcessingContext) -> list[str]:
+        """The scenes' paths; a layer given instead (a layer object from Python, a project layer's id) stands for
+        its source, as it did when SCENES was a list of layers."""
+        given = parameters.get(self.SCENES)
+        values = given if isinstance(given, (list, tuple)) else [given]
+        sources = [value.source() if isinstance(value, QgsMapLayer) else value for value in values]
+        paths = self.parameterAsFileList({self.SCENES: sources}, self.SCENES, context)
+        layers = [QgsProcessingUtils.mapLayerFromString(path, context, False) for path in paths]  # never loads
+        return [path if layer is None else layer.source() for path, layer in zip(paths, layers, strict=True)]
 
     def _load_on_completion(self, context: QgsProcessingContext, regional, model: str, when: str) -> None:
         """The mosaics and polygons load styled in one group, as ``landslide:detect``'s results do."""
