@@ -127,3 +127,25 @@ def test_int8_scoring_runs_each_fold_as_the_engine_runs_fp32_and_int8(l4s_root, 
     assert sum("int8 F1" in line for line in logged) == 3
     _, md_path = write_crossval_table([row], tmp_path, "# quick")
     assert f"| {quick.name} | {q['f1_fp32']:.4f} | {q['f1_int8']:.4f} |" in md_path.read_text()
+
+
+def test_crossval_report_shows_the_filled_band_score(tmp_path):
+    """``--fill-bands``: the cost quoted in the model card and the L2A warning is in crossval.md, not only the JSON."""
+    row = {
+        "variant": "v",
+        "description": "d",
+        "f1": 0.7072,
+        "precision": 0.6,
+        "recall": 0.8,
+        "iou": 0.5,
+        "fold_f1_mean": 0.55,
+        "fold_f1_std": 0.2,
+        "seconds": 1.0,
+        "f1_with_filled_bands": 0.5223,
+        "filled_bands": ["B1", "B10"],
+    }
+    _, md_path = write_crossval_table([row], tmp_path, "# quick")
+    assert "| v | B1, B10 | 0.707 | 0.522 |" in md_path.read_text()
+    del row["f1_with_filled_bands"]
+    _, md_path = write_crossval_table([row], tmp_path, "# quick")
+    assert "bands filled" not in md_path.read_text()
