@@ -42,6 +42,7 @@ from landslide_engine.scale_detection import (
 from landslide_engine.sources import S2Inputs, offset_from_date
 
 _TO_DN = {scale: SCALE_UNITS["l1c"] / unit for scale, unit in SCALE_UNITS.items()}
+# Named by the command line's flag; a front end with its own names translates the flag (QGIS: its parameter)
 _OPTION_NAME = "reflectance scale (--reflectance-scale)"
 
 

@@ -10,6 +10,7 @@ engine's own default, so no front end carries a copy of a default value.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -32,6 +33,24 @@ DEM_TILES_HELP = (
     "Further tiles of the DEM (Copernicus GLO-30, AW3D30, SRTM) in the DEM's CRS: they are mosaicked with it "
     "on the fly, each tile with its own nodata and georeferencing."
 )
+
+# The engine's messages name an option the analyst should change by the command line's flag ("set the reflectance
+# scale (--reflectance-scale) to auto"). In QGIS the same option is a Toolbox parameter (the dock's fields say the
+# same words), so QGIS names it so; a flag with no QGIS parameter is left as it is.
+QGIS_PARAMETER_OF_FLAG: dict[str, str] = {
+    "--reflectance-scale": "REFLECTANCE_SCALE",
+    "--dem": "DEM",
+    "--slope": "SLOPE",
+    "--model": "MODEL_FILE",
+    "--device": "DEVICE",
+}
+_FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
+
+
+def qgis_wording(message: str) -> str:
+    """An engine message as QGIS says it: each command-line flag that a QGIS parameter sets named by that
+    parameter ("set the reflectance scale (REFLECTANCE_SCALE) to auto")."""
+    return _FLAG.sub(lambda flag: QGIS_PARAMETER_OF_FLAG.get(flag.group(0), flag.group(0)), message)
 
 
 @dataclass(frozen=True)

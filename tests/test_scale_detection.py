@@ -123,6 +123,8 @@ def test_explicit_scale_contradicted_by_the_data_exits_2_with_one_line(geo_root,
     err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("warning: ")]
     assert len(err) == 1 and err[0].startswith("error: reflectance scale x1000 contradicts the data")
     assert "look like l1c" in err[0] and not (tmp_path / "out").exists()
+    # named by the flag the analyst typed (QGIS names its parameter instead: tests/plugin/test_qgis_wording.py)
+    assert err[0].endswith("set the reflectance scale (--reflectance-scale) to l1c or auto"), err[0]
 
 
 def test_run_json_records_what_the_scale_was_read_from(tmp_path):

@@ -18,6 +18,7 @@ from qgis.PyQt.QtCore import pyqtSignal
 
 from landslide_engine.errors import Cancelled, InputError, ModelError, classify, one_line
 from landslide_qgis import dependencies
+from landslide_qgis.engine_request import qgis_wording
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ class DetectTask(QgsTask):
         except Exception as exc:
             problem = classify(exc)  # bad input, full disk, corrupt file: one line
             if isinstance(problem, InputError):
-                self._error = one_line(str(problem))
+                self._error = one_line(qgis_wording(str(problem)))
                 return False
             # a bug must reach the analyst as a message, not kill the task silently
             QgsMessageLog.logMessage(traceback.format_exc(), "Landslide Mapper", Qgis.MessageLevel.Critical)
@@ -96,7 +97,7 @@ class DetectTask(QgsTask):
         prefix = f"{label}: " if len(self._runs) > 1 else ""
 
         def notice(message: str) -> None:
-            signal.emit(prefix + message)
+            signal.emit(prefix + qgis_wording(message))
 
         return notice
 

@@ -7,7 +7,8 @@ and polls ``cancelled()``; QGIS offers a ``QgsProcessingFeedback``. The engine r
 asked to stop, and ``ImportError`` when QGIS's Python lacks a package; library
 failures that escaped the engine are classified by
 ``landslide_engine.errors.classify``. Processing expects a
-``QgsProcessingException``. This module is the only place these are translated.
+``QgsProcessingException``. This module is the only place these are translated (an option named by its
+command-line flag is named by its QGIS parameter: ``engine_request.qgis_wording``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from qgis.core import QgsProcessingException, QgsProcessingFeedback
 
 from landslide_engine.errors import Cancelled, InputError, classify, one_line
 from landslide_qgis import dependencies, settings
+from landslide_qgis.engine_request import qgis_wording
 
 CANCELLED_MESSAGE = "Cancelled: nothing was written."
 
@@ -50,7 +52,7 @@ def engine_warn(feedback: QgsProcessingFeedback) -> Callable[[str], None]:
     """The engine's ``warn`` callback: each warning in the processing log, as a warning, when it arises."""
 
     def warn(message: str) -> None:
-        feedback.pushWarning(f"Warning: {message}")
+        feedback.pushWarning(f"Warning: {qgis_wording(message)}")
 
     return warn
 
@@ -68,7 +70,7 @@ def engine_errors() -> Iterator[None]:
             raise
         if isinstance(problem, Cancelled):
             raise QgsProcessingException(CANCELLED_MESSAGE) from exc
-        raise QgsProcessingException(one_line(str(problem))) from exc
+        raise QgsProcessingException(one_line(qgis_wording(str(problem)))) from exc
 
 
 def available_model_names() -> list[str]:

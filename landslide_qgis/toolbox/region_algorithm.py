@@ -24,7 +24,7 @@ from qgis.core import (
     QgsProcessingUtils,
 )
 
-from landslide_qgis.engine_request import SceneChoices, batch_request
+from landslide_qgis.engine_request import SceneChoices, batch_request, qgis_wording
 from landslide_qgis.gui.result_layers import MASK, POLYGONS, PROBABILITY, run_time
 from landslide_qgis.toolbox import model_parameters, result_postprocessor, run_parameters, scene_parameters
 from landslide_qgis.toolbox.engine_bridge import engine_callbacks, engine_errors, engine_info, engine_warn
@@ -152,7 +152,7 @@ class DetectRegionAlgorithm(QgsProcessingAlgorithm):
             )
         for outcome in result.outcomes:
             if outcome.status == "failed":
-                feedback.reportError(f"{outcome.scene_id}: failed: {outcome.reason}", fatalError=False)
+                feedback.reportError(f"{outcome.scene_id}: failed: {qgis_wording(outcome.reason)}", fatalError=False)
             else:
                 feedback.pushInfo(f"{outcome.scene_id}: {outcome.status}, {outcome.landslides} landslide(s)")
         regional = result.regional
