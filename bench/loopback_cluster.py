@@ -1,6 +1,6 @@
 """A batch on a real Ray cluster on this machine that sees only loopback, optionally with a worker killed.
 
-Run by ``tests/test_batch_ray.py`` and ``bench/batch_speed.py`` through :func:`run_on_loopback_cluster`, which
+Run by ``tests/engine/batch/test_ray.py`` and ``bench/batch_speed.py`` through :func:`run_on_loopback_cluster`, which
 starts ``unshare -n -p -f --mount-proc python bench/loopback_cluster.py CONFIG``: a network namespace holding
 only ``lo`` (so Ray cannot probe or bind anything else) and a process namespace of its own (so ``ray stop``
 sees only this cluster, and everything it started ends with it). Inside, it starts a head and ``nodes - 1``

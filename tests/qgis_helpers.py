@@ -10,9 +10,9 @@ import sys
 import sysconfig
 from pathlib import Path
 
+from tests.paths import ROOT
 from tests.rasters import write_raster
 
-ROOT = Path(__file__).resolve().parents[1]
 QGIS_PROCESS = shutil.which("qgis_process.bin") or "/usr/bin/qgis_process.bin"
 
 
@@ -176,3 +176,36 @@ __all__ = [
     "tiny_onnx_bytes",
     "write_raster",
 ]
+
+
+def processing_outputs(folder: Path) -> dict[str, str]:
+    """The three outputs of ``landslide:detect`` as Processing parameters, in ``folder``."""
+    return {
+        "OUTPUT_PROBABILITY": str(folder / "probability.tif"),
+        "OUTPUT_MASK": str(folder / "mask.tif"),
+        "OUTPUT_POLYGONS": str(folder / "polygons.gpkg"),
+    }
+
+
+class WarningFeedback:
+    """A QgsProcessingFeedback that keeps what the algorithm pushed as warnings and as information."""
+
+    @staticmethod
+    def make():
+        from qgis.core import QgsProcessingFeedback
+
+        class Feedback(QgsProcessingFeedback):
+            def __init__(self):
+                super().__init__()
+                self.warnings: list[str] = []
+                self.infos: list[str] = []
+
+            def pushWarning(self, warning):
+                self.warnings.append(warning)
+                super().pushWarning(warning)
+
+            def pushInfo(self, info):
+                self.infos.append(info)
+                super().pushInfo(info)
+
+        return Feedback()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
 import rasterio
+from rasterio.windows import Window
 
 
 def write_raster(
@@ -35,3 +37,22 @@ def gdal_window(src, band: int, grid, window, resampling, src_nodata: float | No
     nodata = src.nodata if src_nodata is None else src_nodata
     with _warped_vrt(src, grid, window, resampling, nodata) as vrt:
         return vrt.read(band)
+
+
+def cut_tiles(dem, folder, rows, cols) -> list[str]:
+    """``dem`` cut at ``rows`` x ``cols`` pixel boundaries into tiles of the same type, nodata and pixel convention."""
+    folder.mkdir(exist_ok=True)
+    tiles = []
+    with rasterio.open(dem) as src:
+        tags = src.tags()
+        for r0, r1 in itertools.pairwise(rows):
+            for c0, c1 in itertools.pairwise(cols):
+                window = Window(c0, r0, c1 - c0, r1 - r0)
+                profile = dict(src.profile, width=c1 - c0, height=r1 - r0, transform=src.window_transform(window))
+                profile.update(driver="GTiff", tiled=False, blockxsize=None, blockysize=None)
+                path = folder / f"tile_{r0}_{c0}.tif"
+                with rasterio.open(path, "w", **{k: v for k, v in profile.items() if v is not None}) as dst:
+                    dst.update_tags(**tags)
+                    dst.write(src.read(1, window=window), 1)
+                tiles.append(str(path))
+    return tiles
