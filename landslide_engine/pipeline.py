@@ -711,7 +711,7 @@ class _ChunkReader:
     def _read_part(self, stack: SceneStack, window: Window, out: np.ndarray, out_invalid: np.ndarray) -> None:
         """Scene ``window`` in l4s units into ``out`` (C, h, w), no-data filled; where it was into ``out_invalid``."""
         with self._clock.measure("read_warp"):
-            native = stack.read_native(window, self._bands)
+            native = stack.read_native(window, self._bands, stored=True)
         with self._clock.measure("scale"):
             stack.to_l4s(native, out=out)
             missing = np.isfinite(out)

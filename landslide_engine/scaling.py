@@ -41,6 +41,9 @@ from landslide_engine.scale_detection import (
 )
 from landslide_engine.sources import S2Inputs, offset_from_date
 
+# Integer types whose every value float32 holds exactly (Sentinel-2 DNs are uint16).
+_EXACT_INTEGERS = frozenset(np.dtype(t) for t in ("uint8", "int8", "uint16", "int16"))
+
 _TO_DN = {scale: SCALE_UNITS["l1c"] / unit for scale, unit in SCALE_UNITS.items()}
 # Named by the command line's flag; a front end with its own names translates the flag (QGIS: its parameter)
 _OPTION_NAME = "reflectance scale (--reflectance-scale)"
@@ -78,10 +81,16 @@ class ReflectanceScaling:
         """Native values of ``band`` (float, NaN = nodata) in L4S units, as float32 (into ``out`` if given).
 
         float32 input is converted in place in ``out`` (same values, no temporaries: this runs on every pixel
-        of every band of a scene); wider input is computed in its own precision first.
+        of every band of a scene), and so are 8- and 16-bit integers given an ``out``, with the values their
+        float32 conversion would give; wider input is computed in its own precision first.
         """
         factor = self.to_dn / divisor(band)
         offset = self.offset_of(band)
+        if out is not None and native.dtype in _EXACT_INTEGERS:
+            # Integers that float32 holds exactly, converted on the way: the bits of converting them to float32
+            # first, without the float32 copy (the scene reader passes a source's DNs as read).
+            np.subtract(native, offset, out=out, dtype=np.float32)
+            return np.multiply(out, factor, out=out)
         if native.dtype != np.float32:
             result = ((native - offset) * factor).astype(np.float32)
             if out is None:

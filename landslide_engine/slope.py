@@ -27,10 +27,14 @@ def horn_slope(
     xres: float | np.ndarray,
     yres: float | np.ndarray,
     nodata_mask: np.ndarray | None = None,
+    precise: bool = True,
 ) -> np.ndarray:
     """Slope in degrees of ``dem`` (2-D, metres) with pixel sizes in metres.
 
-    ``xres``/``yres`` may be scalars or per-row column vectors (geographic DEMs).
+    ``xres``/``yres`` may be scalars or per-row column vectors (geographic DEMs). ``precise=False`` takes the
+    gradient's length as ``sqrt(dx² + dy²)`` instead of ``hypot`` in the interior, five times cheaper and
+    within a few float64 ulps of it: for a caller that rounds the slope to whole degrees (the model's input),
+    where the two differ only for a slope within about 1e-12 degrees of a half degree.
     Neighbours outside the raster or on nodata take the centre value; nodata
     pixels themselves are NaN.
 
@@ -56,7 +60,7 @@ def horn_slope(
     needs_fill = np.ones(z.shape, dtype=bool)
     if rows >= 3 and cols >= 3:
         inner = np.s_[1:-1, 1:-1]
-        slope[inner] = _horn_interior(zc, _step_at(sx, z.shape, inner), _step_at(sy, z.shape, inner))
+        slope[inner] = _horn_interior(zc, _step_at(sx, z.shape, inner), _step_at(sy, z.shape, inner), precise)
         needs_fill[inner] = False
     if has_invalid:
         # The interior formula took NaN from nodata neighbours: grow the nodata by one pixel.
@@ -80,7 +84,7 @@ def _step_at(step: np.ndarray, shape: tuple[int, ...], index: tuple) -> np.ndarr
     return step if step.ndim == 0 else np.broadcast_to(step, shape)[index]
 
 
-def _horn_interior(z: np.ndarray, sx: np.ndarray, sy: np.ndarray) -> np.ndarray:
+def _horn_interior(z: np.ndarray, sx: np.ndarray, sy: np.ndarray, precise: bool = True) -> np.ndarray:
     """Horn slope (float64 degrees) of the pixels ``z[1:-1, 1:-1]``, whose neighbours are all in ``z``.
 
     With the window a b c / d e f / g h i, dz/dx is ``((c + 2f + i) - (a + 2d + g)) / sx``,
@@ -99,7 +103,12 @@ def _horn_interior(z: np.ndarray, sx: np.ndarray, sy: np.ndarray) -> np.ndarray:
     np.divide(dzdx, sx, out=dzdx)
     dzdy = np.subtract(row[2:], row[:-2], out=col.reshape(-1)[:n].reshape(z.shape[0] - 2, -1))
     np.divide(dzdy, sy, out=dzdy)
-    slope = np.hypot(dzdx, dzdy, out=dzdx)
+    if precise:
+        slope = np.hypot(dzdx, dzdy, out=dzdx)
+    else:
+        slope = np.multiply(dzdx, dzdx, out=dzdx)
+        slope += np.square(dzdy, out=dzdy)
+        np.sqrt(slope, out=slope)
     np.arctan(slope, out=slope)
     return np.degrees(slope, out=slope)
 
@@ -131,11 +140,12 @@ def slope_for_grid(
     is_geographic: bool,
     row_offset: int = 0,
     nodata_mask: np.ndarray | None = None,
+    precise: bool = True,
 ) -> np.ndarray:
     """Slope of a DEM block whose first row is ``row_offset`` rows into ``transform``.
 
     For projected CRSs the pixel size comes straight from the affine transform;
-    for geographic ones it is converted to metres at each row's latitude.
+    for geographic ones it is converted to metres at each row's latitude. ``precise``: see :func:`horn_slope`.
     """
     if transform.b != 0 or transform.d != 0:
         raise InputError("rotated DEM grids are not supported; warp the DEM to a north-up grid first")
@@ -144,8 +154,8 @@ def slope_for_grid(
         rows = np.arange(dem.shape[0]) + row_offset + 0.5
         lat = transform.f + rows * transform.e
         per_lon, per_lat = metres_per_degree(lat)
-        return horn_slope(dem, (xres * per_lon)[:, None], (yres * per_lat)[:, None], nodata_mask)
-    return horn_slope(dem, xres, yres, nodata_mask)
+        return horn_slope(dem, (xres * per_lon)[:, None], (yres * per_lat)[:, None], nodata_mask, precise)
+    return horn_slope(dem, xres, yres, nodata_mask, precise)
 
 
 def write_slope(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from rasterio.enums import Resampling
@@ -40,7 +40,8 @@ class NativeWindow:
     """Source values read for one window of the grid, before conversion to L4S units.
 
     ``dem_with_halo`` has one extra pixel on each side (for slope); ``slope`` is None unless a slope raster was
-    given and the slope band was asked for; ``masked`` marks pixels of the cloud mask's chosen classes.
+    given and the slope band was asked for; ``masked`` marks pixels of the cloud mask's chosen classes. Sentinel-2
+    values are float32 with NaN for no data, except the bands in ``stored_nodata``, which are integers as stored.
     """
 
     window: Window
@@ -49,12 +50,23 @@ class NativeWindow:
     dem_with_halo: np.ndarray | None
     slope: np.ndarray | None
     masked: np.ndarray | None = None
+    # bands of ``s2`` holding the source's integers as stored (read_native(stored=True)), with their nodata value
+    stored_nodata: dict[str, int | None] = field(default_factory=dict)
 
     def dem(self) -> np.ndarray:
         """``dem_with_halo``, which is read whenever the elevation band, or a slope from it, is asked for."""
         if self.dem_with_halo is None:
             raise RuntimeError(f"the DEM was not read for bands {', '.join(self.bands)}")
         return self.dem_with_halo
+
+
+def _nodata_to_nan(stored: np.ndarray, nodata: int | None, out: np.ndarray) -> None:
+    """NaN in ``out`` where ``stored`` holds ``nodata``, as reading the band as float32 would have given."""
+    if nodata is None:
+        return
+    where = stored == nodata
+    if where.any():
+        out[where] = np.nan
 
 
 class SceneStack:
@@ -154,16 +166,20 @@ class SceneStack:
         """``bands`` of ``window`` as float32 (C, h, w) in L4S units; NaN where any input has no data."""
         return self.to_l4s(self.read_native(window, bands))
 
-    def read_native(self, window: Window, bands: Sequence[str]) -> NativeWindow:
+    def read_native(self, window: Window, bands: Sequence[str], stored: bool = False) -> NativeWindow:
         """The source values under ``window`` that ``bands`` need, warped onto the grid but not yet scaled.
 
         This is the I/O half of :meth:`stack_bands`; :meth:`to_l4s` is the arithmetic half. They are separate
-        so a caller can time them, or run the reads in another thread.
+        so a caller can time them, or run the reads in another thread. ``stored=True`` leaves Sentinel-2 bands
+        that lie on the grid in their stored integers (``NativeWindow.stored_nodata``), for :meth:`to_l4s` with
+        an ``out`` to convert: the same values, one copy fewer.
         """
         for band in bands:
             if band not in (DEM_BAND, SLOPE_BAND) and band not in self._s2.bands and band not in self.fill_values:
                 raise InputError(self._s2.describe_missing([band]))
-        s2 = self._read_s2_bands([b for b in bands if b in self._s2.bands and b not in (DEM_BAND, SLOPE_BAND)], window)
+        wanted = [b for b in bands if b in self._s2.bands and b not in (DEM_BAND, SLOPE_BAND)]
+        stored_nodata: dict[str, int | None] = {}
+        s2 = self._read_s2_bands(wanted, window, stored_nodata if stored else None)
         slope = None
         if SLOPE_BAND in bands and self._slope is not None:
             with reading(self._slope.name, "slope"):
@@ -171,7 +187,7 @@ class SceneStack:
         needs_dem = DEM_BAND in bands or (SLOPE_BAND in bands and self._slope is None)
         dem = self._dem_with_halo(window) if needs_dem else None
         masked = self.mask.read(window) if self.mask is not None else None
-        return NativeWindow(window, tuple(bands), s2, dem, slope, masked)
+        return NativeWindow(window, tuple(bands), s2, dem, slope, masked, stored_nodata)
 
     def to_l4s(self, native: NativeWindow, out: np.ndarray | None = None) -> np.ndarray:
         """Stack ``native``'s bands as float32 (C, h, w) in L4S units; slope from the DEM when no file gave it.
@@ -192,12 +208,15 @@ class SceneStack:
                     halo = Window(window.col_off - 1, window.row_off - 1, width + 2, height + 2)
                     geographic = bool(self.grid.crs.is_geographic)
                     transform = self.grid.window_transform(halo)
-                    slope = slope_for_grid(native.dem(), transform, geographic)[1:-1, 1:-1]
+                    # rounded to whole degrees below, so the cheaper gradient length gives the same values
+                    slope = slope_for_grid(native.dem(), transform, geographic, precise=False)[1:-1, 1:-1]
                 out[i] = np.round(slope) / divisor(band)
             elif band in native.s2:
                 if self.scaling is None:
                     raise RuntimeError("SceneStack.scaling must be set before converting to L4S units")
                 self.scaling.to_l4s(native.s2[band], band, out=out[i])
+                if band in native.stored_nodata:
+                    _nodata_to_nan(native.s2[band], native.stored_nodata[band], out[i])
             else:
                 out[i] = self.fill_values[band]
         if native.masked is not None and native.masked.any():
@@ -211,8 +230,11 @@ class SceneStack:
         with reading(self._dem_path, "DEM"):
             return self._warp(self._dem.name, self._dem).read(1, halo).astype(np.float64)
 
-    def _read_s2_bands(self, bands: Sequence[str], window: Window) -> dict[str, np.ndarray]:
-        """Native values of Sentinel-2 ``bands`` on ``window``, one read per source file."""
+    def _read_s2_bands(
+        self, bands: Sequence[str], window: Window, stored_nodata: dict[str, int | None] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Native values of Sentinel-2 ``bands`` on ``window``, one read per source file; given a dict
+        ``stored_nodata``, sources on the grid are read as stored and their bands' nodata values noted in it."""
         by_source: dict[tuple[str, float | None], list[str]] = {}
         for band in bands:
             source = self._s2.bands[band]
@@ -220,9 +242,14 @@ class SceneStack:
             by_source.setdefault((source.path, self._band_nodata(src, source.index)), []).append(band)
         values: dict[str, np.ndarray] = {}
         for (path, nodata), group in by_source.items():
+            indexes = [self._s2.bands[b].index for b in group]
             with reading(path, "Sentinel-2"):
                 warp = self._warp(path, self._open[path], nodata)
-                data = warp.read([self._s2.bands[b].index for b in group], window)
+                data = warp.read_stored(indexes, window) if stored_nodata is not None else None
+                if data is not None and stored_nodata is not None:
+                    stored_nodata.update(dict.fromkeys(group, warp.stored_nodata))
+                else:
+                    data = warp.read(indexes, window)
             values.update(zip(group, data, strict=True))
         return values
 

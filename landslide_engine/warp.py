@@ -107,6 +107,20 @@ def grid_offset(src, grid: Grid) -> tuple[int, int] | None:
     return round(col), round(row)
 
 
+def _stored_exactly(src, nodata: float | None) -> bool:
+    """Whether ``src``'s values are integers that float32 holds exactly, with an integer nodata value (or none)."""
+    types = {np.dtype(t) for t in src.dtypes}
+    if len(types) != 1:
+        return False
+    kind = types.pop()
+    if kind.kind not in "iu" or kind.itemsize > 2:
+        return False
+    if nodata is None or np.isnan(nodata):
+        return True
+    info = np.iinfo(kind)
+    return float(nodata).is_integer() and info.min <= nodata <= info.max
+
+
 class GridWarp:
     """The bands of one open source on ``grid``, read window by window.
 
@@ -130,6 +144,7 @@ class GridWarp:
         self.margin = margin
         self._offset = grid_offset(src, grid) if resampling == Resampling.nearest else None
         self._separable = self._offset is None and separable_bilinear(src, grid, resampling)
+        self._stored = self._offset is not None and _stored_exactly(src, self.nodata)
         self._vrt: WarpedVRT | None = None
         if self._offset is None:
             extent = Window(-margin, -margin, grid.width + 2 * margin, grid.height + 2 * margin)
@@ -298,6 +313,27 @@ class GridWarp:
                 if rr.size:
                     gdal = self._cached_vrt.read(indexes, window=Window(col + c0, row + r0, c1 - c0, r1 - r0))
                     block[:, rr, cc] = gdal[:, rr, cc]
+
+    def read_stored(self, bands: Sequence[int], window: Window) -> np.ndarray | None:
+        """Bands ``bands`` on ``window`` as stored, (n, h, w) in the source's own integer type, where that is
+        exactly what :meth:`read` gives once converted to float32 with :attr:`stored_nodata` made NaN; None
+        where it is not (a source that is warped, not integer, or a window reaching beyond the source).
+
+        The scene reader scales these values straight into the model's input: GDAL's conversion to float32,
+        a copy twice the size, and the pass that turns nodata into NaN are saved.
+        """
+        if not self._stored or self._offset is None:
+            return None
+        col, row = int(window.col_off) + self._offset[0], int(window.row_off) + self._offset[1]
+        width, height = int(window.width), int(window.height)
+        if col < 0 or row < 0 or col + width > self.src.width or row + height > self.src.height:
+            return None
+        return self.src.read(list(bands), window=Window(col, row, width, height))
+
+    @property
+    def stored_nodata(self) -> int | None:
+        """The nodata value of :meth:`read_stored`'s values (None: every value is data)."""
+        return None if self.nodata is None or np.isnan(self.nodata) else int(self.nodata)
 
     def _read_direct(self, bands: int | Sequence[int], window: Window, offset: tuple[int, int]) -> np.ndarray:
         """What the nearest-neighbour warp gives on an aligned source: its pixels as float32, NaN for nodata

@@ -136,3 +136,53 @@ def test_reflectance_sample_windows_lie_inside_the_raster_and_spread_over_it(wid
         assert max(w.col_off for w in windows) > width // 2 > min(w.col_off for w in windows)
     else:
         assert windows == [Window(0, 0, width, height)]
+
+
+@pytest.mark.parametrize(
+    ("dtype", "nodata", "offset"),
+    [("uint16", 0, "auto"), ("uint16", None, "auto"), ("int16", -32767, "1000"), ("uint8", 7, "0")],
+    ids=["declared 0", "implicit 0", "int16 with offset", "uint8"],
+)
+def test_bands_read_as_stored_scale_to_the_float_reads_bits(tmp_path, dtype, nodata, offset):
+    """The scene reader's integer path (``read_native(stored=True)``) gives the model input of the float32
+    path bit for bit, no data included (in some bands of a pixel only, or all), inside the source and at its
+    edges (where it falls back to the float read)."""
+    from landslide_engine.bands import L4S_BANDS
+    from landslide_engine.pipeline import SceneInputs, open_scene
+    from tests.qgis_helpers import S2_DESCRIPTIONS
+
+    rng = np.random.default_rng(5)
+    high = 250 if dtype == "uint8" else 9000
+    values = rng.integers(1 if dtype == "uint8" else 900, high, (12, 70, 90)).astype(dtype)
+    hole = nodata if nodata is not None else 0
+    values[:, 10:14, 20:30] = hole  # every band
+    values[3, 40:45, 50:60] = hole  # one band only
+    s2 = write_raster(
+        tmp_path / "S2A_MSIL1C_20200101_t.tif",
+        values,
+        "EPSG:32633",
+        from_origin(500000, 5200000, 10, 10),
+        S2_DESCRIPTIONS,
+        nodata=nodata,
+    )
+    dem = write_raster(
+        tmp_path / "dem.tif",
+        np.full((1, 40, 40), 800.0, "float32") + np.arange(40, dtype="float32"),
+        "EPSG:32633",
+        from_origin(499900, 5200100, 30, 30),
+    )
+    scale = "x1000" if dtype == "uint8" else "l1c"
+    inputs = SceneInputs([str(s2)], str(dem), reflectance_scale=scale, baseline_offset=offset)
+    scene = open_scene(inputs, list(L4S_BANDS), {})
+    with scene.stack as stack:
+        for window in (Window(0, 0, 90, 70), Window(15, 5, 40, 45), Window(-3, -2, 30, 30), Window(70, 60, 30, 20)):
+            expected = stack.stack_bands(window, list(L4S_BANDS))
+            native = stack.read_native(window, list(L4S_BANDS), stored=True)
+            inside = window.col_off >= 0 and window.row_off >= 0 and window.col_off + window.width <= 90
+            inside = inside and window.row_off + window.height <= 70
+            assert bool(native.stored_nodata) == inside
+            assert all(native.s2[b].dtype == np.dtype(dtype) for b in native.stored_nodata)
+            got = stack.to_l4s(native, out=np.empty_like(expected))
+            if window.width == 90:  # the whole source: holes in every band and in one band only
+                assert np.isnan(expected[:12]).all(axis=0).sum() >= 40 and np.isnan(expected).any(axis=0).sum() >= 90
+            np.testing.assert_array_equal(got, expected)  # NaN where the float path has NaN, same bits elsewhere

@@ -154,3 +154,25 @@ def test_horn_slope_is_bit_identical_to_the_fill_rule_everywhere():
             assert np.array_equal(ours, ref, equal_nan=True), (dem.shape, dem.dtype, mask is not None)
             cases += 1
     assert cases > 200
+
+
+def test_cheaper_gradient_length_gives_the_same_whole_degree_slope_on_real_dems(geo_root):
+    """``precise=False`` (the model input's slope, rounded to whole degrees) against ``hypot``: the values agree
+    within a few float64 ulps, and rounded to whole degrees they are identical, on real SRTMs (projected and
+    geographic, with nodata) and on random DEMs with holes."""
+    cases = []
+    for name in ("SRTM_aber.tif", "AberSRTM_4326.tif"):
+        with rasterio.open(geo_root / "rsgislib_aberystwyth_wales" / name) as src:
+            dem = src.read(1).astype(np.float64)
+            cases.append((dem, src.transform, src.crs.is_geographic, src.read_masks(1) == 0))
+    assert {geographic for *_, geographic, _ in cases} == {True, False}
+    cases += [(dem, from_origin(0, 0, 10, 10), False, mask) for dem, mask in _random_dems()]
+    compared = 0
+    for dem, transform, geographic, mask in cases:
+        precise = slope_for_grid(dem, transform, geographic, nodata_mask=mask)
+        cheap = slope_for_grid(dem, transform, geographic, nodata_mask=mask, precise=False)
+        np.testing.assert_allclose(cheap, precise, rtol=1e-6, atol=1e-6)  # float32 outputs: at most an ulp apart
+        assert np.array_equal(np.round(cheap), np.round(precise), equal_nan=True)
+        assert np.array_equal(np.isnan(cheap), np.isnan(precise))
+        compared += int(np.isfinite(precise).sum())
+    assert compared > 1_000_000
