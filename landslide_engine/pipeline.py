@@ -112,7 +112,8 @@ class SceneRunner(Protocol):
     backend: str
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Probabilities (N, H, W) of patches (N, C, H, W) in l4s units."""
+        """Probabilities (N, H, W) of patches (N, C, H, W) in l4s units; ``x`` may be a read-only view into the
+        pipeline's strip (not contiguous, patches may share columns): copy it before changing it."""
         ...
 
 
@@ -535,12 +536,25 @@ class _ChunkPatches:
     def patches(self, indices: Sequence[int]) -> np.ndarray:
         """The band's patches ``indices`` as one (n, C, tile, tile) array.
 
+        Patches evenly spaced along the strip (the usual batch) come as a read-only view into it, with no copy:
+        the runner's normalisation makes the one copy the model needs. Others are stacked into a new array.
         Cut one batch at a time, when a worker needs them: overlapping patches stacked all at once would
         take a third more memory than the strip they come from.
         """
         tile = self.strip.shape[1]
-        cols = self.band.cols
-        return np.stack([self.strip[:, :, cols[j] - self.left : cols[j] - self.left + tile] for j in indices])
+        starts = [self.band.cols[j] - self.left for j in indices]
+        steps = {b - a for a, b in itertools.pairwise(starts)}
+        if len(steps) > 1:
+            return np.stack([self.strip[:, :, c : c + tile] for c in starts])
+        step = steps.pop() if steps else tile
+        first = self.strip[:, :, starts[0] :]
+        band_stride, row_stride, col_stride = first.strides
+        return np.lib.stride_tricks.as_strided(
+            first,
+            shape=(len(starts), first.shape[0], tile, tile),
+            strides=(step * col_stride, band_stride, row_stride, col_stride),
+            writeable=False,
+        )
 
     def with_data(self) -> list[int]:
         """Indices of the band's patches that have at least one pixel with data.

@@ -89,6 +89,8 @@ class ReflectanceScaling:
         if out is not None and native.dtype in _EXACT_INTEGERS:
             # Integers that float32 holds exactly, converted on the way: the bits of converting them to float32
             # first, without the float32 copy (the scene reader passes a source's DNs as read).
+            if offset == 0:  # x - 0 is x: one pass instead of two
+                return np.multiply(native, factor, out=out, dtype=np.float32)
             np.subtract(native, offset, out=out, dtype=np.float32)
             return np.multiply(out, factor, out=out)
         if native.dtype != np.float32:
@@ -97,6 +99,8 @@ class ReflectanceScaling:
                 return result
             out[...] = result
             return out
+        if offset == 0:
+            return np.multiply(native, factor, out=out)
         out = np.subtract(native, offset, out=out)
         return np.multiply(out, factor, out=out)
 

@@ -64,6 +64,8 @@ def _nodata_to_nan(stored: np.ndarray, nodata: int | None, out: np.ndarray) -> N
     """NaN in ``out`` where ``stored`` holds ``nodata``, as reading the band as float32 would have given."""
     if nodata is None:
         return
+    if nodata == np.iinfo(stored.dtype).min and stored.min() > nodata:
+        return  # the usual case (DN 0 in uint16): one reduction shows there is none
     where = stored == nodata
     if where.any():
         out[where] = np.nan
