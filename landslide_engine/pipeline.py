@@ -803,9 +803,11 @@ class _Stitcher:
         with self._clock.measure("blend"):
             for j, p in zip(piece.indices, probabilities, strict=True):
                 c = band.cols[j]
-                p = np.array(p, dtype=np.float32)
-                p[chunk.invalid[:, c - chunk.left : c - chunk.left + tile]] = np.nan
-                self._blender.add(p, chunk.top, c)
+                invalid = chunk.invalid[:, c - chunk.left : c - chunk.left + tile]
+                if invalid.any():  # a copy with NaN there; a patch all with data is blended as it is
+                    p = np.array(p, dtype=np.float32)
+                    p[invalid] = np.nan
+                self._blender.add(np.asarray(p, dtype=np.float32), chunk.top, c)
 
     def finish_rows(self, chunk: _ChunkPatches) -> int:
         """Write the rows that ``chunk``, its band's last piece blended, finished; returns its patch row number."""
