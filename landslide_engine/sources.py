@@ -143,7 +143,7 @@ def _add_product(
     result.cloud_mask = product.mask
     result.level = product.level
     result.product_date = product.sensing_date
-    result.detected_offset = -_common_offset(product)
+    result.detected_offset = 0.0 - _common_offset(product)  # the DN offset removed; 0.0 - 0.0 is 0, never "-0"
     result.offset_evidence = product.offset_evidence
     for band, path in product.bands.items():
         if band not in explicit:
@@ -299,7 +299,7 @@ def _read_offset(tags: Mapping[str, str], name: str, result: S2Inputs) -> None:
     for key, value in tags.items():
         if key.endswith("ADD_OFFSET"):
             try:
-                result.detected_offset = -float(value)
+                result.detected_offset = 0.0 - float(value)  # 0 stays 0, not "-0"
             except ValueError:
                 continue
             result.offset_evidence = f"{key}={value} in {name}"

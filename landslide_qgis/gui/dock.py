@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from pathlib import Path
 
 from qgis.core import (
@@ -29,16 +30,21 @@ from qgis.gui import (
     QgsExtentWidget,
     QgsFileWidget,
     QgsMapLayerComboBox,
+    QgsScrollArea,
 )
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import (
+    QAbstractScrollArea,
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
+    QGridLayout,
     QHBoxLayout,
     QLabel,
+    QLayout,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
@@ -81,6 +87,28 @@ MODEL_FILE_FILTER = "Model packages (*.onnx *.pt)"
 LOG_TAG = "Landslide Mapper"
 WARNING_STYLE = "color: #9a5b00;"  # dark amber: readable on light and dark panel themes
 ERROR_STYLE = "color: #b00020;"
+# product names and paths are words of 40-70 characters: a word-wrapped label would widen the panel to fit them
+LONG_WORD = re.compile(r"[^\s\u200b]{24,}")
+
+
+class FormGrid(QGridLayout):
+    """A form (label, field) on a grid: a QFormLayout gave its word-wrapped rows (the product's facts, the device)
+    the height of another width after a run, cutting off a line of one and padding another."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setColumnStretch(1, 1)
+
+    def addRow(self, label: str, field: QWidget | QLayout) -> None:
+        """``field`` in a new row, after ``label`` (none when empty), as ``QFormLayout.addRow``."""
+        row = self.rowCount()
+        if label:  # beside a list, at its top as QFormLayout puts it
+            top = isinstance(field, QAbstractScrollArea)
+            self.addWidget(QLabel(label), row, 0, Qt.AlignmentFlag.AlignTop if top else Qt.AlignmentFlag.AlignVCenter)
+        if isinstance(field, QLayout):
+            self.addLayout(field, row, 1)
+        else:
+            self.addWidget(field, row, 1)
 
 
 class LandslideDock(QgsDockWidget):
@@ -95,6 +123,8 @@ class LandslideDock(QgsDockWidget):
         self._device_described = False
         self._device_problem: str | None = None
         self._run_scene = ""
+        self._notes: list[str] = []
+        self._warnings: list[str] = []
         self._build_ui()
         project = QgsProject.instance()
         project.layersAdded.connect(self._layers_added)
@@ -107,7 +137,7 @@ class LandslideDock(QgsDockWidget):
         defaults = request_defaults()
         body = QWidget(self)
         layout = QVBoxLayout(body)
-        form = QFormLayout()
+        form = FormGrid()
         layout.addLayout(form)
 
         self.product_widget = QgsFileWidget(body)
@@ -221,15 +251,26 @@ class LandslideDock(QgsDockWidget):
         self.warnings_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.warnings_label)
         layout.addStretch(1)
-        self.setWidget(body)
+        # after a run the warnings make the panel taller than a laptop screen: scroll rather than squeeze
+        scroll = QgsScrollArea(self)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        # always there: a scroll bar appearing after a run narrowed the panel without re-wrapping its labels,
+        # which then lost their last line
+        scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
+        scroll.setWidget(body)
+        # as wide as the widgets need (the scroll area alone would start narrower and clip them)
+        scroll.setMinimumWidth(body.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
+        self.setWidget(scroll)
 
-    def _build_cloud_mask(self, body: QWidget, form: QFormLayout) -> None:
+    def _build_cloud_mask(self, body: QWidget, form: FormGrid) -> None:
         """The classes made no data (the engine's list and default, as the Toolbox offers them) and s2cloudless."""
         self.mask_combo = QgsCheckableComboBox(body)
         for code, label in MASK_CLASS_LABELS.items():
             checked = Qt.CheckState.Checked if code in DEFAULT_MASK_CLASSES else Qt.CheckState.Unchecked
             self.mask_combo.addItemWithCheckState(label, checked, code)
         self.mask_combo.setDefaultText("none: nothing masked")
+        self.mask_combo.setMaxVisibleItems(self.mask_combo.count())
         self.mask_combo.setToolTip(MASK_CLASSES_HELP)
         _narrow(self.mask_combo)
         form.addRow("Cloud mask", self.mask_combo)
@@ -455,6 +496,7 @@ class LandslideDock(QgsDockWidget):
         self._run_scene = product_label(product) if product else scene_name([layer.name() for layer in s2_layers])
         self._set_running(True)
         self.summary_label.setText("")
+        self._notes, self._warnings = [], []
         self.warnings_label.setText("")
         self.notes_label.setText("")
         self.status_label.setText("Starting…")
@@ -497,10 +539,10 @@ class LandslideDock(QgsDockWidget):
             self.product_label.setText("")
             return
         try:
-            self.product_label.setText(product_summary(path))
+            self.product_label.setText(wrappable(product_summary(path)))
             self.product_label.setStyleSheet("")
         except InputError as exc:
-            self.product_label.setText(str(exc))
+            self.product_label.setText(wrappable(str(exc)))
             self.product_label.setStyleSheet(ERROR_STYLE)
         except ImportError:
             self.product_label.setText(dependencies.missing_message(dependencies.missing_for_inference()))
@@ -567,14 +609,14 @@ class LandslideDock(QgsDockWidget):
     def _show_note(self, note: str) -> None:
         """What the engine read from the inputs (the reflectance scale), under the result and in the log."""
         QgsMessageLog.logMessage(note, LOG_TAG, Qgis.MessageLevel.Info)
-        lines = [line for line in self.notes_label.text().split("\n") if line]
-        self.notes_label.setText("\n".join([*lines, f"Found: {note}"]))
+        self._notes.append(f"Found: {note}")
+        self.notes_label.setText(wrappable("\n".join(self._notes)))
 
     def _show_warning(self, warning: str) -> None:
         """One engine warning under the result and in the QGIS message log, as it arises."""
         QgsMessageLog.logMessage(warning, LOG_TAG, Qgis.MessageLevel.Warning)
-        lines = [line for line in self.warnings_label.text().split("\n") if line]
-        self.warnings_label.setText("\n".join([*lines, f"Warning: {warning}"]))
+        self._warnings.append(f"Warning: {warning}")
+        self.warnings_label.setText(wrappable("\n".join(self._warnings)))
 
     def _show_failure(self, message: str) -> None:
         self._finish_run()
@@ -585,7 +627,7 @@ class LandslideDock(QgsDockWidget):
             self.status_label.setText("Cancelled: no layers were added.")
 
     def _show_error(self, message: str) -> None:
-        self.status_label.setText(message)
+        self.status_label.setText(wrappable(message))
         self.status_label.setStyleSheet(ERROR_STYLE)
         if message.startswith(dependencies.MISSING_PREFIX) or "needs torch" in message:
             push_install_offer(self.iface.messageBar(), "Landslide detection", message, "needs torch" in message)
@@ -616,6 +658,12 @@ class LandslideDock(QgsDockWidget):
         project.layersRemoved.disconnect(self._layers_removed)
         if self.task is not None:
             self.task.cancel()
+
+
+def wrappable(text: str) -> str:
+    """``text`` with a zero-width space after each ``_``, ``/`` and ``\\`` of its long words (product names, paths),
+    so that a word-wrapped label breaks them there instead of widening the panel over the map."""
+    return LONG_WORD.sub(lambda word: re.sub(r"([_/\\])", "\\1\u200b", word.group()), text)
 
 
 def _narrow(combo: QComboBox) -> None:

@@ -64,6 +64,12 @@ def test_level_baseline_and_offsets_come_from_the_metadata(products_data, tmp_pa
     assert product.bands == {"B2": str(image)}
 
 
+def test_a_product_without_offsets_removes_zero_not_minus_zero(products_data, tmp_path):
+    """Before 04.00 no offset is removed, and the note says "baseline offset 0 DN" (it said "-0 DN")."""
+    found = identify_s2([l1c_safe(tmp_path, L1C_N0209)])
+    assert f"{found.detected_offset:g}" == "0"
+
+
 def test_metadata_without_band_images_is_refused_in_one_line(products_data, tmp_path):
     safe = tmp_path / L1C_N0510
     shutil.copytree(METADATA / L1C_N0510, safe)

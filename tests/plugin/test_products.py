@@ -88,9 +88,17 @@ def test_dock_shows_the_product_and_runs_it(qgis_app, qgis_iface, qgis_new_proje
     archive, dem, _ = product
     assert QgsProject.instance().addMapLayer(QgsRasterLayer(str(dem), "dem"))
     panel = LandslideDock(qgis_iface)
+    panel.resize(420, 700)
+    panel.show()  # as in QGIS: laid out before the product is chosen and the run adds lines
     try:
         panel.product_widget.setFilePath(str(archive))
-        assert "L2A, baseline 05.10, sensed 2023-12-17; cloud mask SCL" in panel.product_label.text()
+        shown = panel.product_label.text()
+        assert "L2A, baseline 05.10, sensed 2023-12-17; cloud mask SCL" in shown
+        name = "S2B_MSIL2A_20231217T135659_N0510_R067_T21JUK_20231217T175625"
+        assert f"{name}:" in shown.replace("\u200b", "")
+        # the 60-character product name wraps in the panel instead of widening it over the map
+        label = panel.product_label
+        assert label.minimumSizeHint().width() < label.fontMetrics().horizontalAdvance(name) / 2
         panel.product_widget.setFilePath(str(tmp_path / "missing.zip"))
         assert "not found" in panel.product_label.text()
         panel.product_widget.setFilePath(str(archive))
@@ -104,6 +112,11 @@ def test_dock_shows_the_product_and_runs_it(qgis_app, qgis_iface, qgis_new_proje
         group = QgsProject.instance().layerTreeRoot().children()[0]
         assert group.name().startswith("Landslides · S2B_MSIL2A_20231217T135659_N0510")
         assert "cloud mask" in panel.warnings_label.text()
+        # after the run, taller than the panel: every wrapped line is there, none cut off
+        for _ in range(5):  # layout requests are posted events, one layout level at a time
+            qgis_app.processEvents()
+        for label in (panel.product_label, panel.device_label, panel.notes_label, panel.warnings_label):
+            assert label.height() >= label.heightForWidth(label.width()), label.text()
     finally:
         panel.teardown()
 
