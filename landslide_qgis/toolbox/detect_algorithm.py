@@ -26,7 +26,13 @@ from landslide_qgis.engine_request import predict_request, product_label, produc
 from landslide_qgis.gui.result_layers import MASK, POLYGONS, PROBABILITY, run_time, scene_name
 from landslide_qgis.toolbox import model_parameters, result_postprocessor, run_parameters, scene_parameters
 from landslide_qgis.toolbox.engine_bridge import engine_callbacks, engine_errors, engine_info, engine_warn
-from landslide_qgis.toolbox.outputs import check_destinations, place_raster, place_vector
+from landslide_qgis.toolbox.outputs import (
+    check_destinations,
+    place_raster,
+    place_report,
+    place_vector,
+    report_path,
+)
 
 MODEL_FILE_FILTER = model_parameters.MODEL_FILE_FILTER
 
@@ -112,7 +118,7 @@ class DetectAlgorithm(QgsProcessingAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.N_LANDSLIDES, "Number of landslides"))
         self.addOutput(QgsProcessingOutputNumber(self.LANDSLIDE_AREA_M2, "Total landslide area (m²)"))
         self.addOutput(QgsProcessingOutputString(self.DEVICE_USED, "Device used"))
-        self.addOutput(QgsProcessingOutputFile(self.REPORT, "Run report (JSON)"))
+        self.addOutput(QgsProcessingOutputFile(self.REPORT, "Run report (JSON, beside the probability raster)"))
 
     def processAlgorithm(self, parameters, context, feedback):
         with engine_errors():  # a missing package becomes the install instructions
@@ -124,7 +130,7 @@ class DetectAlgorithm(QgsProcessingAlgorithm):
         prob_dest = self.parameterAsOutputLayer(parameters, self.OUTPUT_PROBABILITY, context)
         mask_dest = self.parameterAsOutputLayer(parameters, self.OUTPUT_MASK, context)
         polygons_dest = self.parameterAsOutputLayer(parameters, self.OUTPUT_POLYGONS, context)
-        check_destinations([prob_dest, mask_dest, polygons_dest], scene.files)
+        check_destinations([prob_dest, mask_dest, polygons_dest, report_path(prob_dest)], scene.files)
 
         work_dir = tempfile.mkdtemp(prefix="detect_", dir=QgsProcessingUtils.tempFolder())
         with engine_errors():
@@ -152,10 +158,11 @@ class DetectAlgorithm(QgsProcessingAlgorithm):
             MASK: place_raster(Path(result.mask), mask_dest),
             POLYGONS: place_vector(Path(result.polygons), polygons_dest),
         }
+        report = place_report(Path(result.report), prob_dest)
         s2_names = [layer.name() for layer in self.parameterAsLayerList(parameters, self.SENTINEL2, context)]
         if scene.product:
             s2_names = [product_label(scene.product)]
-        model_name = json.loads(Path(result.report).read_text(encoding="utf-8"))["model"]["name"]
+        model_name = json.loads(Path(report).read_text(encoding="utf-8"))["model"]["name"]
         result_postprocessor.attach(context, outputs, scene_name(s2_names), model_name, run_time())
         return {
             self.OUTPUT_PROBABILITY: outputs[PROBABILITY],
@@ -164,5 +171,5 @@ class DetectAlgorithm(QgsProcessingAlgorithm):
             self.N_LANDSLIDES: result.n_landslides,
             self.LANDSLIDE_AREA_M2: result.landslide_area_m2,
             self.DEVICE_USED: result.device,
-            self.REPORT: str(result.report),
+            self.REPORT: report,
         }

@@ -4,7 +4,8 @@ The engine writes fixed names (GeoTIFF, GeoPackage) into one work folder. Proces
 destinations can be anywhere and in any format the user picked in the output widget,
 so each file is moved when the format matches and converted with GDAL/OGR otherwise; either way
 nothing half-written is ever left under the final name.
-A raster's QGIS style sidecar (``.qml``) follows it, so the output opens styled wherever it went.
+A raster's QGIS style sidecar (``.qml``) follows it, so the output opens styled wherever it went, and the run
+report (``run.json``) goes beside the probability raster.
 """
 
 from __future__ import annotations
@@ -54,6 +55,20 @@ def place_raster(src: Path, dest: str) -> str:
     if style.is_file():
         _move(style, str(Path(dest).with_suffix(".qml")))
     return dest
+
+
+def report_path(raster_dest: str) -> str:
+    """Where a run's report goes: beside its probability raster, ``probability.tif`` -> ``probability.run.json``."""
+    return str(Path(raster_dest).with_suffix(".run.json"))
+
+
+def place_report(src: Path, raster_dest: str) -> str:
+    """Move the run report ``src`` (run.json) beside ``raster_dest``; returns its new path.
+
+    The engine writes it into Processing's temporary folder, which QGIS and qgis_process empty when they end,
+    and it is the record of what the run read (the product's baseline and offsets, the cloud mask's shares).
+    """
+    return _move(src, report_path(raster_dest))
 
 
 def place_vector(src: Path, dest: str) -> str:

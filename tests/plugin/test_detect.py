@@ -51,6 +51,8 @@ def test_detect_on_synthetic_layers_matches_the_sentinel2_grid(provider, scene, 
     assert sum(areas) == pytest.approx(result["LANDSLIDE_AREA_M2"])
     assert result["DEVICE_USED"].startswith("cpu")
     assert json.loads(Path(result["REPORT"]).read_text())["threshold"] == 0.5
+    # beside the probability raster, not in Processing's temporary folder (emptied when QGIS ends)
+    assert result["REPORT"] == str(tmp_path / "probability.run.json")
 
 
 def test_detect_writes_other_formats_and_honours_the_extent(provider, scene, tmp_path):
