@@ -1,14 +1,15 @@
 """libtiff's own messages kept off stderr and recorded, so a failed GeoTIFF write says why in the engine's one line.
 
 GDAL's GeoTIFF driver writes through libtiff, and libtiff reports a failure of GDAL's I/O callbacks (a full disk:
-``_tiffWriteProc: File too large``) to its process-wide error handler. Up to GDAL 3.8 that handler was GDAL's,
-and the message became a GDAL error. GDAL 3.9 and later give libtiff a handler per open file only, so these
-messages reach libtiff's default handler, which prints them to stderr itself: raw lines beside the command
-line's one ``error:`` line, while GDAL's own error then says only "Write failed" or nothing at all.
+``_tiffWriteProc: File too large``) to its process-wide error handler. With GDAL 3.6 (Debian 12) that handler is
+GDAL's, and the message becomes a GDAL error. With GDAL 3.13 (QGIS 3.44's Debian) GDAL gives libtiff handlers
+per open file only, so these messages reach libtiff's default handler, which prints them to stderr itself: raw
+lines beside the command line's one ``error:`` line, while GDAL's own error says only "Write failed", or
+nothing. Either way GDAL's last error is a consequence ("Write error at scanline 0"), not the cause.
 
 :func:`record` (command-line programs only: it changes the whole process, as
-:func:`~landslide_engine.command_line.quiet_gdal` does) replaces libtiff's default printers, and only them, and
-records every libtiff error; :func:`first_error` is the first one recorded in this thread since :func:`forget`:
+:func:`~landslide_engine.command_line.quiet_gdal` does) turns off libtiff's default error and warning printers,
+and only them, and records libtiff's errors; :func:`first_error` is the first one in this thread since :func:`forget`:
 the root cause ("File too large"), which :func:`landslide_engine.errors.writing` and
 :func:`landslide_engine.targets.gdal_checked` put in their one line. Where nothing was recorded (the QGIS
 plugin, a platform without ``dladdr``) they report GDAL's error as before.
