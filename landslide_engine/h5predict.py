@@ -22,6 +22,7 @@ from landslide_engine.errors import Cancelled, InputError, ModelError
 from landslide_engine.figures import three_panel_figure, true_colour
 from landslide_engine.h5io import read_l4s_image
 from landslide_engine.notices import Warn, Warnings
+from landslide_engine.options import DEFAULT_PRECISION
 from landslide_engine.targets import atomic_output, check_output_folder
 
 _CHUNK_PATCHES = 64
@@ -38,13 +39,14 @@ def predict_h5(
     batch_size: int = 16,
     progress: Progress | None = None,
     cancelled: Callable[[], bool] | None = None,
-    precision: str = "fp32",
+    precision: str = DEFAULT_PRECISION,
     skip_unusable_models: bool = False,
     warn: Warn | None = None,
 ) -> list[Path]:
     """Predict every patch in ``paths`` with every model in ``models``; returns the files written.
 
-    ``precision`` is passed to :func:`~landslide_engine.models.backends.create_runner` (bf16/fp16: torch only).
+    ``precision`` is passed to :func:`~landslide_engine.models.backends.create_runner` (auto: int8 on the CPU where the
+    model has an int8 version; bf16/fp16: torch only).
 
     ``models`` are catalog references (names, paths, or "builtin"). Raises InputError for a malformed patch, two
     patches with the same file name, or an unusable model, before writing anything; Cancelled when ``cancelled()``

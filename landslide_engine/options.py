@@ -11,8 +11,21 @@ from __future__ import annotations
 DEVICES = ("auto", "cpu", "cuda", "mps")
 # what runs the model: auto runs .onnx packages with ONNX Runtime and .pt packages with PyTorch
 BACKENDS = ("auto", "onnx", "torch")
-# the number format of the model's arithmetic; bf16/fp16 need the torch backend
-PRECISIONS = ("fp32", "bf16", "fp16")
+# the number format of the model's arithmetic: auto (int8 on the CPU where the model has an int8 version, as the
+# built-in has; else fp32), fp32, int8 (the model's int8 version: ONNX Runtime on the CPU), bf16/fp16 (torch backend)
+PRECISIONS = ("auto", "fp32", "int8", "bf16", "fp16")
+# auto: the built-in model's int8 version kept the pooled cross-validated F1 of fp32 (0.7072 both; folds -0.004 to
+# +0.012) at 1.9x its speed on the CPU (MODEL_CARD.md, "Number format on the CPU"); on a GPU, fp32
+DEFAULT_PRECISION = "auto"
+# the measured cost of each number format, so an analyst chooses knowing it (CLI help, Toolbox help, dock tooltip)
+PRECISION_HELP = (
+    "number format of the model: auto (default: on the CPU the model's int8 version where it has one, as the "
+    "built-in model has; else fp32); fp32; int8 (the model's int8 version, NAME.int8.onnx beside it, written by "
+    "`python -m landslide_engine quantize`; CPU only); bf16 (.pt models: fast on CPUs with AVX-512 BF16/AMX and "
+    "on GPUs); fp16 (.pt models, GPU only). Measured against fp32: the built-in model's int8 version kept its "
+    "cross-validated pooled F1 (0.707) at 1.9x the speed (MODEL_CARD.md); bf16 on random-weight models, "
+    "probabilities within 1e-3 on average, mask F1 0.95-0.9995 (bench/RESULTS.md)"
+)
 # how the Sentinel-2 files store reflectance: auto (read from the scene, landslide_engine.scale_detection), ESA
 # digital numbers (x 10000), x 1000 (ARCSI and others), 0-1 floats; the default first
 REFLECTANCE_SCALES = ("auto", "l1c", "x1000", "0-1")

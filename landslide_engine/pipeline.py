@@ -46,7 +46,7 @@ from landslide_engine.errors import Cancelled, InputError, ParameterError
 from landslide_engine.grid import Grid, reference_grid
 from landslide_engine.memory import release_free_memory
 from landslide_engine.notices import Info, Warn, Warnings, inform
-from landslide_engine.options import DEFAULT_MIN_AREA_M2
+from landslide_engine.options import DEFAULT_MIN_AREA_M2, DEFAULT_PRECISION
 from landslide_engine.outputs import (
     FLOAT_NODATA,
     ResultRasters,
@@ -128,7 +128,7 @@ class PredictRequest:
     model: str | None = None
     device: str = "auto"
     backend: str = "auto"
-    precision: str = "fp32"  # "bf16"/"fp16": the torch backend under autocast (see TorchRunner)
+    precision: str = DEFAULT_PRECISION  # auto: int8 version on the CPU (models.backends.number_format)
     batch_size: int = 16
     overlap: int = 32
     threshold: float | None = None
@@ -475,6 +475,7 @@ def predict_scene(
             "model": {
                 "name": meta.name,
                 "path": str(req.model) if req.model else "builtin",
+                "file": getattr(runner, "source", None),  # the package run: the int8 version with precision auto
                 "architecture": meta.architecture,
                 "encoder": meta.encoder,
                 "bands": list(meta.bands),

@@ -8,6 +8,10 @@ Models come from three places, reported as their ``origin``:
   ``$XDG_DATA_HOME/landslide-mapper/models``, i.e. ``~/.local/share/landslide-mapper/models``) or in extra folders;
 * ``file``: a package given by its path.
 
+A package ``NAME.int8.onnx`` beside ``NAME.onnx`` (or ``NAME.pt``) is that model's int8 version (the built-in
+model ships ``default.int8.onnx``): it is not listed as a model of its own, and the runners take it for precision
+``int8``, and for ``auto`` on the CPU (:func:`int8_version`, :func:`landslide_engine.models.backends.create_runner`).
+
 Registry names such as ``unet_resnet34`` are architectures, not trained models, and are not resolved here: running
 an untrained network would paint noise.
 """
@@ -27,6 +31,7 @@ from landslide_engine.models.package import TORCH_SUFFIXES, load_package
 log = logging.getLogger(__name__)
 
 USER_MODELS_ENV = "LANDSLIDE_MAPPER_MODELS"
+INT8_SUFFIX = ".int8.onnx"  # NAME.int8.onnx next to NAME.onnx (or NAME.pt) is that model's int8 version
 BUILTIN_DEFAULT_FILES = ("default.onnx", "default.pt")
 MODEL_SUFFIXES = (".onnx", *TORCH_SUFFIXES)
 BUILTIN_REFERENCES = ("", "builtin", "default")
@@ -132,6 +137,21 @@ def resolve_model(ref: str | Path | None, extra_dirs: Iterable[str | Path] = ())
     raise InputError(f"unknown model {ref!r}; available models: {available}")
 
 
+def int8_version(path: Path) -> Path | None:
+    """The int8 version of the package at ``path``: ``NAME.int8.onnx`` beside it (as the built-in model's
+    ``default.int8.onnx``, written by ``python -m landslide_engine quantize``), or None."""
+    candidate = path.with_name(path.stem + INT8_SUFFIX)
+    return candidate if candidate.is_file() and candidate != path else None
+
+
+def _is_int8_version(path: Path) -> bool:
+    """Whether ``path`` is another package's int8 version (listed with it, not as a model of its own)."""
+    if not path.name.endswith(INT8_SUFFIX):
+        return False
+    stem = path.name[: -len(INT8_SUFFIX)]
+    return any(path.with_name(stem + suffix).is_file() for suffix in (".onnx", *TORCH_SUFFIXES))
+
+
 def builtin_model_path() -> Path:
     """The default built-in model package; InputError if the plugin was installed without one."""
     for name in BUILTIN_DEFAULT_FILES:
@@ -154,4 +174,6 @@ def _candidate_files(extra_dirs: Iterable[str | Path]) -> Iterator[tuple[Path, O
 def _packages_in(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in MODEL_SUFFIXES)
+    return sorted(
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in MODEL_SUFFIXES and not _is_int8_version(p)
+    )

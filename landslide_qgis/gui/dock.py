@@ -56,7 +56,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from landslide_engine.errors import InputError
-from landslide_engine.options import DEFAULT_MASK_CLASSES, PRECISIONS, REFLECTANCE_SCALES
+from landslide_engine.options import DEFAULT_MASK_CLASSES, PRECISION_HELP, PRECISIONS, REFLECTANCE_SCALES
 from landslide_qgis import dependencies, settings
 from landslide_qgis.engine_request import (
     DEM_TILES_HELP,
@@ -306,7 +306,7 @@ class LandslideDock(QgsDockWidget):
         self.precision_combo.addItems(list(PRECISIONS))
         if defaults.get("precision") in PRECISIONS:
             self.precision_combo.setCurrentText(defaults["precision"])
-        self.precision_combo.setToolTip("fp32: full precision; bf16: .pt models; fp16: .pt models on a GPU only.")
+        self.precision_combo.setToolTip(PRECISION_HELP)
         form.addRow("Model number format", self.precision_combo)
         self.extent_widget = QgsExtentWidget(box)
         self.extent_widget.setNullValueAllowed(True, "Whole scene")

@@ -15,7 +15,7 @@ from qgis.core import (
     QgsProcessingParameterNumber,
 )
 
-from landslide_engine.options import PRECISIONS
+from landslide_engine.options import PRECISION_HELP, PRECISIONS
 from landslide_qgis import settings
 from landslide_qgis.engine_request import RunChoices, request_defaults
 
@@ -86,7 +86,7 @@ def add_run_parameters(algorithm: QgsProcessingAlgorithm) -> list[QgsProcessingP
         "Polygons smaller than this are dropped (the mask keeps them); the default is the engine's "
         "minimum mapping unit."
     )
-    # Optional, so models and scripts written before this parameter existed still run (in fp32).
+    # Optional, so models and scripts written before this parameter existed still run (in the engine's default).
     precision = QgsProcessingParameterEnum(
         PRECISION,
         "Model number format",
@@ -95,12 +95,7 @@ def add_run_parameters(algorithm: QgsProcessingAlgorithm) -> list[QgsProcessingP
         optional=True,
     )
     precision.setUsesStaticStrings(True)
-    precision.setHelp(
-        "fp32: full precision. bf16: .pt (PyTorch) models only; fast on CPUs with AVX-512 BF16/AMX and on GPUs; "
-        "on the benchmark models probabilities moved by under 0.001 on average and the mask kept F1 0.95–0.9995 "
-        "against fp32. fp16: .pt models on a GPU only. For int8 on the CPU, write a quantized .onnx model with "
-        "'python -m landslide_engine quantize' and choose it as the model file."
-    )
+    precision.setHelp(PRECISION_HELP)
     return [tta, min_area, precision]
 
 

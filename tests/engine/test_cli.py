@@ -285,3 +285,27 @@ def test_free_heap_pages_go_back_to_the_os_on_glibc(monkeypatch):
     monkeypatch.setattr(memory, "_MALLOC_TRIM", lambda pad: calls.append(pad) or 0)
     memory.release_free_memory()
     assert calls == [0], "release_free_memory trims the whole heap (no padding kept)"
+
+
+def test_predict_runs_the_builtin_int8_version_by_default_and_records_it(capsys, tmp_path, scene, tiny_model):
+    from landslide_engine.models.catalog import builtin_model_path, int8_version
+
+    s2, dem = scene
+    reports, probabilities = {}, {}
+    for precision in (None, "fp32"):
+        out = tmp_path / str(precision)
+        chosen = ["--precision", precision] if precision else []
+        code, _, err = run_cli(capsys, "predict", "--s2", s2, "--dem", dem, "--device", "cpu", *chosen, "--out", out)
+        assert code == 0, err
+        reports[precision] = json.loads((out / "run.json").read_text())
+        with rasterio.open(out / "probability.tif") as src:
+            probabilities[precision] = src.read(1, masked=True)
+    assert (reports[None]["precision"], reports[None]["model"]["file"]) == (
+        "int8",
+        str(int8_version(builtin_model_path())),
+    )
+    assert (reports["fp32"]["precision"], reports["fp32"]["model"]["file"]) == ("fp32", str(builtin_model_path()))
+    assert np.abs(probabilities[None] - probabilities["fp32"]).mean() < 0.01
+    code, _, err = run_cli(capsys, "predict", "--s2", s2, "--dem", dem, "--model", tiny_model,
+                           "--precision", "int8", "--out", tmp_path / "int8")  # fmt: skip
+    assert_bad_input(code, err, "precision int8: model", "has no int8 version")

@@ -13,6 +13,7 @@ from landslide_engine.h5io import read_l4s_image
 from landslide_engine.models.backends import create_runner
 from landslide_engine.models.package import load_package
 from landslide_engine.models.quantize import quantize_static, read_calibration_patches
+from landslide_engine.options import DEFAULT_PRECISION
 from landslide_engine.pipeline import PredictRequest, runner_for
 from tests.qgis_helpers import TINY_MODEL_BANDS, tiny_model_package
 from tests.scenes import write_l4s_patches
@@ -146,3 +147,66 @@ def test_runners_name_their_number_format(tiny, l4s_folder, tmp_path):
     int8_path = quantize_static(tiny[".onnx"], patches, tmp_path / "tiny.int8.onnx")
     assert create_runner(tiny[".onnx"], device="cpu").precision == "fp32"
     assert create_runner(int8_path, device="cpu").precision == "int8"
+
+
+def test_builtin_runs_its_int8_version_on_the_cpu_by_default(l4s_root):
+    """Precision auto (the engine's default) runs default.int8.onnx on the CPU; fp32 runs default.onnx."""
+    from landslide_engine.models.catalog import builtin_model_path, int8_version, list_models
+
+    fp32_path = builtin_model_path()
+    assert PredictRequest(s2=[], dem="", out_dir="").precision == DEFAULT_PRECISION == "auto"
+    auto = runner_for(PredictRequest(s2=[], dem="", out_dir="", device="cpu"))
+    assert (auto.precision, Path(auto.source)) == ("int8", int8_version(fp32_path))
+    assert Path(runner_for(_request(fp32_path, device="cpu", precision="int8")).source) == int8_version(fp32_path)
+    fp32 = runner_for(PredictRequest(s2=[], dem="", out_dir="", device="cpu", precision="fp32"))
+    assert (fp32.precision, Path(fp32.source)) == ("fp32", fp32_path)
+    assert int8_version(fp32_path) not in [m.path for m in list_models()]  # a version of the model, not another one
+    assert load_package(int8_version(fp32_path)).metadata == load_package(fp32_path).metadata
+    patches = np.stack([read_l4s_image(p) for p in sorted((l4s_root / "TestData" / "img").glob("*.h5"))])
+    assert np.abs(auto.predict(patches) - fp32.predict(patches)).mean() < 0.01
+
+
+def test_shipped_int8_version_is_the_quantize_commands_output(l4s_root, tmp_path):
+    """default.int8.onnx is what `quantize --model builtin --calibration L4S_ROOT` writes (MODEL_CARD.md)."""
+    from landslide_engine.models.catalog import builtin_model_path, int8_version
+
+    fp32 = load_package(builtin_model_path())
+    calibration, _ = read_calibration_patches(l4s_root, fp32.metadata)
+    fresh = quantize_static(fp32, calibration, tmp_path / "default.int8.onnx")
+    patches = np.stack([read_l4s_image(p) for p in sorted((l4s_root / "TestData" / "img").glob("*.h5"))])
+    shipped = create_runner(int8_version(fp32.path), device="cpu").predict(patches)
+    np.testing.assert_allclose(create_runner(fresh, device="cpu").predict(patches), shipped, atol=1e-5)
+
+
+def test_a_model_with_an_int8_version_beside_it_runs_it_on_the_cpu(tiny, l4s_folder, tmp_path):
+    from landslide_engine.models.catalog import list_models
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    model = folder / "tiny.onnx"
+    model.write_bytes(tiny[".onnx"].read_bytes())
+    assert create_runner(model, device="cpu", precision="auto").precision == "fp32"  # no int8 version: fp32
+    with pytest.raises(InputError, match=r"precision int8: model .*tiny.onnx has no int8 version .*quantize --model"):
+        create_runner(model, device="cpu", precision="int8")
+    calibration, _ = read_calibration_patches(l4s_folder, load_package(model).metadata, limit=4)
+    quantize_static(model, calibration, folder / "tiny.int8.onnx")
+    assert create_runner(model, device="cpu", precision="auto").precision == "int8"
+    assert create_runner(model, device="cpu", precision="fp32").precision == "fp32"
+    assert [m.path.name for m in list_models([folder]) if m.origin == "user"] == ["tiny.onnx"]
+
+
+@pytest.mark.parametrize(
+    ("backend", "device", "needle"),
+    [
+        ("onnx", "cuda", "precision int8 runs on the CPU with ONNX Runtime, not with backend onnx on device cuda"),
+        ("torch", "cpu", "precision int8 runs on the CPU with ONNX Runtime, not with backend torch on device cpu"),
+    ],
+)
+def test_int8_where_it_cannot_run_is_one_line(tiny, l4s_folder, tmp_path, backend, device, needle):
+    model = tmp_path / "tiny.pt"
+    model.write_bytes(tiny[".pt"].read_bytes())
+    calibration, _ = read_calibration_patches(l4s_folder, load_package(model).metadata, limit=2)
+    quantize_static(model, calibration, tmp_path / "tiny.int8.onnx")
+    with pytest.raises(InputError, match=needle):
+        create_runner(model, backend=backend, device=device, precision="int8")
+    assert create_runner(model, backend="auto", device="cpu", precision="int8").precision == "int8"

@@ -195,7 +195,7 @@ def test_precision_is_an_advanced_choice_among_the_engine_precisions(provider):
 
     parameter = provider.algorithm("detect").parameterDefinition("PRECISION")
     assert parameter.options() == list(PRECISIONS)
-    assert parameter.defaultValue() == PredictRequest.precision
+    assert parameter.defaultValue() == PredictRequest.precision == "auto"
     assert parameter.flags() & QgsProcessingParameterDefinition.Flag.FlagAdvanced
 
 

@@ -265,6 +265,7 @@ def test_dock_offers_the_toolbox_options_under_advanced(dock):
     assert dock.min_area_spin.value() == pytest.approx(defaults.min_area_m2)
     assert dock.overlap_spin.value() == defaults.overlap
     assert dock.scale_combo.currentText() == defaults.reflectance_scale
+    assert dock.precision_combo.currentText() == defaults.precision == "auto"  # the engine's default number format
 
     dock.min_area_spin.setValue(250.0)
     dock.overlap_spin.setValue(16)
