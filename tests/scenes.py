@@ -40,6 +40,7 @@ class FakeRunner:
 
     device = "cpu"
     backend = "fake"
+    precision = "fp32"  # numpy float32 arithmetic; run.json records the runner's number format
     batch_size = 16
 
     def __init__(self, kind: str = "local", bands=L4S_BANDS, fillable=None, tile: int = 128):
