@@ -75,17 +75,21 @@ class DetectAlgorithm(QgsProcessingAlgorithm):
 
     def shortHelpString(self) -> str:
         return (
-            "Maps landslides from a Sentinel-2 L1C scene and a DEM with a Landslide4Sense segmentation model.\n\n"
+            "Maps landslides from a Sentinel-2 scene and a DEM with a Landslide4Sense segmentation model.\n\n"
             "The inputs are warped onto the Sentinel-2 grid, stacked into the 14 Landslide4Sense bands "
             "(12 Sentinel-2 bands, slope, elevation), cut into overlapping 128×128 patches and run through the "
             "model; overlapping patches are blended.\n\n"
-            "Sentinel-2: one multi-band layer or several single-band layers; bands are identified from their "
-            "descriptions or file names (B01…B12; B8A is dropped). DEM: elevation in metres, any CRS. "
-            "Slope: optional, computed from the DEM when absent.\n\n"
+            "Sentinel-2: a product as downloaded (a SAFE .zip or MTD file, a STAC item), whose metadata gives "
+            "the level, baseline, offsets and cloud mask; or one multi-band layer (an Earth Engine export too) or "
+            "several single-band layers, bands identified from their descriptions or file names (B01…B12; B8A "
+            "is dropped). Clouds, cloud shadows and snow are no data (advanced: the classes, or s2cloudless for "
+            "L1C without a mask). DEM: elevation in metres, any CRS; several tiles are mosaicked (advanced: "
+            "More DEM tiles). Slope: optional, computed from the DEM when absent.\n\n"
             "Model: a built-in model or one from the models folder (Processing → Options → Providers → "
             "Landslide detection), or a package file (.onnx/.pt) which takes precedence.\n\n"
             "Outputs: landslide probability (0–1), a binary mask at the threshold, and landslide polygons "
-            "with their area in m² (field area_m2)."
+            "with their area in m² (field area_m2); the run report (what was read, the share masked per cloud "
+            "class) beside the probability raster."
         )
 
     def helpUrl(self) -> str:
