@@ -356,8 +356,9 @@ def test_column_bands_workers_and_part_readers_give_the_mosaic_of_one_band(tmp_p
     results = {}
     for name, band_px, readers in (("one", 100_000, 1), ("several", 400, 1), ("readers", 400, 3)):
         monkeypatch.setattr(pipeline, "_BAND_PX", band_px)
-        monkeypatch.setattr(pipeline, "_reader_threads", lambda runner, n=readers: n)
-        req = PredictRequest(s2=[str(s2)], dem=str(dem), out_dir=str(tmp_path / name), overlap=40, batch_size=2)
+        req = PredictRequest(
+            s2=[str(s2)], dem=str(dem), out_dir=str(tmp_path / name), overlap=40, batch_size=2, readers=readers
+        )
         result = predict_scene(req, runner=_InputRunner())
         with rasterio.open(result.probability) as src:
             results[name] = src.read(1)

