@@ -129,6 +129,7 @@ def test_reflectance_sample_windows_lie_inside_the_raster_and_spread_over_it(wid
     from landslide_engine.stack import _spread_windows
 
     windows = _spread_windows(width, height, 256, 4)
+    assert windows
     for w in windows:
         assert 0 <= w.col_off <= width - w.width and 0 <= w.row_off <= height - w.height
     if width > 256 or height > 256:

@@ -74,6 +74,7 @@ def quick_crossval(l4s_root, tmp_path_factory):
 
 def test_crossval_scores_every_patch_once_per_variant(quick_crossval):
     rows, _, md_path, n_patches = quick_crossval
+    assert rows
     for row in rows:
         confusion = row["confusion"]
         assert sum(confusion.values()) == n_patches * 128 * 128  # each pixel scored exactly once

@@ -69,7 +69,7 @@ def test_ray_cluster_maps_like_the_local_executor_when_a_worker_is_killed(cluste
     assert all(not w.endswith(f":{os.getpid()}") for w in workers)  # mapped on the cluster, not by the driver
 
     local_out, ray_out = tmp_path / "local_out", tmp_path / "ray_out"
-    assert visible_files(ray_out) == visible_files(local_out)
+    assert visible_files(local_out) and visible_files(ray_out) == visible_files(local_out)
     for name in visible_files(local_out):
         ours, theirs = local_out / name, ray_out / name
         if name.endswith((".tif", ".vrt")):
