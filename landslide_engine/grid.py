@@ -24,7 +24,7 @@ from rasterio.windows import transform as window_transform
 
 from landslide_engine.errors import InputError
 from landslide_engine.geodesy import metres_per_degree
-from landslide_engine.rasterio_io import open_raster
+from landslide_engine.rasterio_io import OpenRasters, opened
 
 DEFAULT_RESOLUTION_M = 10.0
 _SNAP_TOLERANCE_PX = 1e-6
@@ -77,17 +77,18 @@ def reference_grid(
     extent: tuple[float, float, float, float] | None = None,
     extent_crs: str | CRS | None = None,
     resolution: float | None = None,
+    rasters: OpenRasters | None = None,
 ) -> Grid:
     """The grid for a scene: CRS and alignment of the finest S2 raster, over the common extent.
 
     ``other_paths`` (DEM, slope) only narrow the extent. ``resolution`` is in
     units of the S2 CRS; the default is 10 m (the native pixel size when the
     S2 CRS is geographic). Raises InputError when the inputs, or the inputs and
-    ``extent``, do not overlap.
+    ``extent``, do not overlap. With ``rasters`` the files stay open there for the reads that follow.
     """
     if not s2_paths:
         raise InputError("no Sentinel-2 input given")
-    footprints = [_footprint(path) for path in [*s2_paths, *other_paths]]
+    footprints = [_footprint(path, rasters) for path in [*s2_paths, *other_paths]]
     # The finest S2 raster (the first of equals) sets the CRS and the alignment.
     finest = min(footprints[: len(s2_paths)], key=lambda f: abs(f.transform.a))
     crs, align = finest.crs, finest.transform
@@ -108,9 +109,9 @@ class _Footprint(NamedTuple):
     bounds: tuple[float, float, float, float]
 
 
-def _footprint(path: str | Path) -> _Footprint:
+def _footprint(path: str | Path, rasters: OpenRasters | None = None) -> _Footprint:
     """CRS, transform and bounds of one input; refused without a CRS or on a rotated grid."""
-    with open_raster(path, what="input") as src:
+    with opened(path, "input", rasters) as src:
         if src.crs is None:
             raise InputError(f"{path} has no coordinate reference system")
         if src.transform.b or src.transform.d:

@@ -68,6 +68,7 @@ from landslide_engine.parameters import (
     check_threshold,
 )
 from landslide_engine.products import ProductMask
+from landslide_engine.rasterio_io import OpenRasters
 from landslide_engine.s2cloudless import BANDS as S2CLOUDLESS_BANDS
 from landslide_engine.s2cloudless import S2CloudlessMask, detect_clouds
 from landslide_engine.scaling import L2A_WARNING, ReflectanceScaling, resolve_scaling
@@ -230,30 +231,35 @@ def open_scene(
     unknown = [b for b in bands if b not in L4S_BANDS]
     if unknown:
         raise InputError(f"the model needs band(s) {', '.join(unknown)}, which are not Landslide4Sense bands")
-    identified = identify_s2(list(s2), band_map)
-    needed = [b for b in bands if b in L4S_S2_BANDS]
-    missing = identified.missing(needed)
-    not_fillable = [b for b in missing if b not in fill_values]
-    if not_fillable:
-        raise InputError(identified.describe_missing(not_fillable))
-    if identified.level == "L2A":
-        warn(L2A_WARNING)
-    fills = {b: float(fill_values[b]) for b in missing}
-    for band, value in fills.items():
-        warn(f"band {band} is not in the input; filled with the model's constant {value:g} (l4s units)")
-    s2_files = list(dict.fromkeys(identified.bands[b].path for b in needed if b in identified.bands))
-    dem_tiles = dem_files(dem)
-    dem = dem_path(dem_tiles)  # one file, or the tiles' mosaic
-    others = [dem, *([slope] if slope else [])]
-    grid = reference_grid(s2_files or list(s2), others, extent, extent_crs, resolution)
-    check_grid_size(grid.width, grid.height)
-    use_s2cloudless = s2cloudless and bool(classes)
-    cloud_mask: ProductMask | S2CloudlessMask | None = (
-        None if use_s2cloudless else ProductMask("SCL", scl) if scl else identified.cloud_mask
-    )
-    if use_s2cloudless:
-        _check_s2cloudless_inputs(identified)
-    stack = SceneStack(identified, dem, grid, None, slope, fills, cloud_mask, classes)
+    rasters = OpenRasters()  # each input opened once: identified, gridded and read through the same dataset
+    try:
+        identified = identify_s2(list(s2), band_map, rasters)
+        needed = [b for b in bands if b in L4S_S2_BANDS]
+        missing = identified.missing(needed)
+        not_fillable = [b for b in missing if b not in fill_values]
+        if not_fillable:
+            raise InputError(identified.describe_missing(not_fillable))
+        if identified.level == "L2A":
+            warn(L2A_WARNING)
+        fills = {b: float(fill_values[b]) for b in missing}
+        for band, value in fills.items():
+            warn(f"band {band} is not in the input; filled with the model's constant {value:g} (l4s units)")
+        s2_files = list(dict.fromkeys(identified.bands[b].path for b in needed if b in identified.bands))
+        dem_tiles = dem_files(dem)
+        dem = dem_path(dem_tiles)  # one file, or the tiles' mosaic
+        others = [dem, *([slope] if slope else [])]
+        grid = reference_grid(s2_files or list(s2), others, extent, extent_crs, resolution, rasters)
+        check_grid_size(grid.width, grid.height)
+        use_s2cloudless = s2cloudless and bool(classes)
+        cloud_mask: ProductMask | S2CloudlessMask | None = (
+            None if use_s2cloudless else ProductMask("SCL", scl) if scl else identified.cloud_mask
+        )
+        if use_s2cloudless:
+            _check_s2cloudless_inputs(identified)
+        stack = SceneStack(identified, dem, grid, None, slope, fills, cloud_mask, classes, rasters)
+    except BaseException:
+        rasters.close()
+        raise
     try:
         stack.check_terrain()
         sample = stack.sample_native([b for b in L1C_ESA_ORDER if b in identified.bands])
@@ -339,11 +345,12 @@ def read_scaling(
     For a front end that shows the scale before a run, and for ``bench/scale_detection.py``. Raises
     InputError where a run would.
     """
-    identified = identify_s2(list(s2), band_map)
-    files = list(dict.fromkeys(source.path for source in identified.bands.values())) or list(s2)
-    grid = reference_grid(files, (), extent, extent_crs)
-    with SceneStack(identified, None, grid, None) as stack:
-        sample = stack.sample_native([b for b in L1C_ESA_ORDER if b in identified.bands])
+    with OpenRasters() as rasters:
+        identified = identify_s2(list(s2), band_map, rasters)
+        files = list(dict.fromkeys(source.path for source in identified.bands.values())) or list(s2)
+        grid = reference_grid(files, (), extent, extent_crs, rasters=rasters)
+        with SceneStack(identified, None, grid, None, rasters=rasters) as stack:
+            sample = stack.sample_native([b for b in L1C_ESA_ORDER if b in identified.bands])
     return resolve_scaling(identified, reflectance_scale, check_baseline_offset(baseline_offset), sample)
 
 

@@ -3,14 +3,18 @@
 ``open_raster`` turns rasterio's errors for missing or corrupt files into one-line
 :class:`InputError` messages that name the file, and refuses inputs that are not
 regular files (a FIFO or a device would block the run forever or never end).
+:class:`OpenRasters` keeps each input open once for a scene's set-up and run.
 Writing is :mod:`landslide_engine.targets`' job.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from landslide_engine.errors import InputError
 
@@ -45,3 +49,43 @@ def open_raster(path: str | Path, what: str = "raster"):
     except RasterioIOError as exc:
         first = str(exc).splitlines()[0] if str(exc) else "unreadable"
         raise InputError(f"cannot read {what} {p}: {first}") from None
+
+
+class OpenRasters:
+    """Rasters opened once, by path, and closed together: one scene's inputs from set-up to the last read.
+
+    Identifying the bands, building the grid and reading the stack all look at the same files; opening each one
+    once spares repeated header reads (a JP2's, or a remote file's over HTTP). Open and close on one thread:
+    rasterio >= 1.4 ties a dataset to the GDAL environment of the thread that opened it.
+    """
+
+    def __init__(self) -> None:
+        self._files = contextlib.ExitStack()
+        self._open: dict[str, Any] = {}
+
+    def open(self, path: str | Path, what: str = "raster") -> Any:
+        """The dataset at ``path``, opened on first use (InputError naming it, as :func:`open_raster`)."""
+        key = str(path)
+        if key not in self._open:
+            self._open[key] = self._files.enter_context(open_raster(key, what=what))
+        return self._open[key]
+
+    def close(self) -> None:
+        self._open.clear()
+        self._files.close()
+
+    def __enter__(self) -> OpenRasters:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@contextlib.contextmanager
+def opened(path: str | Path, what: str, rasters: OpenRasters | None) -> Iterator[Any]:
+    """``path`` from ``rasters``, which keep it open, or opened here and closed after the block without them."""
+    if rasters is not None:
+        yield rasters.open(path, what)
+        return
+    with open_raster(path, what=what) as src:
+        yield src

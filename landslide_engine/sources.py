@@ -32,7 +32,7 @@ from landslide_engine.bands import (
 )
 from landslide_engine.errors import InputError
 from landslide_engine.products import Product, ProductMask, looks_like_product, open_product
-from landslide_engine.rasterio_io import open_raster
+from landslide_engine.rasterio_io import OpenRasters, opened
 from landslide_engine.stac import looks_like_stac_item, read_stac_item
 
 # ESA processing baseline 04.00 (products from 2022-01-25 on) adds 1000 to every DN.
@@ -87,8 +87,12 @@ class S2Inputs:
         return line
 
 
-def identify_s2(paths: Sequence[str | Path], band_map: Mapping[str, str] | None = None) -> S2Inputs:
+def identify_s2(
+    paths: Sequence[str | Path], band_map: Mapping[str, str] | None = None, rasters: OpenRasters | None = None
+) -> S2Inputs:
     """Identify the Sentinel-2 bands in ``paths``; ``band_map`` overrides or completes the guess.
+
+    With ``rasters`` the files stay open there for the grid and the reads that follow.
 
     Raises InputError for unreadable files, a band found in two files, or a
     malformed band_map entry. Missing bands are *not* an error here: which bands
@@ -105,7 +109,7 @@ def identify_s2(paths: Sequence[str | Path], band_map: Mapping[str, str] | None 
     for path in products:
         _add_product(open_product_input(path), result, found, explicit)
     for path in (str(p) for p in paths if str(p) not in products):
-        with open_raster(path, what="Sentinel-2") as src:
+        with opened(path, "Sentinel-2", rasters) as src:
             _read_product_metadata(src, path, result)
             for source in _identify_file(src, path, result):
                 if source.band in explicit:
@@ -117,7 +121,7 @@ def identify_s2(paths: Sequence[str | Path], band_map: Mapping[str, str] | None 
                     )
                 found[source.band] = source
     for band, source in explicit.items():
-        with open_raster(source.path, what=f"Sentinel-2 band {band}") as src:
+        with opened(source.path, f"Sentinel-2 band {band}", rasters) as src:
             if not 1 <= source.index <= src.count:
                 raise InputError(f"band_map {band}: {source.path} has {src.count} band(s), not band {source.index}")
         found[band] = source

@@ -11,7 +11,6 @@ metres, as in the L4S training data.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -25,7 +24,7 @@ from landslide_engine.errors import InputError, reading
 from landslide_engine.grid import Grid
 from landslide_engine.plausibility import check_elevations, check_one_band, check_slopes
 from landslide_engine.products import ProductMask
-from landslide_engine.rasterio_io import open_raster
+from landslide_engine.rasterio_io import OpenRasters
 from landslide_engine.scaling import ReflectanceScaling
 from landslide_engine.slope import slope_for_grid
 from landslide_engine.sources import S2Inputs
@@ -79,7 +78,8 @@ class SceneStack:
     ``cloud_mask`` puts in one of ``mask_classes`` are no data in every band.
     ``scaling`` may be set after opening (it is read from the scene's own values,
     :meth:`sample_native`), but before :meth:`to_l4s`. Use as a context manager
-    so the datasets are closed.
+    so the datasets are closed. ``rasters`` holds the files already opened while the scene was identified and
+    its grid built; the stack reads through them and closes them with its own.
     """
 
     def __init__(
@@ -92,6 +92,7 @@ class SceneStack:
         fill_values: Mapping[str, float] | None = None,
         cloud_mask: ProductMask | MaskReader | None = None,
         mask_classes: Sequence[int] = (),
+        rasters: OpenRasters | None = None,
     ) -> None:
         self.grid = grid
         self.scaling = scaling
@@ -104,8 +105,7 @@ class SceneStack:
             self.mask = CloudMask(cloud_mask, grid, mask_classes)
         self._other_grid_warps: dict[tuple[str, float | None, Grid], GridWarp] = {}
         self._s2 = s2
-        self._files = contextlib.ExitStack()
-        self._open: dict[str, object] = {}
+        self._files = rasters if rasters is not None else OpenRasters()
         self._resamplings: dict[str, Resampling] = {}
         self._warps: dict[tuple[str, float | None], GridWarp] = {}
         self._dem_path, self._slope_path = dem, slope
@@ -160,9 +160,7 @@ class SceneStack:
         self._files.close()
 
     def _dataset(self, path: str, what: str):
-        if path not in self._open:
-            self._open[path] = self._files.enter_context(open_raster(path, what=what))
-        return self._open[path]
+        return self._files.open(path, what)
 
     def stack_bands(self, window: Window, bands: Sequence[str]) -> np.ndarray:
         """``bands`` of ``window`` as float32 (C, h, w) in L4S units; NaN where any input has no data."""
@@ -246,7 +244,7 @@ class SceneStack:
         for (path, nodata), group in by_source.items():
             indexes = [self._s2.bands[b].index for b in group]
             with reading(path, "Sentinel-2"):
-                warp = self._warp(path, self._open[path], nodata)
+                warp = self._warp(path, self._dataset(path, "Sentinel-2"), nodata)
                 data = warp.read_stored(indexes, window) if stored_nodata is not None else None
                 if data is not None and stored_nodata is not None:
                     stored_nodata.update(dict.fromkeys(group, warp.stored_nodata))
