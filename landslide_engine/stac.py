@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -47,8 +46,10 @@ COMMON_NAMES: dict[str, str] = {
 }
 _SCL_KEYS = ("scl", "SCL")
 _TIMEOUT_S = 60
-# GDAL must not list the "directory" of each COG on the server before reading it (a request per file).
-_VSICURL_CONFIG = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_HTTP_MAX_RETRY": "3"}
+# GDAL must not list the "directory" of each COG on the server before reading it (a request per file), and retries
+# a failed range request. Given in each /vsicurl? path, not as process-wide configuration: GDAL_DISABLE_READDIR_ON_OPEN
+# set for the process would also hide local rasters' side files (.msk masks, .aux.xml) for the rest of the session.
+_VSICURL_OPTIONS = "max_retry=3&empty_dir=yes"
 
 
 def looks_like_stac_item(path: str | Path) -> bool:
@@ -89,7 +90,6 @@ def read_stac_item(location: str | Path) -> Product:
     if applied is True:
         offsets = {}
         evidence = f"earthsearch:boa_offset_applied true in STAC item {Path(text).name}: offset already removed"
-    os.environ.update({k: v for k, v in _VSICURL_CONFIG.items() if k not in os.environ})
     scl = next((item["assets"][k] for k in _SCL_KEYS if k in item["assets"]), None)
     return Product(
         path=text,
@@ -172,12 +172,17 @@ def _scale_offset(asset: dict[str, Any]) -> tuple[float, float]:
 def _gdal_path(href: str, item_location: str) -> str:
     """How GDAL reads ``href``: ``/vsicurl/`` for http(s), ``/vsis3/`` for s3://, a path relative to the item."""
     if href.startswith(("http://", "https://")):
-        return f"/vsicurl/{href}"
+        return _vsicurl(href)
     if href.startswith("s3://"):
         return "/vsis3/" + href.removeprefix("s3://")
     if item_location.startswith(("http://", "https://")):
-        return f"/vsicurl/{urllib.parse.urljoin(item_location, href)}"
+        return _vsicurl(urllib.parse.urljoin(item_location, href))
     return str((Path(item_location).parent / href).resolve()) if not Path(href).is_absolute() else href
+
+
+def _vsicurl(url: str) -> str:
+    """GDAL's path for ``url`` with this module's options in it (GDAL's ``/vsicurl?key=value&url=`` form)."""
+    return f"/vsicurl?{_VSICURL_OPTIONS}&url={urllib.parse.quote(url, safe='')}"
 
 
 def _date(text: str) -> dt.date | None:

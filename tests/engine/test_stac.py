@@ -8,6 +8,8 @@ COGs made here from real rasters and served from 127.0.0.1 with range requests.
 from __future__ import annotations
 
 import json
+import os
+import urllib.parse
 
 import numpy as np
 import pytest
@@ -88,15 +90,21 @@ def test_l2a_item_over_http_reads_like_the_safe_product(items, tmp_path, name, m
     files = crop_cogs(safe, served, minus)
     with rasterio.open(next(safe.rglob("*_B02_10m.jp2"))) as b02:
         dem = geographic_dem(tmp_path / "dem.tif", b02.crs, b02.bounds)
+    readdir_option = os.environ.get("GDAL_DISABLE_READDIR_ON_OPEN")
     with serve(served) as (url, log):
         adapted_item(name, served, url, files)
         found = identify_s2([f"{url}/{name}"])
         assert found.level == "L2A" and found.product.kind == "STAC item"
-        assert found.bands["B2"].path == f"/vsicurl/{url}/B02.tif" and found.cloud_mask.kind == "SCL"
+        b02 = urllib.parse.quote(f"{url}/B02.tif", safe="")
+        assert found.bands["B2"].path == f"/vsicurl?max_retry=3&empty_dir=yes&url={b02}"
+        assert found.cloud_mask.kind == "SCL"
         assert found.product.baseline == "05.11"
         from_item = stack_to_file([f"{url}/{name}"], str(dem), str(tmp_path / "i.tif"), fill_values=CROP_FILLS)
         tif_gets = [rng for method, path, rng in log if path.endswith(".tif") and method == "GET"]
         assert tif_gets and all(tif_gets)  # the band images were fetched, each GET a range
+        assert not [path for _, path, _ in log if path.endswith("/")]  # no directory listing asked for
+        # nothing set for the rest of the process (it would hide local rasters' .msk masks)
+        assert os.environ.get("GDAL_DISABLE_READDIR_ON_OPEN") == readdir_option
     from_safe = stack_to_file([str(safe)], str(dem), str(tmp_path / "s.tif"), fill_values=CROP_FILLS)
     with rasterio.open(from_item) as a, rasterio.open(from_safe) as b:
         # equal up to float32 rounding: the offset is subtracted from the DN at a different step
