@@ -115,7 +115,9 @@ def test_int8_scoring_runs_each_fold_as_the_engine_runs_fp32_and_int8(l4s_root, 
     quick = dataclasses.replace(VARIANTS["default-all-patches"], steps=6, batch_size=4)
     data = load_labelled(l4s_root)
     logged: list[str] = []
-    (row,) = cross_validate(data, [quick], folds=3, group_width=16, log=logged.append, int8=True)
+    (row,) = cross_validate(
+        data, [quick], folds=3, group_width=16, log=logged.append, int8=True, fill_bands=("B1", "B9", "B10")
+    )
     q = row["int8"]
     pixels = len(data.ids) * 128 * 128
     assert sum(q["confusion_fp32"].values()) == pixels and sum(q["confusion_int8"].values()) == pixels
@@ -125,9 +127,16 @@ def test_int8_scoring_runs_each_fold_as_the_engine_runs_fp32_and_int8(l4s_root, 
     onnx_positive = q["confusion_fp32"]["tp"] + q["confusion_fp32"]["fp"]
     assert abs(onnx_positive - torch_positive) <= 0.001 * pixels
     assert 0.0 < q["mean_abs_prob_diff"] < 0.05 and 0.0 <= q["mask_f1_int8_vs_fp32"] <= 1.0
-    assert sum("int8 F1" in line for line in logged) == 3
+    assert sum("(int8): engine fp32 F1" in line for line in logged) == 3
+    # and again on the same folds with the bands filled, as the engine fills them for L2A and 10-band products
+    filled = row["int8_with_filled_bands"]
+    assert sum(filled["confusion_int8"].values()) == pixels and len(filled["fold_f1_int8"]) == 3
+    assert filled["f1_fp32"] == pytest.approx(row["f1_with_filled_bands"], abs=0.02)  # PyTorch's filled-band score
+    assert sum("(int8_with_filled_bands): engine fp32 F1" in line for line in logged) == 3
     _, md_path = write_crossval_table([row], tmp_path, "# quick")
-    assert f"| {quick.name} | {q['f1_fp32']:.4f} | {q['f1_int8']:.4f} |" in md_path.read_text()
+    text = md_path.read_text()
+    assert f"| {quick.name} | {q['f1_fp32']:.4f} | {q['f1_int8']:.4f} |" in text
+    assert f"| {quick.name} (B1,B9,B10 filled) | {filled['f1_fp32']:.4f} | {filled['f1_int8']:.4f} |" in text
 
 
 def test_crossval_report_shows_the_filled_band_score(tmp_path):

@@ -329,7 +329,8 @@ def cross_validate(
     (``fillable_bands``); ``f1_with_filled_bands`` is the cost of running on such products.
     With ``int8``, each fold's network (CNN variants) is also exported, quantized and run as the engine
     runs an fp32 and an int8 package (:mod:`training.studies.int8_scoring`); the row's ``int8`` holds both
-    pooled F1 and the per-fold F1, the cost of shipping int8.
+    pooled F1 and the per-fold F1, the cost of shipping int8, and with ``fill_bands`` too
+    ``int8_with_filled_bands`` the same on the filled test patches.
     """
     if data.masks is None or len(data.images) < folds:
         raise InputError(f"cross-validation needs at least {folds} labelled patches, found {len(data.images)}")
@@ -339,7 +340,7 @@ def cross_validate(
     for variant in variants:
         started = time.perf_counter()
         pooled, pooled_filled, fold_f1, thresholds, best_steps = Confusion(), Confusion(), [], [], []
-        int8_scores = Int8Scores() if int8 and variant.kind == "cnn" else None
+        int8_scores = _int8_score_sets(fill_bands) if int8 and variant.kind == "cnn" else {}
         for k, (train_index, test_index) in enumerate(splits):
             train, test = data.subset(train_index), data.subset(test_index)
             predict, threshold, details = fit_variant(variant, train, seed + k, group_width, unlabelled)
@@ -353,14 +354,17 @@ def cross_validate(
             if "best_step" in details:
                 best_steps.append(details["best_step"])
             log(f"{variant.name} fold {k}: test IDs {test.ids} F1 {fold_f1[-1]:.3f} threshold {threshold:.2f}")
-            if int8_scores is not None:
-                _score_int8_fold(int8_scores, details["fitted"], variant, train, test, log)
+            for key, kept in int8_scores.items():
+                images = test.images if key == "int8" else fill_with_mean(test.images, train.images, fill_bands)
+                scored = PatchArrays(images, test.masks, test.ids)
+                _score_int8_fold(
+                    kept, details["fitted"], variant, train, scored, f"{variant.name} fold {k} ({key})", log
+                )
         scores = pooled.scores()
         if fill_bands:
             scores["f1_with_filled_bands"] = pooled_filled.scores()["f1"]
             scores["filled_bands"] = list(fill_bands)
-        if int8_scores is not None:
-            scores["int8"] = int8_scores.summary()
+        scores.update({key: kept.summary() for key, kept in int8_scores.items()})
         rows.append(
             {
                 "variant": variant.name,
@@ -379,17 +383,22 @@ def cross_validate(
     return rows
 
 
+def _int8_score_sets(fill_bands: tuple[str, ...]) -> dict[str, Int8Scores]:
+    """Empty int8 scores: of the test patches as they are, and with ``fill_bands`` filled when there are some."""
+    return {"int8": Int8Scores(), **({"int8_with_filled_bands": Int8Scores()} if fill_bands else {})}
+
+
 def _score_int8_fold(
-    scores: Int8Scores, fitted: FittedCNN, variant: Variant, train: PatchArrays, test: PatchArrays, log: Log
+    scores: Int8Scores, fitted: FittedCNN, variant: Variant, train: PatchArrays, test: PatchArrays, what: str, log: Log
 ) -> None:
-    """Add one fold's fp32 and int8 engine scores to ``scores`` and log them."""
+    """Add one fold's fp32 and int8 engine scores to ``scores`` and log them as ``what``."""
     metadata = variant_metadata(
         variant, [float(v) for v in fitted.mean], [float(v) for v in fitted.std], threshold=fitted.threshold
     )
     fp32, int8 = engine_probabilities(fitted.model, metadata, train, test)
     scores.add_fold(fp32, int8, fitted.threshold, test.masks)
     f1_fp32, f1_int8 = scores.fold_fp32[-1].scores()["f1"], scores.fold_int8[-1].scores()["f1"]
-    log(f"{variant.name} fold {len(scores.fold_fp32) - 1}: engine fp32 F1 {f1_fp32:.3f}, int8 F1 {f1_int8:.3f}")
+    log(f"{what}: engine fp32 F1 {f1_fp32:.3f}, int8 F1 {f1_int8:.3f}")
 
 
 def write_crossval_table(rows: list[dict], out: Path, header: str) -> tuple[Path, Path]:
@@ -437,7 +446,7 @@ def _filled_band_lines(rows: list[dict]) -> list[str]:
 
 def _int8_lines(rows: list[dict]) -> list[str]:
     """The fp32 against int8 table of the rows scored with ``int8`` (none when no row was)."""
-    scored = [r for r in rows if "int8" in r]
+    scored = [(r, key) for r in rows for key in ("int8", "int8_with_filled_bands") if key in r]
     if not scored:
         return []
     lines = [
@@ -449,12 +458,13 @@ def _int8_lines(rows: list[dict]) -> list[str]:
         "fold F1 fp32 | fold F1 int8 |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for r in scored:
-        q = r["int8"]
+    for r, key in scored:
+        q = r[key]
+        label = r["variant"] + (f" ({','.join(r['filled_bands'])} filled)" if key != "int8" else "")
         folds_fp32 = " ".join(f"{f:.3f}" for f in q["fold_f1_fp32"])
         folds_int8 = " ".join(f"{f:.3f}" for f in q["fold_f1_int8"])
         lines.append(
-            f"| {r['variant']} | {q['f1_fp32']:.4f} | {q['f1_int8']:.4f} | {q['f1_int8'] - q['f1_fp32']:+.4f} | "
+            f"| {label} | {q['f1_fp32']:.4f} | {q['f1_int8']:.4f} | {q['f1_int8'] - q['f1_fp32']:+.4f} | "
             f"{q['mask_f1_int8_vs_fp32']:.4f} | {q['mean_abs_prob_diff']:.2e} | {folds_fp32} | {folds_int8} |"
         )
     return lines
