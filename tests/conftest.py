@@ -12,6 +12,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# QGIS computes a histogram for the renderer of every raster layer a test adds and GDAL keeps it in an .aux.xml
+# beside the file: never beside the real data in ../shared (test_dock and test_model3 left two there)
+os.environ.setdefault("GDAL_PAM_ENABLED", "NO")
 
 from tests.paths import GEO, L4S
 
