@@ -194,7 +194,12 @@ def _resolve_offset(
     metadata, metadata_evidence = offset_from_date(inputs)
     shown, data_evidence = offset_in_data(values)
     if inputs.product is not None and metadata is not None:  # the product's own XML: exact, per band
-        if shown is not None and shown != metadata:  # band images of another product or baseline beside it
+        if shown == 0.0 and metadata:  # values an offset product cannot hold: images of an older baseline beside it
+            raise InputError(
+                f"{metadata_evidence}, but {data_evidence}: the band images are not this product's; give the "
+                "product's own images, or these band files without its metadata"
+            )
+        if shown is not None and shown != metadata:  # bright data (cirrus) can look offset: the metadata decides
             warnings.append(
                 f"{metadata_evidence}, but {data_evidence}: are the band images this product's? The metadata's "
                 "offsets were used"

