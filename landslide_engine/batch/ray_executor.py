@@ -43,9 +43,10 @@ def actor_resources(gpus_per_actor: float | None, device: str) -> dict[str, floa
     if gpus_per_actor is None:
         gpus = 1.0 if device == "cuda" else 0.0
     elif not isinstance(gpus_per_actor, (int, float)) or not 0 <= gpus_per_actor <= 1:  # NaN is refused too
+        given = f"{gpus_per_actor:g}" if isinstance(gpus_per_actor, (int, float)) else repr(gpus_per_actor)
         raise InputError(
             f"--ray-gpus-per-actor must be a share of one GPU from 0 to 1 (0.5: two actors per GPU; 0: CPUs only), "
-            f"not {gpus_per_actor!r}"
+            f"not {given}"
         )
     else:
         gpus = float(gpus_per_actor)
