@@ -16,7 +16,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # beside the file: never beside the real data in ../shared (test_dock and test_model3 left two there)
 os.environ.setdefault("GDAL_PAM_ENABLED", "NO")
 
-from tests.paths import GEO, L4S
+from tests.paths import GEO, L4S, SHARED
 
 # PyTorch and its model zoo are optional: an analyst's QGIS Python often has onnxruntime only, and on Python 3.14
 # PyPI has only a CUDA build of torch. Test modules that import them (the training package, .pt packages) are
@@ -65,3 +65,27 @@ def scenes(geo_root, tmp_path_factory) -> dict[str, Path]:
     made["corrupt"] = corrupt
     made["dem"] = geo_root / ABER / ABER_DEM_FILE
     return made
+
+
+_SHARED_BEFORE = pytest.StashKey[set[Path]]()
+
+
+def _shared_files() -> set[Path]:
+    return set(SHARED.rglob("*")) if SHARED.is_dir() else set()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_SHARED_BEFORE] = _shared_files()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The real data in ../shared is read, never written: a file a test left there (a QGIS statistics .aux.xml, an
+    output written beside its input) fails the run, naming it, so it is found where it was made."""
+    before = session.config.stash.get(_SHARED_BEFORE, None)
+    if before is None:
+        return
+    left = sorted(_shared_files() - before)
+    if left:
+        names = ", ".join(str(p.relative_to(SHARED)) for p in left[:5])
+        session.config.get_terminal_writer().line(f"tests wrote {len(left)} file(s) into {SHARED}: {names}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
