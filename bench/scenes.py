@@ -62,9 +62,12 @@ def _s2_block(
 
 
 def _dem_block(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Mountain-like terrain in metres: ridges and valleys a few kilometres across."""
+    """Mountain-like terrain in metres: ridges and valleys a few kilometres across on slopes tens of kilometres
+    across, between 400 and 3200 m at any size (a linear trend took the 10000 px scene's DEM to -1864 m, which
+    the engine rightly refuses as not an elevation)."""
     yy, xx = np.meshgrid(rows.astype(np.float64), cols.astype(np.float64), indexing="ij")
-    return (1200.0 + 400.0 * np.sin(xx / 60.0) * np.cos(yy / 45.0) + 2.0 * xx - 1.5 * yy).astype(np.float32)
+    ridges = 400.0 * np.sin(xx / 60.0) * np.cos(yy / 45.0)
+    return (1800.0 + ridges + 1000.0 * np.sin(xx / 700.0) * np.cos(yy / 900.0)).astype(np.float32)
 
 
 def write_scene(folder: Path, size: int, seed: int = 0) -> BenchScene:
@@ -74,7 +77,7 @@ def write_scene(folder: Path, size: int, seed: int = 0) -> BenchScene:
 
     folder.mkdir(parents=True, exist_ok=True)
     s2_path = folder / f"S2A_MSIL1C_20200101_bench_{size}.tif"
-    dem_path = folder / f"dem30m_bench_{size}.tif"
+    dem_path = folder / f"dem30m_v2_bench_{size}.tif"  # v2: the terrain of _dem_block; cached files are reused
     if s2_path.exists() and dem_path.exists():
         return BenchScene(s2_path, dem_path, size)
     rng = np.random.default_rng(seed)
@@ -135,7 +138,7 @@ def write_geographic_dem(folder: Path, size: int) -> Path:
     from rasterio.warp import transform_bounds
 
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"dem_srtm1_4326_bench_{size}.tif"
+    path = folder / f"dem_srtm1_4326_v2_bench_{size}.tif"
     if path.exists():
         return path
     extent = (ORIGIN[0], ORIGIN[1] - size * PIXEL_M, ORIGIN[0] + size * PIXEL_M, ORIGIN[1])

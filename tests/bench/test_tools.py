@@ -56,6 +56,17 @@ def test_generated_scene_is_an_l1c_product_the_engine_runs(tmp_path):
         assert prob.shape == (300, 300) and np.isfinite(prob.read(1)).all()
 
 
+def test_bench_terrain_is_an_elevation_the_engine_accepts_at_every_size():
+    """The 10000 px scene's DEM once reached -1864 m and the engine refused it: the terrain stays in range."""
+    from scenes import _dem_block
+
+    from landslide_engine.plausibility import ELEVATION_RANGE_M
+
+    cells = np.arange(0, 11000 // 3 + 3, 7)  # a 10980 px tile in 30 m cells, every 7th
+    dem = _dem_block(cells, cells)
+    assert ELEVATION_RANGE_M[0] < dem.min() < 1000 < 2500 < dem.max() < ELEVATION_RANGE_M[1]
+
+
 def test_geographic_dem_is_srtm_like_covers_the_scene_and_is_warped_for_it(tmp_path):
     scene = write_scene(tmp_path, 300)
     path = write_geographic_dem(tmp_path, 300)
