@@ -27,6 +27,8 @@ from landslide_engine.memory import configure_for_scenes
 from landslide_engine.notices import delivered
 from landslide_engine.options import (
     BACKENDS,
+    BASELINE_OFFSET_HELP,
+    BASELINE_OFFSETS,
     DEFAULT_MASK_CLASSES,
     DEFAULT_MIN_AREA_M2,
     DEFAULT_PRECISION,
@@ -155,8 +157,9 @@ def _add_reading_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--baseline-offset",
-        default="auto",
-        help="DN offset to remove: auto (from metadata/product date, baseline 04.00 adds 1000) or a number",
+        default=BASELINE_OFFSETS[0],
+        metavar="{" + ",".join(BASELINE_OFFSETS) + "}",
+        help=BASELINE_OFFSET_HELP + "; any other number of DN is taken as well",
     )
     p.add_argument("--extent", nargs=4, type=float, metavar=("XMIN", "YMIN", "XMAX", "YMAX"))
     p.add_argument("--extent-crs", help="CRS of --extent (default: the CRS of the Sentinel-2 bands)")

@@ -36,6 +36,15 @@ REFLECTANCE_SCALE_HELP = (
 )
 # other spellings the CLI has always accepted, and the scale each one means
 REFLECTANCE_SCALE_ALIASES = {"x10000": "l1c", "float": "0-1"}
+# the DN offset to remove from ESA's digital numbers: auto (read from the metadata, the product date or the values,
+# refused when none of them tells), 0 (before processing baseline 04.00, or already removed) or 1000 (baseline 04.00,
+# from 2022-01-25); the default first. The CLI also takes any other number of DN
+BASELINE_OFFSETS = ("auto", "0", "1000")
+BASELINE_OFFSET_HELP = (
+    "DN offset removed from ESA's digital numbers: auto (default: from the product's metadata or date, or from "
+    "the values; refused when none of them tells), 0 (processing baseline before 04.00, or the offset already "
+    "removed, as in Earth Engine's harmonized collection) or 1000 (baseline 04.00 and later, from 2022-01-25)"
+)
 # the Sen2Cor scene classification (SCL) codes; cloud masks make the chosen ones no data (landslide_engine.cloudmask)
 SCL_CLASSES: dict[int, str] = {
     0: "no data",

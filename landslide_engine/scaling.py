@@ -47,6 +47,7 @@ _EXACT_INTEGERS = frozenset(np.dtype(t) for t in ("uint8", "int8", "uint16", "in
 _TO_DN = {scale: SCALE_UNITS["l1c"] / unit for scale, unit in SCALE_UNITS.items()}
 # Named by the command line's flag; a front end with its own names translates the flag (QGIS: its parameter)
 _OPTION_NAME = "reflectance scale (--reflectance-scale)"
+_OFFSET_NAME = "baseline offset (--baseline-offset)"
 
 
 def parse_scale(option: str) -> str:
@@ -131,7 +132,7 @@ def resolve_scaling(
         if offset is None:  # 0.1 of reflectance in every band: a wrong guess is a silently wrong map
             raise InputError(
                 f"cannot tell whether the Sentinel-2 values carry the +1000 DN offset of processing baseline 04.00: "
-                f"{offset_evidence}; set the baseline offset (--baseline-offset 0 or 1000)"
+                f"{offset_evidence}; set the {_OFFSET_NAME}: 0 or 1000"
             )
         warnings += offset_warnings
     else:
@@ -211,7 +212,7 @@ def _resolve_offset(
         if metadata is not None:
             warnings.append(
                 f"{metadata_evidence} implies a baseline offset of {metadata:g} DN, but {data_evidence}: "
-                f"using {shown:g} (set baseline_offset to override)"
+                f"using {shown:g} (set the {_OFFSET_NAME} to override)"
             )
         return shown, data_evidence
     if metadata is not None:
@@ -230,7 +231,7 @@ def _offset_for_scaled_values(
     if offset:
         warnings.append(
             f"{evidence} implies the baseline 04.00 offset of {offset:g} DN, but reflectance_scale is {scale}; "
-            f"not removing it (set baseline_offset to remove it)"
+            f"not removing it (set the {_OFFSET_NAME} to remove it)"
         )
     return 0.0, (f"{evidence}; not applied to {scale} values" if evidence else f"none for {scale} values")
 

@@ -39,6 +39,7 @@ DEM_TILES_HELP = (
 # same words), so QGIS names it so; a flag with no QGIS parameter is left as it is.
 QGIS_PARAMETER_OF_FLAG: dict[str, str] = {
     "--reflectance-scale": "REFLECTANCE_SCALE",
+    "--baseline-offset": "BASELINE_OFFSET",
     "--dem": "DEM",
     "--slope": "SLOPE",
     "--model": "MODEL_FILE",
@@ -67,6 +68,7 @@ class SceneChoices:
     slope: str | None = None
     band_map: str = ""  # "B2=1, B8=nir.tif": parsed here, validated by the engine
     reflectance_scale: str | None = None
+    baseline_offset: str | None = None  # one of options.BASELINE_OFFSETS; None: the engine's default
     extent: tuple[float, float, float, float] | None = None
     extent_crs: str | None = None
     product: str | None = None
@@ -150,6 +152,7 @@ def _mapping_options(scene: SceneChoices, run: RunChoices) -> dict[str, Any]:
         "extent_crs": scene.extent_crs,
         "band_map": parse_band_map(scene.band_map),
         "reflectance_scale": scene.reflectance_scale,
+        "baseline_offset": scene.baseline_offset,
         "min_area_m2": run.min_area_m2,
         "mask_classes": scene.mask_classes,
     }
@@ -172,6 +175,7 @@ def stack_arguments(scene: SceneChoices, model: str | None = None) -> dict[str, 
         "slope": scene.slope,
         "band_map": parse_band_map(scene.band_map),
         "reflectance_scale": scene.reflectance_scale,
+        "baseline_offset": scene.baseline_offset,
         "extent": scene.extent,
         "extent_crs": scene.extent_crs,
         "mask_classes": scene.mask_classes,

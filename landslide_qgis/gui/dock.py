@@ -56,7 +56,13 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from landslide_engine.errors import InputError
-from landslide_engine.options import DEFAULT_MASK_CLASSES, PRECISION_HELP, PRECISIONS, REFLECTANCE_SCALES
+from landslide_engine.options import (
+    BASELINE_OFFSETS,
+    DEFAULT_MASK_CLASSES,
+    PRECISION_HELP,
+    PRECISIONS,
+    REFLECTANCE_SCALES,
+)
 from landslide_qgis import dependencies, settings
 from landslide_qgis.engine_request import (
     DEM_TILES_HELP,
@@ -78,6 +84,7 @@ from landslide_qgis.gui.layer_roles import raster_info, suggest_roles
 from landslide_qgis.gui.result_layers import ROLE_PROPERTY, add_result_group, group_title, run_time, scene_name
 from landslide_qgis.toolbox.scene_parameters import (
     BAND_MAP_HELP,
+    BASELINE_OFFSET_HELP,
     PRODUCT_FILTER,
     PRODUCT_HELP,
     REFLECTANCE_SCALE_HELP,
@@ -318,6 +325,12 @@ class LandslideDock(QgsDockWidget):
         self.band_map_edit.setPlaceholderText("only if bands are not identified, e.g. B2=1,B3=2,B4=3")
         self.band_map_edit.setToolTip(BAND_MAP_HELP)
         form.addRow("Band map", self.band_map_edit)
+        self.offset_combo = QComboBox(box)
+        self.offset_combo.addItems(list(BASELINE_OFFSETS))
+        if str(defaults.get("baseline_offset")) in BASELINE_OFFSETS:
+            self.offset_combo.setCurrentText(str(defaults["baseline_offset"]))
+        self.offset_combo.setToolTip(BASELINE_OFFSET_HELP)
+        form.addRow("Baseline offset (DN)", self.offset_combo)
         self.advanced_box = box
         return box
 
@@ -521,6 +534,7 @@ class LandslideDock(QgsDockWidget):
             product=self.product_path(),
             band_map=self.band_map_edit.text(),
             reflectance_scale=self.scale_combo.currentText(),
+            baseline_offset=self.offset_combo.currentText(),
             extent=extent,
             extent_crs=extent_crs,
             mask_classes=self.mask_classes(),

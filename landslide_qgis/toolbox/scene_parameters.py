@@ -23,7 +23,7 @@ from qgis.core import (
 )
 
 from landslide_engine import options
-from landslide_engine.options import DEFAULT_MASK_CLASSES, REFLECTANCE_SCALES
+from landslide_engine.options import BASELINE_OFFSETS, DEFAULT_MASK_CLASSES, REFLECTANCE_SCALES
 from landslide_qgis.engine_request import (
     DEM_TILES_HELP,
     MASK_CLASS_LABELS,
@@ -43,10 +43,12 @@ DEM = "DEM"
 SLOPE = "SLOPE"
 EXTENT = "EXTENT"
 REFLECTANCE_SCALE = "REFLECTANCE_SCALE"
+BASELINE_OFFSET = "BASELINE_OFFSET"
 BAND_MAP = "BAND_MAP"
 
 # the engine's help for the scale option (the CLI's too), as a sentence
 REFLECTANCE_SCALE_HELP = options.REFLECTANCE_SCALE_HELP[0].upper() + options.REFLECTANCE_SCALE_HELP[1:] + "."
+BASELINE_OFFSET_HELP = options.BASELINE_OFFSET_HELP[0].upper() + options.BASELINE_OFFSET_HELP[1:] + "."
 PRODUCT_HELP = (
     "A Sentinel-2 product as downloaded: a SAFE .zip, the MTD_MSIL1C.xml / MTD_MSIL2A.xml of a SAFE folder, or "
     "a STAC item (.json). Its bands, processing baseline, offsets and cloud mask come from its metadata. "
@@ -61,7 +63,7 @@ BAND_MAP_HELP = (
 
 def add_scene_parameters(algorithm: QgsProcessingAlgorithm) -> list[QgsProcessingParameterDefinition]:
     """Add the product, Sentinel-2 layers, DEM and slope to ``algorithm``; return extent, reflectance scale,
-    band map, mask classes and further DEM tiles.
+    baseline offset, band map, mask classes and further DEM tiles.
 
     The caller adds those after its own main parameters (all but the extent as advanced ones,
     :func:`add_advanced`), which keeps the dialog's main section short.
@@ -90,7 +92,8 @@ def add_scene_parameters(algorithm: QgsProcessingAlgorithm) -> list[QgsProcessin
 
 
 def reading_parameters() -> list[QgsProcessingParameterDefinition]:
-    """Extent, reflectance scale and band map: how any scene is read, for the caller to add."""
+    """Extent, reflectance scale, baseline offset, band map and cloud mask: how any scene is read, for the caller
+    to add."""
     extent = QgsProcessingParameterExtent(EXTENT, "Process only this extent", optional=True)
     extent.setHelp("Limits the run to part of the scene; in any CRS.")
     default_scale = request_defaults().get("reflectance_scale")
@@ -103,6 +106,16 @@ def reading_parameters() -> list[QgsProcessingParameterDefinition]:
     )
     scale.setUsesStaticStrings(True)
     scale.setHelp(REFLECTANCE_SCALE_HELP)
+    default_offset = str(request_defaults().get("baseline_offset"))
+    offset = QgsProcessingParameterEnum(
+        BASELINE_OFFSET,
+        "Sentinel-2 baseline offset (DN)",
+        options=list(BASELINE_OFFSETS),
+        defaultValue=default_offset if default_offset in BASELINE_OFFSETS else None,
+        optional=True,  # empty: the engine's default
+    )
+    offset.setUsesStaticStrings(True)
+    offset.setHelp(BASELINE_OFFSET_HELP)
     band_map = QgsProcessingParameterString(BAND_MAP, "Band map (when bands cannot be identified)", optional=True)
     band_map.setHelp(BAND_MAP_HELP)
     codes = list(MASK_CLASS_LABELS)
@@ -119,7 +132,7 @@ def reading_parameters() -> list[QgsProcessingParameterDefinition]:
         S2CLOUDLESS, "Find clouds with s2cloudless (L1C)", defaultValue=False, optional=True
     )
     s2cloudless.setHelp(S2CLOUDLESS_HELP)
-    return [extent, scale, band_map, mask, s2cloudless]
+    return [extent, scale, offset, band_map, mask, s2cloudless]
 
 
 def add_advanced(algorithm: QgsProcessingAlgorithm, parameters: list[QgsProcessingParameterDefinition]) -> None:
@@ -155,6 +168,7 @@ def reading_choices(algorithm: QgsProcessingAlgorithm, parameters: dict, context
     return {
         "band_map": algorithm.parameterAsString(parameters, BAND_MAP, context),
         "reflectance_scale": algorithm.parameterAsEnumString(parameters, REFLECTANCE_SCALE, context) or None,
+        "baseline_offset": algorithm.parameterAsEnumString(parameters, BASELINE_OFFSET, context) or None,
         "extent": extent,
         "extent_crs": extent_crs,
         "mask_classes": _mask_classes(algorithm, parameters, context),

@@ -309,3 +309,16 @@ def test_predict_runs_the_builtin_int8_version_by_default_and_records_it(capsys,
     code, _, err = run_cli(capsys, "predict", "--s2", s2, "--dem", dem, "--model", tiny_model,
                            "--precision", "int8", "--out", tmp_path / "int8")  # fmt: skip
     assert_bad_input(code, err, "precision int8: model", "has no int8 version")
+
+
+def test_the_baseline_offset_choices_and_help_are_the_engines_option_list():
+    import argparse
+
+    from landslide_engine.cli import build_parser
+    from landslide_engine.options import BASELINE_OFFSET_HELP, BASELINE_OFFSETS
+
+    subcommands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for command in ("predict", "stack", "batch"):
+        action = next(a for a in subcommands.choices[command]._actions if "--baseline-offset" in a.option_strings)
+        assert action.default == BASELINE_OFFSETS[0] and action.help.startswith(BASELINE_OFFSET_HELP), command
+        assert all(choice in action.metavar for choice in BASELINE_OFFSETS), command

@@ -230,13 +230,16 @@ def test_detect_precision_reaches_the_engine(provider, scene, tmp_path):
 def test_option_lists_and_defaults_come_from_the_engine(provider):
     from qgis.core import QgsProcessingParameterDefinition
 
-    from landslide_engine.options import DEVICES, REFLECTANCE_SCALES
+    from landslide_engine.options import BASELINE_OFFSETS, DEVICES, REFLECTANCE_SCALES
     from landslide_engine.pipeline import PredictRequest
 
-    for alg_id in ("detect", "stack"):
+    for alg_id in ("detect", "stack", "detect_region"):
         alg = provider.algorithm(alg_id)
         scale = alg.parameterDefinition("REFLECTANCE_SCALE")
         assert scale.options() == list(REFLECTANCE_SCALES) and scale.defaultValue() == PredictRequest.reflectance_scale
+        offset = alg.parameterDefinition("BASELINE_OFFSET")
+        assert offset.options() == list(BASELINE_OFFSETS) and offset.defaultValue() == PredictRequest.baseline_offset
+        assert offset.usesStaticStrings() and offset.flags() & QgsProcessingParameterDefinition.Flag.FlagAdvanced
     detect = provider.algorithm("detect")
     assert detect.parameterDefinition("DEVICE").options() == list(DEVICES)
     min_area = detect.parameterDefinition("MIN_AREA")

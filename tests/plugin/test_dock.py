@@ -256,16 +256,19 @@ def test_dock_says_when_the_chosen_device_cannot_run_here(dock, inputs, qgis_app
 
 
 def test_dock_offers_the_toolbox_options_under_advanced(dock):
-    from landslide_engine.options import PRECISIONS, REFLECTANCE_SCALES
+    from landslide_engine.options import BASELINE_OFFSETS, PRECISIONS, REFLECTANCE_SCALES
     from landslide_engine.pipeline import PredictRequest
 
     assert dock.advanced_box.isCollapsed()
+    assert [dock.offset_combo.itemText(i) for i in range(dock.offset_combo.count())] == list(BASELINE_OFFSETS)
+    assert dock.advanced_box.isAncestorOf(dock.offset_combo)
     assert [dock.precision_combo.itemText(i) for i in range(dock.precision_combo.count())] == list(PRECISIONS)
     assert [dock.scale_combo.itemText(i) for i in range(dock.scale_combo.count())] == list(REFLECTANCE_SCALES)
     defaults = PredictRequest(s2=[], dem="", out_dir="")
     assert dock.min_area_spin.value() == pytest.approx(defaults.min_area_m2)
     assert dock.overlap_spin.value() == defaults.overlap
     assert dock.scale_combo.currentText() == defaults.reflectance_scale
+    assert dock.offset_combo.currentText() == defaults.baseline_offset
     assert dock.precision_combo.currentText() == defaults.precision == "auto"  # the engine's default number format
 
     dock.min_area_spin.setValue(250.0)

@@ -7,6 +7,7 @@ runs, with "set the reflectance scale (--reflectance-scale) to x1000 or auto" on
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,81 @@ def test_the_dock_task_names_the_reflectance_scale_parameter(qgis_app, geo_root,
     task.failed.connect(failures.append)
     task.finished(task.run())
     assert len(failures) == 1 and QGIS_NAME in failures[0] and "--" not in failures[0], failures
+
+
+# The real Barbellino L2A scene with the +1000 DN of processing baseline 04.00 added, in a file whose name has no
+# date: L2A has no B10 and the offset leaves no value under 1000 DN, so nothing tells whether the offset is there
+# (the README's scale table: "refused: offset"). QGIS says which parameter settles it.
+OFFSET_QGIS_NAME = "set the baseline offset (BASELINE_OFFSET): 0 or 1000"
+
+
+@pytest.fixture()
+def offset_unknown(geo_root, tmp_path) -> dict[str, Path]:
+    import rasterio
+
+    from bench.scale_detection import BARBELLINO, Variant, rescaled
+    from tests.scenes import geographic_dem
+
+    source = geo_root / BARBELLINO / "S2A2A_20170703_022_Barbellino_BOA_10.tif"
+    s2 = rescaled(source, Variant("+1000 DN, no date", 1.0, add=1000.0), tmp_path)
+    with rasterio.open(s2) as src:
+        crs, bounds = src.crs, src.bounds
+    return {"s2": s2, "dem": geographic_dem(tmp_path / "dem.tif", crs, bounds)}
+
+
+def test_the_toolbox_names_the_baseline_offset_parameter_and_takes_it(provider, offset_unknown, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException
+
+    from tests.qgis_helpers import processing_outputs, tiny_model_package
+
+    model = tiny_model_package(tmp_path / "tiny.onnx")
+    inputs = {"SENTINEL2": [str(offset_unknown["s2"])], "DEM": str(offset_unknown["dem"]), "DEVICE": "cpu"}
+    refused_out = processing_outputs(tmp_path / "refused")
+    with pytest.raises(QgsProcessingException) as refused:
+        processing.run("landslide:detect", {**inputs, "MODEL_FILE": str(model), **refused_out})
+    message = str(refused.value)
+    assert OFFSET_QGIS_NAME in message and "--" not in message, message
+    assert not Path(refused_out["OUTPUT_PROBABILITY"]).exists()
+
+    result = processing.run(
+        "landslide:detect",
+        {**inputs, "MODEL_FILE": str(model), "BASELINE_OFFSET": "1000", **processing_outputs(tmp_path / "set")},
+    )
+    offset = json.loads(Path(result["REPORT"]).read_text())["inputs"]["baseline_offset"]
+    assert offset["value"] == 1000.0 and offset["evidence"] == "baseline_offset option", offset
+    stacked = processing.run(
+        "landslide:stack", {**inputs, "BASELINE_OFFSET": "0", "OUTPUT": str(tmp_path / "stack.tif")}
+    )  # refused too without the offset; 0 is taken as given
+    assert Path(stacked["OUTPUT"]).exists()
+
+
+def test_the_dock_passes_its_baseline_offset_and_names_the_parameter(qgis_app, qgis_iface, offset_unknown, tmp_path):
+    from qgis.core import QgsRasterLayer
+
+    from landslide_qgis.gui.detect_task import DetectTask, ModelRun
+    from landslide_qgis.gui.dock import LandslideDock
+    from tests.qgis_helpers import tiny_model_package
+
+    model = tiny_model_package(tmp_path / "tiny.onnx")
+    s2, dem = QgsRasterLayer(str(offset_unknown["s2"]), "s2"), QgsRasterLayer(str(offset_unknown["dem"]), "dem")
+    panel = LandslideDock(qgis_iface)
+    try:
+        assert panel.offset_combo.currentText() == "auto"  # the engine's default
+        outcomes: dict[str, list[str]] = {}
+        for choice in ("auto", "1000"):
+            panel.offset_combo.setCurrentText(choice)
+            out = tmp_path / choice
+            request = predict_request(panel.scene_choices([s2], dem), RunChoices(device="cpu"), str(out))
+            assert str(request.baseline_offset) == choice
+            task = DetectTask(request, [ModelRun("tiny", model, out)])
+            outcomes[choice] = failures = []
+            task.failed.connect(failures.append)
+            task.finished(task.run())
+    finally:
+        panel.teardown()
+    refused = outcomes["auto"]
+    assert len(refused) == 1 and OFFSET_QGIS_NAME in refused[0] and "--" not in refused[0], refused
+    assert outcomes["1000"] == []
+    report = json.loads(next((tmp_path / "1000").glob("*run.json")).read_text())
+    assert report["inputs"]["baseline_offset"]["value"] == 1000.0
