@@ -167,3 +167,16 @@ def write_l4s_patches(folder: Path, count: int, seed: int = 0) -> list[Path]:
             handle["img"] = image
         paths.append(path)
     return paths
+
+
+def offset_unknown_scene(geo_root: Path, folder: Path) -> tuple[Path, Path]:
+    """The real Barbellino L2A scene with the +1000 DN of processing baseline 04.00 added, in a file whose name has
+    no date, and a DEM around it: L2A has no B10 and the offset leaves no value under 1000 DN, so nothing tells
+    whether the offset is there (the README's scale table: "refused: offset") until the analyst says it."""
+    from bench.scale_detection import BARBELLINO, Variant, rescaled
+
+    source = geo_root / BARBELLINO / "S2A2A_20170703_022_Barbellino_BOA_10.tif"
+    s2 = rescaled(source, Variant("+1000 DN, no date", 1.0, add=1000.0), folder)
+    with rasterio.open(s2) as src:
+        crs, bounds = src.crs, src.bounds
+    return s2, geographic_dem(folder / "offset_unknown_dem.tif", crs, bounds)

@@ -20,6 +20,7 @@ from tests.qgis_helpers import (
     synthetic_scene,
     tiny_model_package,
 )
+from tests.scenes import offset_unknown_scene
 
 pytestmark = pytest.mark.skipif(not __import__("os").path.exists(QGIS_PROCESS), reason="qgis_process.bin not installed")
 
@@ -169,3 +170,16 @@ def _features(path):
 
     datasource = ogr.Open(str(path))
     yield from datasource.GetLayer(0)
+
+
+def test_qgis_process_takes_the_baseline_offset_and_names_it_when_refused(installed_plugin, geo_root, tmp_path):
+    """A real scene whose values cannot tell the baseline 04.00 offset: refused naming BASELINE_OFFSET, which the
+    command line then sets (the static-string enum takes the engine's label, 1000)."""
+    env, _ = installed_plugin
+    s2, dem = offset_unknown_scene(geo_root, tmp_path)
+    args = ["run", "landslide:stack", "--", f"SENTINEL2={s2}", f"DEM={dem}"]
+    proc = run_qgis_process([*args, f"OUTPUT={tmp_path / 'refused.tif'}"], env)
+    assert proc.returncode != 0 and not (tmp_path / "refused.tif").exists()
+    assert "set the baseline offset (BASELINE_OFFSET): 0 or 1000" in proc.stdout + proc.stderr
+    result = run_json([*args, "BASELINE_OFFSET=1000", f"OUTPUT={tmp_path / 'stack.tif'}"], env)["results"]
+    assert result["OUTPUT"] == str(tmp_path / "stack.tif") and (tmp_path / "stack.tif").is_file()

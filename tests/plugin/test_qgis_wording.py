@@ -10,10 +10,14 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+import rasterio
 
+from landslide_engine.bands import L4S_DIVISORS
 from landslide_engine.cli import build_parser
 from landslide_qgis.engine_request import QGIS_PARAMETER_OF_FLAG, RunChoices, SceneChoices, predict_request
+from tests.scenes import offset_unknown_scene
 
 ABERYSTWYTH = "rsgislib_aberystwyth_wales"
 ARCSI_BANDS = "B2=1,B3=2,B4=3,B5=4,B6=5,B7=6,B8=7,B11=9,B12=10"  # the product's 10 bands, B8A as 8
@@ -74,24 +78,15 @@ def test_the_dock_task_names_the_reflectance_scale_parameter(qgis_app, geo_root,
     assert len(failures) == 1 and QGIS_NAME in failures[0] and "--" not in failures[0], failures
 
 
-# The real Barbellino L2A scene with the +1000 DN of processing baseline 04.00 added, in a file whose name has no
-# date: L2A has no B10 and the offset leaves no value under 1000 DN, so nothing tells whether the offset is there
-# (the README's scale table: "refused: offset"). QGIS says which parameter settles it.
+# A real scene whose values cannot tell whether they carry the +1000 DN offset of baseline 04.00
+# (tests.scenes.offset_unknown_scene): QGIS says which parameter settles it.
 OFFSET_QGIS_NAME = "set the baseline offset (BASELINE_OFFSET): 0 or 1000"
 
 
 @pytest.fixture()
 def offset_unknown(geo_root, tmp_path) -> dict[str, Path]:
-    import rasterio
-
-    from bench.scale_detection import BARBELLINO, Variant, rescaled
-    from tests.scenes import geographic_dem
-
-    source = geo_root / BARBELLINO / "S2A2A_20170703_022_Barbellino_BOA_10.tif"
-    s2 = rescaled(source, Variant("+1000 DN, no date", 1.0, add=1000.0), tmp_path)
-    with rasterio.open(s2) as src:
-        crs, bounds = src.crs, src.bounds
-    return {"s2": s2, "dem": geographic_dem(tmp_path / "dem.tif", crs, bounds)}
+    s2, dem = offset_unknown_scene(geo_root, tmp_path)
+    return {"s2": s2, "dem": dem}
 
 
 def test_the_toolbox_names_the_baseline_offset_parameter_and_takes_it(provider, offset_unknown, tmp_path):
@@ -115,10 +110,15 @@ def test_the_toolbox_names_the_baseline_offset_parameter_and_takes_it(provider, 
     )
     offset = json.loads(Path(result["REPORT"]).read_text())["inputs"]["baseline_offset"]
     assert offset["value"] == 1000.0 and offset["evidence"] == "baseline_offset option", offset
-    stacked = processing.run(
-        "landslide:stack", {**inputs, "BASELINE_OFFSET": "0", "OUTPUT": str(tmp_path / "stack.tif")}
-    )  # refused too without the offset; 0 is taken as given
-    assert Path(stacked["OUTPUT"]).exists()
+    # landslide:stack takes it too: the red band of the stack with 0 removed lies 1000 DN above the one with 1000
+    red = {}
+    for choice in ("0", "1000"):
+        out = processing.run(
+            "landslide:stack", {**inputs, "BASELINE_OFFSET": choice, "OUTPUT": str(tmp_path / f"stack{choice}.tif")}
+        )["OUTPUT"]
+        with rasterio.open(out) as src:
+            red[choice] = src.read(4, masked=True).astype(np.float64) * L4S_DIVISORS[3]
+    assert np.ma.allclose(red["0"] - red["1000"], 1000.0, atol=1.0)
 
 
 def test_the_dock_passes_its_baseline_offset_and_names_the_parameter(qgis_app, qgis_iface, offset_unknown, tmp_path):
