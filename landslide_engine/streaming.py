@@ -78,7 +78,10 @@ def run_in_order(
     """``(item, work(item))`` for each item, in the order of ``items``, with up to ``workers`` calls running at once.
 
     Each call runs whole in one thread, so one slow call (a worker that lost its core to the reader) delays
-    only itself; results are handed back in order because the blending that follows needs them so.
+    only itself; results are handed back in order because the blending that follows needs them so. Up to
+    ``2 * workers`` items are handed out at once, so a worker that finishes a short item (the last, partial batch
+    of a chunk) starts the next one at once instead of waiting for the oldest to be handed back: with pieces of
+    16 and 8 patches in turn, waiting for the oldest left one of two workers idle a third of the time.
     """
     if workers <= 1:
         for item in items:
@@ -89,7 +92,7 @@ def run_in_order(
         try:
             for item in items:
                 running.append((item, pool.submit(work, item)))
-                if len(running) >= workers:
+                if len(running) >= 2 * workers:
                     done, future = running.popleft()
                     yield done, future.result()
             while running:

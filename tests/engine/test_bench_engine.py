@@ -124,6 +124,22 @@ def test_run_in_order_keeps_the_order_with_calls_running_at_once():
     assert list(run_in_order(range(4), work, workers=1)) == [(i, i * i) for i in range(4)]
 
 
+def test_run_in_order_starts_the_next_item_while_the_oldest_still_runs():
+    """Pieces of 16 and 8 patches in turn: the worker that finished the short one must not wait for the long one
+    to be handed back (that left one of two workers idle a third of the time)."""
+    started: dict[int, float] = {}
+    finished: dict[int, float] = {}
+
+    def work(item: int) -> int:
+        started[item] = time.perf_counter()
+        time.sleep(0.3 if item == 0 else 0.01)
+        finished[item] = time.perf_counter()
+        return item
+
+    assert [i for i, _ in run_in_order(range(4), work, workers=2)] == [0, 1, 2, 3]
+    assert started[2] < finished[0] and started[3] < finished[0]
+
+
 def test_prefetch_keeps_order_runs_one_ahead_and_stops_early():
     produced: list[int] = []
     lock = threading.Lock()
