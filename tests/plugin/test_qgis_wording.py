@@ -150,3 +150,26 @@ def test_the_dock_passes_its_baseline_offset_and_names_the_parameter(qgis_app, q
     assert outcomes["1000"] == []
     report = json.loads(next((tmp_path / "1000").glob("*run.json")).read_text())
     assert report["inputs"]["baseline_offset"]["value"] == 1000.0
+
+
+def test_the_toolbox_names_the_parameter_that_overrides_the_offset_the_values_show(provider, geo_root, tmp_path):
+    """A 2019 L1C file named as a 2023 product: the name implies the offset, the values show none (as in Earth
+    Engine's harmonized collection); the warning says which parameter overrides what the values show."""
+    import processing
+
+    from bench.scale_detection import BARBELLINO
+    from tests.qgis_helpers import WarningFeedback
+    from tests.scenes import geographic_dem
+
+    named = tmp_path / "S2B_MSIL1C_20230812_harmonized.tif"
+    named.write_bytes((geo_root / BARBELLINO / "S2A1C_20190723_022_Barbellino_TOA_10.tif").read_bytes())
+    with rasterio.open(named) as src:
+        dem = geographic_dem(tmp_path / "dem.tif", src.crs, src.bounds)
+    feedback = WarningFeedback.make()
+    processing.run(
+        "landslide:stack",
+        {"SENTINEL2": [str(named)], "DEM": str(dem), "OUTPUT": str(tmp_path / "stack.tif")},
+        feedback=feedback,
+    )
+    (warning,) = [w for w in feedback.warnings if "implies a baseline offset of 1000" in w]
+    assert warning.endswith("(set the baseline offset (BASELINE_OFFSET) to override)") and "--" not in warning
