@@ -13,31 +13,22 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterEnum,
-    QgsProcessingParameterFile,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
 )
 
 from landslide_qgis import settings
-from landslide_qgis.toolbox.detect_algorithm import MODEL_FILE_FILTER
-from landslide_qgis.toolbox.engine_bridge import (
-    all_model_paths,
-    available_model_names,
-    engine_callbacks,
-    engine_errors,
-    engine_warn,
-    resolve_model_path,
-)
+from landslide_qgis.toolbox import model_parameters, run_parameters
+from landslide_qgis.toolbox.engine_bridge import all_model_paths, engine_callbacks, engine_errors, engine_warn
 
 
 class PredictH5Algorithm(QgsProcessingAlgorithm):
     FILES = "FILES"
-    MODEL = "MODEL"
-    MODEL_FILE = "MODEL_FILE"
+    MODEL = model_parameters.MODEL
+    MODEL_FILE = model_parameters.MODEL_FILE
     ALL_MODELS = "ALL_MODELS"
-    DEVICE = "DEVICE"
+    DEVICE = run_parameters.DEVICE
     BATCH_SIZE = "BATCH_SIZE"
     OUTPUT_FOLDER = "OUTPUT_FOLDER"
     N_FILES = "N_FILES"
@@ -70,25 +61,12 @@ class PredictH5Algorithm(QgsProcessingAlgorithm):
                 self.FILES, "Landslide4Sense .h5 patches", QgsProcessing.SourceType.TypeFile
             )
         )
-        names = available_model_names()
-        model = QgsProcessingParameterEnum(
-            self.MODEL, "Model", options=names, defaultValue=names[0] if names else None, optional=True
-        )
-        model.setUsesStaticStrings(True)
-        self.addParameter(model)
-        self.addParameter(
-            QgsProcessingParameterFile(
-                self.MODEL_FILE, "Model package file (overrides Model)", fileFilter=MODEL_FILE_FILTER, optional=True
-            )
-        )
+        for parameter in model_parameters.parameters("A built-in model or a package from the models folder."):
+            self.addParameter(parameter)
         all_models = QgsProcessingParameterBoolean(self.ALL_MODELS, "Run every available model", False)
         all_models.setHelp("The built-in model and every package in the models folder; Model is ignored.")
         self.addParameter(all_models)
-        device = QgsProcessingParameterEnum(
-            self.DEVICE, "Device", options=list(settings.DEVICES), defaultValue=settings.default_device()
-        )
-        device.setUsesStaticStrings(True)
-        self.addParameter(device)
+        self.addParameter(run_parameters.device_parameter())
         self.addParameter(
             QgsProcessingParameterNumber(
                 self.BATCH_SIZE,
@@ -108,15 +86,7 @@ class PredictH5Algorithm(QgsProcessingAlgorithm):
         if not files:
             raise QgsProcessingException("FILES: select at least one .h5 patch")
         all_models = self.parameterAsBool(parameters, self.ALL_MODELS, context)
-        if all_models:
-            models = all_model_paths()
-        else:
-            models = [
-                resolve_model_path(
-                    self.parameterAsFile(parameters, self.MODEL_FILE, context)
-                    or self.parameterAsEnumString(parameters, self.MODEL, context)
-                )
-            ]
+        models = all_model_paths() if all_models else [model_parameters.chosen_model(self, parameters, context)]
         out_dir = self.parameterAsString(parameters, self.OUTPUT_FOLDER, context)
         progress, cancelled = engine_callbacks(feedback)
         with engine_errors():

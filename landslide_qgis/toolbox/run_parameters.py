@@ -18,6 +18,7 @@ from qgis.core import (
 from landslide_engine.options import PRECISION_HELP, PRECISIONS
 from landslide_qgis import settings
 from landslide_qgis.engine_request import RunChoices, request_defaults
+from landslide_qgis.toolbox.model_parameters import named_choice
 
 DEVICE = "DEVICE"
 PRECISION = "PRECISION"
@@ -34,12 +35,7 @@ def add_run_parameters(algorithm: QgsProcessingAlgorithm) -> list[QgsProcessingP
     The caller adds those three as advanced parameters (``scene_parameters.add_advanced``).
     """
     defaults = request_defaults()
-    device = QgsProcessingParameterEnum(
-        DEVICE, "Device", options=list(settings.DEVICES), defaultValue=settings.default_device()
-    )
-    device.setUsesStaticStrings(True)
-    device.setHelp("auto uses a CUDA GPU when one is usable and falls back to the CPU.")
-    algorithm.addParameter(device)
+    algorithm.addParameter(device_parameter())
     batch = QgsProcessingParameterNumber(
         BATCH_SIZE,
         "Batch size",
@@ -87,16 +83,20 @@ def add_run_parameters(algorithm: QgsProcessingAlgorithm) -> list[QgsProcessingP
         "minimum mapping unit."
     )
     # Optional, so models and scripts written before this parameter existed still run (in the engine's default).
-    precision = QgsProcessingParameterEnum(
-        PRECISION,
-        "Model number format",
-        options=list(PRECISIONS),
-        defaultValue=defaults.get("precision"),
-        optional=True,
-    )
-    precision.setUsesStaticStrings(True)
-    precision.setHelp(PRECISION_HELP)
+    precision = named_choice(PRECISION, "Model number format", PRECISIONS, defaults.get("precision"), PRECISION_HELP)
     return [tta, min_area, precision]
+
+
+def device_parameter() -> QgsProcessingParameterEnum:
+    """The device choice, with the plugin's default device (Processing → Options)."""
+    return named_choice(
+        DEVICE,
+        "Device",
+        settings.DEVICES,
+        settings.default_device(),
+        "auto uses a CUDA GPU when one is usable and falls back to the CPU.",
+        optional=False,
+    )
 
 
 def run_choices(

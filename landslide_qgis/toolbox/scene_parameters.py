@@ -33,6 +33,7 @@ from landslide_qgis.engine_request import (
     dem_input,
     request_defaults,
 )
+from landslide_qgis.toolbox.model_parameters import named_choice
 
 SENTINEL2 = "SENTINEL2"
 DEM_TILES = "DEM_TILES"
@@ -97,25 +98,13 @@ def reading_parameters() -> list[QgsProcessingParameterDefinition]:
     extent = QgsProcessingParameterExtent(EXTENT, "Process only this extent", optional=True)
     extent.setHelp("Limits the run to part of the scene; in any CRS.")
     default_scale = request_defaults().get("reflectance_scale")
-    scale = QgsProcessingParameterEnum(
-        REFLECTANCE_SCALE,
-        "Sentinel-2 reflectance scale",
-        options=list(REFLECTANCE_SCALES),
-        defaultValue=default_scale if default_scale in REFLECTANCE_SCALES else None,
-        optional=True,  # empty: the engine's default
+    scale = named_choice(
+        REFLECTANCE_SCALE, "Sentinel-2 reflectance scale", REFLECTANCE_SCALES, default_scale, REFLECTANCE_SCALE_HELP
     )
-    scale.setUsesStaticStrings(True)
-    scale.setHelp(REFLECTANCE_SCALE_HELP)
     default_offset = str(request_defaults().get("baseline_offset"))
-    offset = QgsProcessingParameterEnum(
-        BASELINE_OFFSET,
-        "Sentinel-2 baseline offset (DN)",
-        options=list(BASELINE_OFFSETS),
-        defaultValue=default_offset if default_offset in BASELINE_OFFSETS else None,
-        optional=True,  # empty: the engine's default
+    offset = named_choice(
+        BASELINE_OFFSET, "Sentinel-2 baseline offset (DN)", BASELINE_OFFSETS, default_offset, BASELINE_OFFSET_HELP
     )
-    offset.setUsesStaticStrings(True)
-    offset.setHelp(BASELINE_OFFSET_HELP)
     band_map = QgsProcessingParameterString(BAND_MAP, "Band map (when bands cannot be identified)", optional=True)
     band_map.setHelp(BAND_MAP_HELP)
     codes = list(MASK_CLASS_LABELS)
