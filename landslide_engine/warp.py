@@ -48,10 +48,12 @@ from landslide_engine.bilinear import (
     separable_bilinear,
 )
 from landslide_engine.grid import Grid
+from landslide_engine.reproject import Cells, SourcePositions, reprojected_bilinear
 
 _SAME_RESOLUTION = 0.02  # relative difference treated as the same pixel size
 _ALIGNED_TOLERANCE_PX = 1e-6  # offset from a whole pixel (and relative pixel-size difference) treated as aligned
 GRID_MARGIN = 8  # pixels the cached warped VRT reaches beyond each grid edge
+_ROWS_AT_ONCE = 8  # window rows interpolated together from a reprojected source: temporaries stay in the CPU's cache
 
 
 def source_resolution_on_grid(src, grid: Grid) -> float:
@@ -145,6 +147,9 @@ class GridWarp:
         self._offset = grid_offset(src, grid) if resampling == Resampling.nearest else None
         self._separable = self._offset is None and separable_bilinear(src, grid, resampling)
         self._stored = self._offset is not None and _stored_exactly(src, self.nodata)
+        self._positions: SourcePositions | None = None
+        if self._offset is None and not self._separable and reprojected_bilinear(src, grid, resampling):
+            self._positions = SourcePositions(grid, src.crs, src.transform, margin)
         self._vrt: WarpedVRT | None = None
         if self._offset is None:
             extent = Window(-margin, -margin, grid.width + 2 * margin, grid.height + 2 * margin)
@@ -161,12 +166,23 @@ class GridWarp:
         only pixels at its edges and next to its nodata."""
         return self._separable
 
+    @property
+    def reprojected(self) -> bool:
+        """True when the source's bilinear warp from another CRS is computed here (:mod:`landslide_engine.reproject`),
+        GDAL serving only pixels next to its edges and its nodata."""
+        return self._positions is not None
+
     def read(self, bands: int | Sequence[int], window: Window) -> np.ndarray:
         """Band(s) ``bands`` (1-based) on ``window`` as float32: (h, w) for one band, (n, h, w) for a list."""
         if self._offset is not None:
             return self._read_direct(bands, window, self._offset)
         indexes = [bands] if isinstance(bands, int) else list(bands)
-        out = self._read_separable(indexes, window) if self._separable else self._read_warped(indexes, window)
+        if self._separable:
+            out = self._read_separable(indexes, window)
+        elif self._positions is not None:
+            out = self._read_reprojected(indexes, window, self._positions)
+        else:
+            out = self._read_warped(indexes, window)
         return out[0] if isinstance(bands, int) else out
 
     @property
@@ -269,6 +285,41 @@ class GridWarp:
                 (self.src.height, self.src.width),
             )
             self._mend_blocks(out, rim, indexes, window)
+        return out
+
+    def _read_reprojected(self, indexes: list[int], window: Window, positions: SourcePositions) -> np.ndarray:
+        """The bilinear warp of ``indexes`` on ``window`` from a source in another CRS, (n, h, w): interpolated
+        here at source positions from a mesh of exact transforms (:mod:`landslide_engine.reproject`, one read of
+        the source pixels under the window), GDAL's values where a pixel's 2 x 2 neighbourhood is not wholly
+        data on the source."""
+        width, height = int(window.width), int(window.height)
+        where = positions.window(int(window.col_off), int(window.row_off), width, height)
+        if where is None:
+            return self._read_warped(indexes, window)
+        # One cell more on each side than the positions need, so rounding at a bound cannot leave the block.
+        c0, r0 = int(np.floor(where.low[0])) - 1, int(np.floor(where.low[1])) - 1
+        c1, r1 = int(np.floor(where.high[0])) + 3, int(np.floor(where.high[1])) + 3
+        read_c0, read_r0 = max(c0, 0), max(r0, 0)
+        read_c1, read_r1 = min(c1, self.src.width), min(r1, self.src.height)
+        if read_c1 - read_c0 < 2 or read_r1 - read_r0 < 2:
+            return self._read_warped(indexes, window)
+        # As float32, GDAL's working type for a float32 warp, which rounds int32 and float64 values alike.
+        data = self.src.read(
+            indexes, window=Window(read_c0, read_r0, read_c1 - read_c0, read_r1 - read_r0), out_dtype="float32"
+        )
+        block = np.full((len(indexes), r1 - r0, c1 - c0), np.nan)
+        block[:, read_r0 - r0 : read_r1 - r0, read_c0 - c0 : read_c1 - c0] = data
+        cells = [Cells.of(band, self.nodata, (r0, c0)) for band in block]
+        out = np.empty((len(indexes), height, width), dtype=np.float32)
+        for start in range(0, height, _ROWS_AT_ONCE):
+            stop = min(start + _ROWS_AT_ONCE, height)
+            x, y = where.rows(start, stop)
+            for i, (band, band_cells) in enumerate(zip(out, cells, strict=True)):
+                last = i == len(cells) - 1  # interpolate() overwrites the positions it is given
+                band_cells.interpolate(x if last else x.copy(), y if last else y.copy(), band[start:stop])
+        gaps = np.isnan(out)
+        if gaps.any():
+            np.copyto(out, self._read_warped(indexes, window), where=gaps)
         return out
 
     def _mend_blocks(self, out: np.ndarray, rim: Rim, indexes: list[int], window: Window) -> None:
