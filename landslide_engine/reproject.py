@@ -38,6 +38,12 @@ MESH_STEP = 32
 _MAX_SOURCE_STEP = 0.9
 
 
+def _apply(transform: Affine, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``transform`` applied to arrays of points (affine's own ``*`` on arrays is deprecated in newer releases)."""
+    a, b, c, d, e, f = transform[:6]
+    return a * x + b * y + c, d * x + e * y + f
+
+
 def _mesh_nodes(first: int, count: int, step: int) -> np.ndarray:
     """Grid indices of the mesh along one axis covering pixels ``first`` to ``first + count - 1``: whole
     multiples of ``step``, from the one at or before the first pixel to the one at or after the last."""
@@ -60,9 +66,9 @@ class SourcePositions:
     def exact(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Source (x, y) of the centres of grid pixels (``rows``, ``cols``), each transformed exactly (PROJ)."""
         cols_f, rows_f = np.asarray(cols, dtype=np.float64) + 0.5, np.asarray(rows, dtype=np.float64) + 0.5
-        gx, gy = self.grid.transform * (cols_f, rows_f)
+        gx, gy = _apply(self.grid.transform, cols_f, rows_f)
         xs, ys = transform_points(self.grid.crs, self.crs, np.ravel(gx).tolist(), np.ravel(gy).tolist())
-        sx, sy = (~self.transform) * (np.asarray(xs), np.asarray(ys))
+        sx, sy = _apply(~self.transform, np.asarray(xs), np.asarray(ys))
         return np.reshape(sx, np.shape(gx)), np.reshape(sy, np.shape(gy))
 
     @property
