@@ -74,13 +74,14 @@ def _strip(warp: GridWarp, exact: WarpedVRT, row: int, height: int) -> dict:
     ours = warp.read(1, window)
     gdal = warp._read_warped([1], window)[0]
     ideal = exact.read(1, window=Window(m - 1, row - 1 + m, grid.width + 2, height + 2))
-    where = warp._positions.window(-1, row - 1, grid.width + 2, height + 2) if warp._positions else None
-    blocks = [where.rows(r, min(r + 8, height + 2)) for r in range(0, height + 2, 8)] if where else []
-    exact_x, exact_y = warp._positions.exact(*np.mgrid[row - 1 : row + height + 1, -1 : grid.width + 1])
-    position = max(
-        float(np.abs(np.concatenate([b[0] for b in blocks]) + 0.5 - exact_x).max()),
-        float(np.abs(np.concatenate([b[1] for b in blocks]) + 0.5 - exact_y).max()),
-    )
+    positions = warp._positions
+    where = positions.window(-1, row - 1, grid.width + 2, height + 2) if positions else None
+    if positions is None or where is None:
+        raise RuntimeError(f"{warp.src.name} is not interpolated by GridWarp on this window")
+    x, y = np.empty((2, height + 2, grid.width + 2))
+    where.rows(0, height + 2, x, y)
+    exact_x, exact_y = positions.exact(*np.mgrid[row - 1 : row + height + 1, -1 : grid.width + 1])
+    position = max(float(np.abs(x + 0.5 - exact_x).max()), float(np.abs(y + 0.5 - exact_y).max()))
     transform = grid.window_transform(window)
     slopes = [slope_for_grid(a.astype(np.float64), transform, False, precise=False) for a in (ours, gdal)]
     inner = np.s_[1:-1, 1:-1]

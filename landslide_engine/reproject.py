@@ -33,6 +33,8 @@ from landslide_engine.grid import Grid
 
 # Grid pixels between exactly transformed mesh points: positions in between are interpolated bilinearly.
 MESH_STEP = 32
+# Window rows interpolated together: a few hundred kB per temporary, which stay in the CPU's cache.
+ROWS_AT_ONCE = 8
 # The largest source-pixel step per grid pixel (summed over both grid axes) for GDAL's 4-sample kernel: where a
 # source pixel covers less than a grid pixel GDAL widens its kernel, which this module does not reproduce.
 _MAX_SOURCE_STEP = 0.9
@@ -119,16 +121,14 @@ class WindowPositions:
     low: tuple[float, float]
     high: tuple[float, float]
 
-    def rows(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-        """Shifted source (x, y) of window rows ``start`` to ``stop``, each (rows, width) float64."""
+    def rows(self, start: int, stop: int, x: np.ndarray, y: np.ndarray) -> None:
+        """Shifted source positions of window rows ``start`` to ``stop`` into ``x`` and ``y`` (float64, (rows,
+        width))."""
         k, t = self.mesh_row[start:stop], self.fraction[start:stop, None]
         same = k[0] == k[-1]  # rows between the same two mesh rows (most blocks): no rows to gather
-        out = []
-        for first, step in (self.x, self.y):
-            values = t * step[k[0]] if same else np.take(step, k, axis=0) * t
+        for (first, step), values in zip((self.x, self.y), (x, y), strict=True):
+            np.multiply(t, step[k[0]] if same else np.take(step, k, axis=0), out=values)
             values += first[k[0]] if same else np.take(first, k, axis=0)
-            out.append(values)
-        return out[0], out[1]
 
 
 @dataclass(frozen=True)
@@ -157,25 +157,48 @@ class Cells:
         d -= b
         return cls((v00.ravel(), b.ravel(), c.ravel(), d.ravel()), origin, pixels.shape[1] - 1)
 
-    def interpolate(self, x: np.ndarray, y: np.ndarray, out: np.ndarray) -> None:
-        """GDAL's 4-sample bilinear at shifted source positions ``x``, ``y`` (overwritten) into ``out`` (float32,
-        same shape): NaN where the 2 x 2 neighbourhood is not wholly data."""
-        left, top = np.floor(x), np.floor(y)
-        x -= left
-        y -= top
-        index = top.astype(np.intp)
-        index -= self.origin[0]
-        index *= self.width
-        index += left.astype(np.intp)
-        index -= self.origin[1]
-        a, b, c, d = (np.take(k, index, mode="clip") for k in self.coefficients)
-        d *= x
+    def interpolate(self, index: np.ndarray, fx: np.ndarray, fy: np.ndarray, out: np.ndarray, work: np.ndarray) -> None:
+        """GDAL's 4-sample bilinear in the cells at ``index`` with fractions ``fx``, ``fy`` into ``out`` (float32):
+        NaN where the 2 x 2 neighbourhood is not wholly data. ``work`` is scratch space, (4, *index.shape)
+        float64."""
+        a, b, c, d = work
+        for coefficient, gathered in zip(self.coefficients, work, strict=True):
+            np.take(coefficient, index, out=gathered, mode="clip")
+        d *= fx
         d += c
-        d *= y
-        b *= x
+        d *= fy
+        b *= fx
         d += b
         d += a
-        out[...] = d
+        np.copyto(out, d)
+
+
+def interpolate_window(where: WindowPositions, cells: list[Cells], out: np.ndarray) -> None:
+    """GDAL's 4-sample bilinear of each band's ``cells`` at a window's positions ``where`` into ``out`` (float32,
+    (bands, rows, width)), :data:`ROWS_AT_ONCE` rows at a time through buffers made once per window: positions,
+    cells and fractions are shared by the bands, and temporaries that small stay in the CPU's cache without
+    fresh pages for each step (a new array of that size is a new memory mapping, whose first touch faults)."""
+    height, width = out.shape[1:]
+    shape = (min(ROWS_AT_ONCE, height), width)
+    x, y, left, top = np.empty((4, *shape))
+    index = np.empty(shape, dtype=np.intp)
+    work = np.empty((4, *shape))
+    (r0, c0), cells_per_row = cells[0].origin, cells[0].width
+    for start in range(0, height, ROWS_AT_ONCE):
+        rows = min(ROWS_AT_ONCE, height - start)
+        bx, by, bl, bt, bi, bw = x[:rows], y[:rows], left[:rows], top[:rows], index[:rows], work[:, :rows]
+        where.rows(start, start + rows, bx, by)
+        np.floor(bx, out=bl)
+        np.floor(by, out=bt)
+        bx -= bl
+        by -= bt
+        # The cell's flat index, in float64 (exact for integers this small) and then converted once.
+        bt *= cells_per_row
+        bt += bl
+        bt -= r0 * cells_per_row + c0
+        np.copyto(bi, bt, casting="unsafe")
+        for band, band_cells in zip(out, cells, strict=True):
+            band_cells.interpolate(bi, bx, by, band[start : start + rows], bw)
 
 
 def reprojected_bilinear(src, grid: Grid, resampling: Resampling) -> bool:

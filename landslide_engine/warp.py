@@ -48,12 +48,11 @@ from landslide_engine.bilinear import (
     separable_bilinear,
 )
 from landslide_engine.grid import Grid
-from landslide_engine.reproject import Cells, SourcePositions, reprojected_bilinear
+from landslide_engine.reproject import Cells, SourcePositions, interpolate_window, reprojected_bilinear
 
 _SAME_RESOLUTION = 0.02  # relative difference treated as the same pixel size
 _ALIGNED_TOLERANCE_PX = 1e-6  # offset from a whole pixel (and relative pixel-size difference) treated as aligned
 GRID_MARGIN = 8  # pixels the cached warped VRT reaches beyond each grid edge
-_ROWS_AT_ONCE = 8  # window rows interpolated together from a reprojected source: temporaries stay in the CPU's cache
 
 
 def source_resolution_on_grid(src, grid: Grid) -> float:
@@ -311,12 +310,7 @@ class GridWarp:
         block[:, read_r0 - r0 : read_r1 - r0, read_c0 - c0 : read_c1 - c0] = data
         cells = [Cells.of(band, self.nodata, (r0, c0)) for band in block]
         out = np.empty((len(indexes), height, width), dtype=np.float32)
-        for start in range(0, height, _ROWS_AT_ONCE):
-            stop = min(start + _ROWS_AT_ONCE, height)
-            x, y = where.rows(start, stop)
-            for i, (band, band_cells) in enumerate(zip(out, cells, strict=True)):
-                last = i == len(cells) - 1  # interpolate() overwrites the positions it is given
-                band_cells.interpolate(x if last else x.copy(), y if last else y.copy(), band[start:stop])
+        interpolate_window(where, cells, out)
         gaps = np.isnan(out)
         if gaps.any():
             np.copyto(out, self._read_warped(indexes, window), where=gaps)

@@ -53,9 +53,11 @@ def _grid_inside(dem, crs, folder, inset: float = 300.0, size: int = 600):
 
 
 def _all_rows(where, height: int) -> tuple[np.ndarray, np.ndarray]:
-    """All rows of a window's interpolated positions (shifted by -0.5), as GridWarp gets them block by block."""
-    blocks = [where.rows(r, min(r + 8, height)) for r in range(0, height, 8)]
-    return np.concatenate([b[0] for b in blocks]), np.concatenate([b[1] for b in blocks])
+    """All rows of a window's interpolated positions (shifted by -0.5), as GridWarp gets them 8 rows at a time."""
+    x, y = np.empty((2, height, where.x[0].shape[1]))
+    for r in range(0, height, 8):
+        where.rows(r, min(r + 8, height), x[r : r + 8], y[r : r + 8])
+    return x, y
 
 
 def _warps(src, grid, window: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
