@@ -176,3 +176,22 @@ def test_cheaper_gradient_length_gives_the_same_whole_degree_slope_on_real_dems(
         assert np.array_equal(np.isnan(cheap), np.isnan(precise))
         compared += int(np.isfinite(precise).sum())
     assert compared > 1_000_000
+
+
+def test_inner_slope_is_the_full_slope_without_its_outer_ring():
+    """``inner=True`` (the scene reader's DEM has a one-pixel halo) computes only ``dem[1:-1, 1:-1]``: the same
+    bits as the full slope there, next to holes too, with per-row steps, over several row blocks and a partial
+    last one, precise or not."""
+    rng = np.random.default_rng(11)
+    cases = 0
+    more = [(rng.normal(size=shape).cumsum(0).cumsum(1) * 4 + 500, None) for shape in [(19, 30), (34, 9), (35, 40)]]
+    for dem, mask in [*_random_dems(), *more]:
+        per_row = (10 + rng.random((dem.shape[0], 1)) * 20, 30.0)
+        for xres, yres in [(10.0, 10.0), per_row]:
+            for precise in (True, False):
+                full = horn_slope(dem, xres, yres, mask, precise)
+                inner = horn_slope(dem, xres, yres, mask, precise, inner=True)
+                assert inner.dtype == np.float32
+                assert np.array_equal(inner, full[1:-1, 1:-1], equal_nan=True), (dem.shape, mask is not None)
+                cases += 1
+    assert cases > 200
