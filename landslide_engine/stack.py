@@ -19,6 +19,7 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from landslide_engine.bands import DEM_BAND, SLOPE_BAND, divisor
+from landslide_engine.buffers import BufferPool
 from landslide_engine.cloudmask import CloudMask, MaskReader
 from landslide_engine.errors import InputError, reading
 from landslide_engine.grid import Grid
@@ -70,6 +71,18 @@ def _nodata_to_nan(stored: np.ndarray, nodata: int | None, out: np.ndarray) -> N
         out[where] = np.nan
 
 
+def _rounded_in_units(values: np.ndarray, band_divisor: float, out: np.ndarray) -> None:
+    """``round(values) / band_divisor`` into ``out``: whole metres or degrees, as in the L4S training data.
+
+    The bits of ``out[...] = np.round(values) / band_divisor``: rounded in ``values``' own type and divided in the
+    wider of it and float32, then stored as float32, through one temporary instead of two.
+    """
+    rounded = np.round(values)
+    np.divide(rounded, band_divisor, out=out if rounded.dtype == out.dtype else rounded)
+    if rounded.dtype != out.dtype:
+        out[...] = rounded
+
+
 class SceneStack:
     """Open Sentinel-2, DEM and optional slope rasters, read as L4S bands on ``grid``.
 
@@ -108,6 +121,8 @@ class SceneStack:
         self._files = rasters if rasters is not None else OpenRasters()
         self._resamplings: dict[str, Resampling] = {}
         self._warps: dict[tuple[str, float | None], GridWarp] = {}
+        # the stored Sentinel-2 values of read_native(stored=True), reused once the window read before is dropped
+        self._stored_buffers = BufferPool()
         self._dem_path, self._slope_path = dem, slope
         self._dem = self._dataset(dem, "DEM") if dem else None  # None: Sentinel-2 only (reading its scale)
         self._slope = self._dataset(slope, "slope") if slope else None
@@ -201,7 +216,7 @@ class SceneStack:
             out = np.empty((len(native.bands), height, width), dtype=np.float32)
         for i, band in enumerate(native.bands):
             if band == DEM_BAND:
-                out[i] = np.round(native.dem()[1:-1, 1:-1]) / divisor(band)
+                _rounded_in_units(native.dem()[1:-1, 1:-1], divisor(band), out[i])
             elif band == SLOPE_BAND:
                 slope = native.slope
                 if slope is None:
@@ -209,8 +224,8 @@ class SceneStack:
                     geographic = bool(self.grid.crs.is_geographic)
                     transform = self.grid.window_transform(halo)
                     # rounded to whole degrees below, so the cheaper gradient length gives the same values
-                    slope = slope_for_grid(native.dem(), transform, geographic, precise=False)[1:-1, 1:-1]
-                out[i] = np.round(slope) / divisor(band)
+                    slope = slope_for_grid(native.dem(), transform, geographic, precise=False, inner=True)
+                _rounded_in_units(slope, divisor(band), out[i])
             elif band in native.s2:
                 if self.scaling is None:
                     raise RuntimeError("SceneStack.scaling must be set before converting to L4S units")
@@ -228,7 +243,8 @@ class SceneStack:
         if self._dem is None or self._dem_path is None:
             raise RuntimeError("this stack was opened without a DEM (Sentinel-2 only)")
         with reading(self._dem_path, "DEM"):
-            return self._warp(self._dem.name, self._dem).read(1, halo).astype(np.float64)
+            # float64 for the slope; no copy where the warp already gives float64
+            return np.asarray(self._warp(self._dem.name, self._dem).read(1, halo), dtype=np.float64)
 
     def _read_s2_bands(
         self, bands: Sequence[str], window: Window, stored_nodata: dict[str, int | None] | None = None
@@ -245,7 +261,7 @@ class SceneStack:
             indexes = [self._s2.bands[b].index for b in group]
             with reading(path, "Sentinel-2"):
                 warp = self._warp(path, self._dataset(path, "Sentinel-2"), nodata)
-                data = warp.read_stored(indexes, window) if stored_nodata is not None else None
+                data = warp.read_stored(indexes, window, self._stored_buffers) if stored_nodata is not None else None
                 if data is not None and stored_nodata is not None:
                     stored_nodata.update(dict.fromkeys(group, warp.stored_nodata))
                 else:

@@ -47,6 +47,7 @@ from landslide_engine.bilinear import (
     bilinear_axis,
     separable_bilinear,
 )
+from landslide_engine.buffers import BufferPool
 from landslide_engine.grid import Grid
 from landslide_engine.reproject import Cells, SourcePositions, interpolate_window, reprojected_bilinear
 
@@ -359,13 +360,14 @@ class GridWarp:
                     gdal = self._cached_vrt.read(indexes, window=Window(col + c0, row + r0, c1 - c0, r1 - r0))
                     block[:, rr, cc] = gdal[:, rr, cc]
 
-    def read_stored(self, bands: Sequence[int], window: Window) -> np.ndarray | None:
+    def read_stored(self, bands: Sequence[int], window: Window, pool: BufferPool | None = None) -> np.ndarray | None:
         """Bands ``bands`` on ``window`` as stored, (n, h, w) in the source's own integer type, where that is
         exactly what :meth:`read` gives once converted to float32 with :attr:`stored_nodata` made NaN; None
         where it is not (a source that is warped, not integer, or a window reaching beyond the source).
 
         The scene reader scales these values straight into the model's input: GDAL's conversion to float32,
-        a copy twice the size, and the pass that turns nodata into NaN are saved.
+        a copy twice the size, and the pass that turns nodata into NaN are saved. With ``pool`` GDAL reads into
+        an array from it (no fresh pages to fault in for every window).
         """
         if not self._stored or self._offset is None:
             return None
@@ -373,7 +375,11 @@ class GridWarp:
         width, height = int(window.width), int(window.height)
         if col < 0 or row < 0 or col + width > self.src.width or row + height > self.src.height:
             return None
-        return self.src.read(list(bands), window=Window(col, row, width, height))
+        part = Window(col, row, width, height)
+        if pool is None:
+            return self.src.read(list(bands), window=part)
+        out = pool.take((len(bands), height, width), self.src.dtypes[bands[0] - 1])
+        return self.src.read(list(bands), window=part, out=out)
 
     @property
     def stored_nodata(self) -> int | None:
