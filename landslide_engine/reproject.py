@@ -8,12 +8,13 @@ EPSG:4326, as analysts download SRTM or GLO-30 tiles.
 Here the source position of each output pixel is interpolated bilinearly between exact transforms of grid
 pixel centres on a coarse mesh (:class:`SourcePositions`): every :data:`MESH_STEP` grid pixels, on whole
 multiples of the step, so a pixel's position depends on where it lies on the grid and not on the window that
-reads it. A map projection is smooth on that scale: the interpolated positions stay within about 1e-5 source
+reads it. A map projection is smooth on that scale: the interpolated positions stay within 1.5e-4 source
 pixels of exact ones on the bench's DEM and the real SRTM and GLO-30 rasters (measured in the tests), far
-below the 0.125 source pixels GDAL's approximate transformer allows. Values then follow GDAL's 4-sample
-bilinear kernel (:func:`bilinear_at`) in float64. They are not GDAL's bits: GDAL's own positions are off by
-up to its approximation threshold, and so its elevations by up to the terrain's slope times that distance;
-these values are closer to those of an exact transformer than GDAL's default ones are.
+below the 0.125 source pixels GDAL's approximate transformer allows (a mapping that is not smooth, across the
+antimeridian, is left to GDAL: :func:`reprojected_bilinear`). Values then follow GDAL's 4-sample bilinear
+kernel (:class:`Cells`, :func:`interpolate_window`) in float64. They are not GDAL's bits: GDAL's own positions
+are off by up to its approximation threshold, and so its elevations by up to the terrain's slope times that
+distance; these values are closer to those of an exact transformer than GDAL's default ones are.
 
 Only output pixels whose 2 x 2 source neighbourhood lies on the source and holds data in every pixel are
 valued here; the others (next to nodata or NaN, at the source's edges) take GDAL's value from the warped VRT.
@@ -33,6 +34,9 @@ from landslide_engine.grid import Grid
 
 # Grid pixels between exactly transformed mesh points: positions in between are interpolated bilinearly.
 MESH_STEP = 32
+# The largest distance (source pixels) between a position interpolated on the mesh and the exact one, tested at
+# the centre of each mesh cell: far below GDAL's own approximation (0.125) and far above real projections' (1e-4).
+MAX_MESH_ERROR_PX = 0.01
 # Window rows interpolated together: a few hundred kB per temporary, which stay in the CPU's cache.
 ROWS_AT_ONCE = 8
 # The largest source-pixel step per grid pixel (summed over both grid axes) for GDAL's 4-sample kernel: where a
@@ -201,28 +205,38 @@ def interpolate_window(where: WindowPositions, cells: list[Cells], out: np.ndarr
             band_cells.interpolate(bi, bx, by, band[start : start + rows], bw)
 
 
-def reprojected_bilinear(src, grid: Grid, resampling: Resampling) -> bool:
-    """True when GDAL's bilinear warp of ``src`` on ``grid`` may be computed here (:class:`Cells`).
+def reprojected_bilinear(src, grid: Grid, resampling: Resampling, margin: int) -> SourcePositions | None:
+    """The positions of ``src``'s pixels on ``grid`` and its ``margin`` when GDAL's bilinear warp of ``src`` may be
+    computed here (:func:`interpolate_window`), else None.
 
     That needs a source in another CRS (one in the grid's CRS is left to
     :func:`~landslide_engine.bilinear.separable_bilinear` or to GDAL, whose values those give exactly), validity
-    given by nodata values alone, and source pixels larger than the grid's everywhere on the grid: there GDAL
-    uses its 4-sample kernel, where smaller ones make it widen the kernel.
+    given by nodata values alone, source pixels larger than the grid's everywhere on the grid (there GDAL uses its
+    4-sample kernel; smaller ones make it widen the kernel), and a mapping smooth enough for the mesh: at the
+    centre of every mesh cell the interpolated position within :data:`MAX_MESH_ERROR_PX` of the exact one, which
+    a grid across the antimeridian or a pole does not give.
     """
     if resampling != Resampling.bilinear or src.crs == grid.crs:
-        return False
+        return None
     if any(set(flags) - {MaskFlags.all_valid, MaskFlags.nodata} for flags in src.mask_flag_enums):
-        return False
-    positions = SourcePositions(grid, src.crs, src.transform, 0)
-    step = max(1, min(MESH_STEP, grid.width, grid.height))
-    rows, cols = np.mgrid[0 : grid.height : step, 0 : grid.width : step]
+        return None
+    positions = SourcePositions(grid, src.crs, src.transform, margin)
+    rows, cols = np.meshgrid(positions.rows, positions.cols, indexing="ij")
     try:
-        x, y = positions.exact(rows, cols)
+        x, y = positions.mesh
         x_right, y_right = positions.exact(rows, cols + 1)
         x_below, y_below = positions.exact(rows + 1, cols)
+        half = positions.step // 2
+        x_centre, y_centre = positions.exact(rows[:-1, :-1] + half, cols[:-1, :-1] + half)
     except Exception:  # part of the grid outside the source CRS's domain: GDAL's warp decides
-        return False
+        return None
     # How far the source position moves per grid column plus per grid row, along each source axis.
-    steps_x = np.abs(x_right - x) + np.abs(x_below - x)
-    steps_y = np.abs(y_right - y) + np.abs(y_below - y)
-    return all(bool(np.isfinite(s).all() and s.max() <= _MAX_SOURCE_STEP) for s in (steps_x, steps_y))
+    steps_x = np.abs(x_right - 0.5 - x) + np.abs(x_below - 0.5 - x)
+    steps_y = np.abs(y_right - 0.5 - y) + np.abs(y_below - 0.5 - y)
+    if not all(np.isfinite(s).all() and s.max() <= _MAX_SOURCE_STEP for s in (steps_x, steps_y)):
+        return None
+    for mesh, centre in ((x, x_centre), (y, y_centre)):
+        interpolated = (mesh[:-1, :-1] + mesh[:-1, 1:] + mesh[1:, :-1] + mesh[1:, 1:]) / 4 + 0.5
+        if not np.abs(interpolated - centre).max() <= MAX_MESH_ERROR_PX:  # NaN compares False too
+            return None
+    return positions

@@ -148,8 +148,8 @@ class GridWarp:
         self._separable = self._offset is None and separable_bilinear(src, grid, resampling)
         self._stored = self._offset is not None and _stored_exactly(src, self.nodata)
         self._positions: SourcePositions | None = None
-        if self._offset is None and not self._separable and reprojected_bilinear(src, grid, resampling):
-            self._positions = SourcePositions(grid, src.crs, src.transform, margin)
+        if self._offset is None and not self._separable:
+            self._positions = reprojected_bilinear(src, grid, resampling, margin)
         self._vrt: WarpedVRT | None = None
         if self._offset is None:
             extent = Window(-margin, -margin, grid.width + 2 * margin, grid.height + 2 * margin)

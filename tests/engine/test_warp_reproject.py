@@ -218,3 +218,29 @@ def test_windows_beyond_the_mesh_and_several_bands_read_alike(tmp_path):
     # Beyond the margin GDAL warps the window itself; the pixels it shares with a window inside agree within
     # GDAL's approximation (a fraction of a metre on this terrain).
     np.testing.assert_allclose(far[:, 40:], near, atol=0.5)
+
+
+def test_a_grid_across_the_antimeridian_is_left_to_gdal(tmp_path):
+    # A UTM zone 1 grid reaching west of 180° E: PROJ gives those pixels longitudes near -180, a jump of 360° in
+    # the middle of the mesh that no interpolation between its nodes follows.
+    image = write_raster(
+        tmp_path / "utm1.tif",
+        np.ones((1, 80, 200), "uint16"),
+        "EPSG:32601",
+        from_origin(347000.0, 6990000.0, 10, 10),
+        nodata=0,
+    )
+    grid = reference_grid([str(image)])
+    with rasterio.open(image) as src:
+        west, _, east, north = transform_bounds(src.crs, "EPSG:4326", *src.bounds)
+    assert west > 179 and east < -179  # the footprint crosses 180° (bounds from west of it to east of it)
+    dem = np.full((200, 400), 500, "int16")
+    across = write_raster(
+        tmp_path / "dem.tif", dem, "EPSG:4326", from_origin(179.95, north + 0.01, 1 / 1800, 1 / 3600), nodata=NODATA
+    )
+    with rasterio.open(across) as src:
+        warp = GridWarp(src, grid, Resampling.bilinear)
+        try:
+            assert not warp.reprojected
+        finally:
+            warp.close()
