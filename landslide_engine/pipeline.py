@@ -735,23 +735,9 @@ class _ChunkReader:
         with self._clock.measure("read_warp"):
             native = stack.read_native(window, self._bands, stored=True)
         with self._clock.measure("scale"):
-            stack.to_l4s(native, out=out)
-            _mark_invalid(out, out_invalid)
+            stack.to_l4s(native, out=out, invalid=out_invalid)
             if out_invalid.any():
                 np.copyto(out, np.broadcast_to(self._fill, out.shape), where=~np.isfinite(out))
-
-
-def _mark_invalid(values: np.ndarray, invalid: np.ndarray) -> None:
-    """``invalid`` (h, w): whether any band of ``values`` (C, h, w) is not finite there.
-
-    Band by band into the mask itself, with one band-sized temporary: the same answer as ``any(~isfinite)`` over
-    the whole stack without its mask of all bands (14 times the size, fresh pages for every chunk).
-    """
-    np.isfinite(values[0], out=invalid)  # for now: valid in every band so far
-    finite = np.empty(invalid.shape, dtype=bool)
-    for band in values[1:]:
-        np.logical_and(invalid, np.isfinite(band, out=finite), out=invalid)
-    np.logical_not(invalid, out=invalid)
 
 
 class _Pieces:

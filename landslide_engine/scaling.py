@@ -105,6 +105,17 @@ class ReflectanceScaling:
         out = np.subtract(native, offset, out=out)
         return np.multiply(out, factor, out=out)
 
+    def keeps_finite(self, band: str, dtype: np.dtype) -> bool:
+        """Whether :meth:`to_l4s` turns every integer of ``dtype`` into a finite float32 for ``band``.
+
+        The conversion is monotonic, so the type's two extremes decide; any scale and offset a scene can have keep
+        them finite, an absurd one could overflow. Lets a caller skip looking for NaN in bands read as integers.
+        """
+        info = np.iinfo(dtype)
+        with np.errstate(over="ignore", invalid="ignore"):
+            ends = self.to_l4s(np.array([info.min, info.max], dtype=dtype), band, out=np.empty(2, dtype=np.float32))
+        return bool(np.isfinite(ends).all())
+
 
 def resolve_scaling(
     inputs: S2Inputs,

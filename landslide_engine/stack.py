@@ -60,15 +60,34 @@ class NativeWindow:
         return self.dem_with_halo
 
 
-def _nodata_to_nan(stored: np.ndarray, nodata: int | None, out: np.ndarray) -> None:
-    """NaN in ``out`` where ``stored`` holds ``nodata``, as reading the band as float32 would have given."""
+def _nodata_to_nan(stored: np.ndarray, nodata: int | None, out: np.ndarray) -> bool:
+    """NaN in ``out`` where ``stored`` holds ``nodata``, as reading the band as float32 would have given; whether
+    there was any."""
     if nodata is None:
-        return
+        return False
     if nodata == np.iinfo(stored.dtype).min and stored.min() > nodata:
-        return  # the usual case (DN 0 in uint16): one reduction shows there is none
+        return False  # the usual case (DN 0 in uint16): one reduction shows there is none
     where = stored == nodata
-    if where.any():
-        out[where] = np.nan
+    if not where.any():
+        return False
+    out[where] = np.nan
+    return True
+
+
+def _mark_invalid(bands: Sequence[np.ndarray], invalid: np.ndarray) -> None:
+    """``invalid`` (h, w): whether any of ``bands`` (each h x w) is not finite there (none: all False).
+
+    Band by band into the mask itself, with one band-sized temporary: the answer of ``any(~isfinite)`` over a
+    stack without its mask of all bands (14 times the size, fresh pages for every chunk).
+    """
+    if not bands:
+        invalid[...] = False
+        return
+    np.isfinite(bands[0], out=invalid)  # for now: valid in every band so far
+    finite = np.empty(invalid.shape, dtype=bool)
+    for band in bands[1:]:
+        np.logical_and(invalid, np.isfinite(band, out=finite), out=invalid)
+    np.logical_not(invalid, out=invalid)
 
 
 def _rounded_in_units(values: np.ndarray, band_divisor: float, out: np.ndarray) -> None:
@@ -204,39 +223,55 @@ class SceneStack:
         masked = self.mask.read(window) if self.mask is not None else None
         return NativeWindow(window, tuple(bands), s2, dem, slope, masked, stored_nodata)
 
-    def to_l4s(self, native: NativeWindow, out: np.ndarray | None = None) -> np.ndarray:
+    def to_l4s(
+        self, native: NativeWindow, out: np.ndarray | None = None, invalid: np.ndarray | None = None
+    ) -> np.ndarray:
         """Stack ``native``'s bands as float32 (C, h, w) in L4S units; slope from the DEM when no file gave it.
 
         ``out`` (float32, that shape) receives the result instead of a new array, e.g. a view into a larger
-        array the caller assembles.
+        array the caller assembles. ``invalid`` (bool, h x w), if given, receives whether any band is not finite
+        at each pixel: tested only in the bands that can hold NaN here (stored integers without their nodata value
+        in this window, scaled by a finite factor, cannot), so a scene without holes costs two bands' test, not 14.
         """
         window = native.window
-        height, width = int(window.height), int(window.width)
         if out is None:
-            out = np.empty((len(native.bands), height, width), dtype=np.float32)
-        for i, band in enumerate(native.bands):
-            if band == DEM_BAND:
-                _rounded_in_units(native.dem()[1:-1, 1:-1], divisor(band), out[i])
-            elif band == SLOPE_BAND:
-                slope = native.slope
-                if slope is None:
-                    halo = Window(window.col_off - 1, window.row_off - 1, width + 2, height + 2)
-                    geographic = bool(self.grid.crs.is_geographic)
-                    transform = self.grid.window_transform(halo)
-                    # rounded to whole degrees below, so the cheaper gradient length gives the same values
-                    slope = slope_for_grid(native.dem(), transform, geographic, precise=False, inner=True)
-                _rounded_in_units(slope, divisor(band), out[i])
-            elif band in native.s2:
-                if self.scaling is None:
-                    raise RuntimeError("SceneStack.scaling must be set before converting to L4S units")
-                self.scaling.to_l4s(native.s2[band], band, out=out[i])
-                if band in native.stored_nodata:
-                    _nodata_to_nan(native.s2[band], native.stored_nodata[band], out[i])
-            else:
-                out[i] = self.fill_values[band]
-        if native.masked is not None and native.masked.any():
+            out = np.empty((len(native.bands), int(window.height), int(window.width)), dtype=np.float32)
+        may_hold_nan = [out[i] for i, band in enumerate(native.bands) if self._band_to_l4s(native, band, out[i])]
+        masked = native.masked is not None and bool(native.masked.any())
+        if masked:
             out[:, native.masked] = np.nan
+        if invalid is not None:
+            _mark_invalid(may_hold_nan, invalid)
+            if masked:
+                invalid |= native.masked
         return out
+
+    def _band_to_l4s(self, native: NativeWindow, band: str, out: np.ndarray) -> bool:
+        """``band`` of ``native`` in L4S units into ``out`` (h, w); whether it may hold a value that is not finite."""
+        if band == DEM_BAND:
+            _rounded_in_units(native.dem()[1:-1, 1:-1], divisor(band), out)
+        elif band == SLOPE_BAND:
+            slope = native.slope
+            if slope is None:
+                window = native.window
+                height, width = int(window.height), int(window.width)
+                halo = Window(window.col_off - 1, window.row_off - 1, width + 2, height + 2)
+                geographic = bool(self.grid.crs.is_geographic)
+                transform = self.grid.window_transform(halo)
+                # rounded to whole degrees below, so the cheaper gradient length gives the same values
+                slope = slope_for_grid(native.dem(), transform, geographic, precise=False, inner=True)
+            _rounded_in_units(slope, divisor(band), out)
+        elif band in native.s2:
+            if self.scaling is None:
+                raise RuntimeError("SceneStack.scaling must be set before converting to L4S units")
+            self.scaling.to_l4s(native.s2[band], band, out=out)
+            if band in native.stored_nodata:
+                holes = _nodata_to_nan(native.s2[band], native.stored_nodata[band], out)
+                return holes or not self.scaling.keeps_finite(band, native.s2[band].dtype)
+        else:
+            out[...] = self.fill_values[band]
+            return not np.isfinite(self.fill_values[band])
+        return True
 
     def _dem_with_halo(self, window: Window) -> np.ndarray:
         halo = Window(window.col_off - 1, window.row_off - 1, int(window.width) + 2, int(window.height) + 2)

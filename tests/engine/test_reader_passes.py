@@ -8,8 +8,9 @@ from rasterio.transform import from_origin
 from rasterio.windows import Window
 
 from landslide_engine.bands import DEM_BAND, L4S_BANDS, SLOPE_BAND, divisor
-from landslide_engine.pipeline import SceneInputs, _mark_invalid, open_scene
-from landslide_engine.stack import _rounded_in_units
+from landslide_engine.pipeline import SceneInputs, open_scene
+from landslide_engine.scaling import ReflectanceScaling
+from landslide_engine.stack import _mark_invalid, _rounded_in_units
 from tests.qgis_helpers import S2_DESCRIPTIONS
 from tests.rasters import write_raster
 
@@ -36,12 +37,61 @@ def test_invalid_mask_band_by_band_is_any_band_not_finite():
     values[5, 20, :] = -np.inf
     values[:, 29, 49] = np.nan
     invalid = np.ones((30, 50), bool)
-    _mark_invalid(values, invalid)
+    _mark_invalid(list(values), invalid)
     assert np.array_equal(invalid, (~np.isfinite(values)).any(axis=0))
     assert invalid.sum() == 1 + 2 + 50 + 1
     part = np.zeros((30, 80), bool)[:, 10:60]  # a column part of a chunk's mask, as the reader writes it
-    _mark_invalid(values, part)
+    _mark_invalid(list(values), part)
     assert np.array_equal(part, invalid)
+    _mark_invalid([], part)  # no band that can hold NaN
+    assert not part.any()
+
+
+def test_integers_keep_finite_unless_the_scale_overflows_float32():
+    usual = ReflectanceScaling("l1c", 1.0, 1000.0, "test")
+    assert all(usual.keeps_finite("B2", np.dtype(t)) for t in ("uint16", "int16", "uint8"))
+    absurd = ReflectanceScaling("l1c", 1e40, 0.0, "test")
+    assert absurd.keeps_finite("B2", np.dtype("uint8")) is False  # 255 x 1e40 / 825 overflows float32
+    assert ReflectanceScaling("l1c", float("nan"), 0.0, "test").keeps_finite("B2", np.dtype("uint16")) is False
+
+
+def _scene_with_holes(tmp_path):
+    """A stored L1C stack with nodata in one band and in all, and a DEM with a void, as written files."""
+    rng = np.random.default_rng(8)
+    values = rng.integers(900, 3000, (12, 60, 80)).astype("uint16")
+    values[4, 5:9, 10:20] = 0
+    values[:, 40:44, 60:70] = 0
+    s2 = write_raster(
+        tmp_path / "S2A_MSIL1C_20200101_h.tif",
+        values,
+        "EPSG:32633",
+        from_origin(500000, 5200000, 10, 10),
+        S2_DESCRIPTIONS,
+        nodata=0,
+    )
+    dem_values = np.full((1, 40, 40), 800.0, "float32") + np.arange(40, dtype="float32")
+    dem_values[0, 30:33, 5:8] = -9999.0
+    dem = write_raster(
+        tmp_path / "dem.tif", dem_values, "EPSG:32633", from_origin(499900, 5200100, 30, 30), nodata=-9999.0
+    )
+    return s2, dem
+
+
+def test_the_invalid_mask_from_the_bands_that_can_hold_nan_is_any_band_not_finite(tmp_path):
+    """``to_l4s(invalid=)`` tests only bands that may hold NaN: the same mask as testing all 14, with holes in one
+    band, in all bands, in the DEM (and so the slope), and in windows without any."""
+    s2, dem = _scene_with_holes(tmp_path)
+    scene = open_scene(SceneInputs([str(s2)], str(dem), baseline_offset="0"), list(L4S_BANDS), {})
+    with scene.stack as stack:
+        seen = set()
+        for window in (Window(0, 0, 80, 60), Window(0, 0, 30, 12), Window(50, 35, 30, 20), Window(20, 15, 20, 10)):
+            for stored in (True, False):
+                native = stack.read_native(window, list(L4S_BANDS), stored=stored)
+                invalid = np.ones((window.height, window.width), bool)
+                out = stack.to_l4s(native, invalid=invalid)
+                assert np.array_equal(invalid, (~np.isfinite(out)).any(axis=0)), (window, stored)
+                seen.add(int(invalid.sum()) > 0)
+        assert seen == {True, False}
 
 
 def test_stored_values_of_a_window_still_held_are_not_overwritten_by_the_next_read(tmp_path):
