@@ -79,10 +79,12 @@ class _BlockRowWriter:
 
     Rasterio leaves written blocks in GDAL's block cache until the file is closed, so a scene's output fills
     the cache (up to ``GDAL_CACHEMAX``) and pushes out the source tiles still being read. Here rows are
-    buffered until a row of blocks is complete, written, and flushed, which compresses those blocks and frees
-    them: memory holds one row of output blocks of one column band, whatever the scene size, and no block is
-    compressed twice. Column bands start on block boundaries (:attr:`block_width`) and are written one after
-    another, each from the top row to the bottom one.
+    gathered in a buffer of one row of blocks until it is complete, then written and flushed, which compresses
+    those blocks and frees them: memory holds one row of output blocks of one column band, whatever the scene
+    size, and no block is compressed twice. The caller fills the buffer in place (:meth:`rows`), so a row is
+    copied once on its way to GDAL, into memory that is used again for every row of blocks (fresh memory costs
+    a page fault per 4 KiB). Column bands start on block boundaries (:attr:`block_width`) and are written one
+    after another, each from the top row to the bottom one.
     """
 
     def __init__(self, path: str, grid: Grid, dtype: str, nodata: float, description: str) -> None:
@@ -104,40 +106,48 @@ class _BlockRowWriter:
             self._band.SetDescription(description)
         self.block_width, self._block_rows = self._band.GetBlockSize()
         self._height = grid.height
+        self._dtype = np.dtype(dtype)
         self._col = 0
-        self._first_row = 0
-        self._buffered: list[np.ndarray] = []
+        self._first_row = 0  # the first row of the buffer
+        self._filled = 0  # rows of the buffer filled so far
+        self._buffer = np.empty((0, 0), self._dtype)
 
-    def write_rows(self, row: int, values: np.ndarray, col: int = 0) -> None:
-        """Rows of ``values`` from ``row`` on, columns from ``col`` on; within a column band rows must arrive
-        in order, each row once, and a band must be finished (down to the last row) before the next starts."""
+    def rows(self, row: int, count: int, width: int, col: int = 0) -> np.ndarray:
+        """The buffer's place for up to ``count`` rows from ``row`` on, ``width`` columns from ``col`` on, for
+        the caller to fill and then :meth:`commit`: as many rows as fit before the end of the row of blocks.
+
+        Within a column band rows must arrive in order, each row once, and a band must be finished (down to its
+        last row) before the next starts.
+        """
         if col != self._col:
-            if self._first_row + sum(len(b) for b in self._buffered) != self._height:
+            if self._first_row + self._filled != self._height:
                 raise ValueError(f"{self._path}: column band at {self._col} left unfinished for the one at {col}")
-            self._write_buffered()
+            self._write_filled()
             self._col, self._first_row = col, 0
-        if row != self._first_row + sum(len(b) for b in self._buffered):
+        if row != self._first_row + self._filled:
             raise ValueError(f"{self._path}: rows must be written in order; got row {row}")
-        self._buffered.append(values)
-        buffered = sum(len(b) for b in self._buffered)
-        complete = (self._first_row + buffered) // self._block_rows * self._block_rows - self._first_row
-        if complete > 0:
-            rows = np.concatenate(self._buffered) if len(self._buffered) > 1 else self._buffered[0]
-            self._write(rows[:complete])
-            self._buffered = [rows[complete:]] if complete < len(rows) else []
+        if self._buffer.shape[1] != width:
+            self._write_filled()
+            self._buffer = np.empty((self._block_rows, width), self._dtype)
+        block_end = min(self._height, (row // self._block_rows + 1) * self._block_rows)
+        return self._buffer[self._filled : self._filled + min(count, block_end - row)]
 
-    def _write(self, rows: np.ndarray) -> None:
-        """Write and flush whole rows of blocks; a GDAL failure (a full disk shows here) is an OutputError."""
+    def commit(self, count: int) -> None:
+        """Take the ``count`` rows just filled; write the row of blocks once it is complete."""
+        self._filled += count
+        if (self._first_row + self._filled) % self._block_rows == 0 or self._first_row + self._filled == self._height:
+            self._write_filled()
+
+    def _write_filled(self) -> None:
+        """Write and flush the filled rows; a GDAL failure (a full disk shows here) is an OutputError."""
+        if not self._filled:
+            return
         with gdal_checked(self._path):
-            if self._band.WriteArray(rows, self._col, self._first_row) != 0:
+            if self._band.WriteArray(self._buffer[: self._filled], self._col, self._first_row) != 0:
                 raise gdal_write_error(self._path)
             self._dataset.FlushCache()
-        self._first_row += len(rows)
-
-    def _write_buffered(self) -> None:
-        if self._buffered:
-            self._write(np.concatenate(self._buffered))
-            self._buffered = []
+        self._first_row += self._filled
+        self._filled = 0
 
     def close(self) -> None:
         """Write what is buffered and close the file."""
@@ -145,7 +155,7 @@ class _BlockRowWriter:
             return
         with gdal_checked(self._path):
             try:
-                self._write_buffered()
+                self._write_filled()
             finally:
                 self._band = None
                 self._dataset = None  # closes the file: its last blocks and header are written here
@@ -165,14 +175,34 @@ class ResultRasters:
         """Columns per output block: column bands must start on multiples of it."""
         return self._probability.block_width
 
-    def write_rows(self, row: int, probability: np.ndarray, valid: np.ndarray, col: int = 0) -> None:
+    def write_rows(self, row: int, probability: np.ndarray, valid: np.ndarray | None = None, col: int = 0) -> None:
         """Write rows starting at ``row`` and columns at ``col`` (see :class:`_BlockRowWriter` for the order);
-        pixels where ``valid`` is False become nodata."""
-        valid = valid & np.isfinite(probability)
-        landslide = valid & (probability >= self.threshold)
-        self._probability.write_rows(row, np.where(valid, probability, FLOAT_NODATA).astype(np.float32), col)
-        self._mask.write_rows(row, np.where(valid, landslide, MASK_NODATA).astype(np.uint8), col)
-        self.landslide_pixels += int(np.count_nonzero(landslide))
+        pixels where the probability is not finite (NaN: no data) or ``valid`` is False become nodata."""
+        height, width = probability.shape
+        done = 0
+        while done < height:  # in pieces that end where a row of blocks of either raster ends
+            into = self._probability.rows(row + done, height - done, width, col)
+            mask = self._mask.rows(row + done, len(into), width, col)
+            n = len(mask)
+            flags = None if valid is None else valid[done : done + n]
+            self._fill(probability[done : done + n], flags, into[:n], mask)
+            self._probability.commit(n)
+            self._mask.commit(n)
+            done += n
+
+    def _fill(self, probability: np.ndarray, valid: np.ndarray | None, into: np.ndarray, mask: np.ndarray) -> None:
+        """``into`` the probability with nodata, ``mask`` the mask: one pass each where every pixel has data."""
+        np.copyto(into, probability, casting="same_kind")
+        np.greater_equal(probability, self.threshold, out=mask.view(np.bool_))
+        if valid is None and np.isfinite(probability.sum()):  # no NaN nor infinity: every pixel has data
+            self.landslide_pixels += int(np.count_nonzero(mask))
+            return
+        invalid = ~np.isfinite(probability)
+        if valid is not None:
+            invalid |= ~valid
+        into[invalid] = FLOAT_NODATA
+        mask[invalid] = MASK_NODATA
+        self.landslide_pixels += int(np.count_nonzero(mask == 1))
 
     def close(self) -> None:
         try:

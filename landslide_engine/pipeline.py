@@ -827,8 +827,9 @@ class _Stitcher:
             with self._clock.measure("blend"):
                 carried = self._carried
                 rows_in = None if carried is None else (carried[0][start:until], carried[1][start:until])
+                keep = band.own_stop - band.own_start
                 block, (extra_sum, extra_weight) = blender.take_rows(
-                    until, rows_in, keep=band.own_stop - band.own_start
+                    until, rows_in, keep=keep, out=self._writer.strip(until - start, keep)
                 )
                 if extra_sum.shape[1]:
                     if self._carry is None:

@@ -104,15 +104,17 @@ def run_in_order(
 
 
 class RowWriter(Protocol):
-    def write_rows(self, row: int, probability: np.ndarray, valid: np.ndarray, col: int = 0) -> None: ...
+    def write_rows(self, row: int, probability: np.ndarray, valid: np.ndarray | None = None, col: int = 0) -> None: ...
 
 
 class BackgroundWriter:
     """Writes finished rows to the result rasters in a thread of its own, one strip at a time.
 
     Compressing and writing a strip then overlaps inference instead of holding it up. At most one strip is
-    being written while the next is blended, so memory stays at two strips. Only this thread touches the
-    result rasters until :meth:`close` returns; a write's error is raised by the next call.
+    being written while the next is blended, so memory stays at two strips: the two arrays of :meth:`strip`,
+    used in turn for the whole run (fresh memory for every strip would cost a page fault per 4 KiB). Only this
+    thread touches the result rasters until :meth:`close` returns, and they keep nothing of a strip once their
+    ``write_rows`` returns; a write's error is raised by the next call.
     """
 
     def __init__(self, rasters: RowWriter, clock: StageClock) -> None:
@@ -120,10 +122,19 @@ class BackgroundWriter:
         self._clock = clock
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="landslide-writer")
         self._pending: Future | None = None
+        self._strips = [np.empty(0, np.float32), np.empty(0, np.float32)]
+
+    def strip(self, rows: int, cols: int) -> np.ndarray:
+        """A float32 (rows, cols) array to fill and hand to :meth:`write_rows`: not the one being written, which
+        the next call waits for, so it may be filled while that one is compressed."""
+        self._strips.reverse()
+        if self._strips[0].size < rows * cols:
+            self._strips[0] = np.empty(rows * cols, np.float32)
+        return self._strips[0][: rows * cols].reshape(rows, cols)
 
     def _write(self, row: int, col: int, block: np.ndarray) -> None:
         with self._clock.measure("write"):
-            self._rasters.write_rows(row, block, np.isfinite(block), col)
+            self._rasters.write_rows(row, block, None, col)
 
     def write_rows(self, row: int, block: np.ndarray, col: int = 0) -> None:
         """Queue ``block`` (blended probabilities, NaN = no data) for rows from ``row`` on, columns from ``col``."""

@@ -161,9 +161,13 @@ class RowBlender:
         self._weight[br, bc] += w
 
     def take_rows(
-        self, until_row: int, carried: tuple[np.ndarray, np.ndarray] | None = None, keep: int | None = None
+        self,
+        until_row: int,
+        carried: tuple[np.ndarray, np.ndarray] | None = None,
+        keep: int | None = None,
+        out: np.ndarray | None = None,
     ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-        """The blended probabilities of rows ``first_row .. until_row - 1``; later rows stay.
+        """The blended probabilities of rows ``first_row .. until_row - 1`` (into ``out`` if given); later rows stay.
 
         ``carried`` (weighted sums and weights of the same rows from the band before, for this band's first
         columns) is added first. Only the first ``keep`` columns (default all) are blended; the weighted sums
@@ -172,17 +176,20 @@ class RowBlender:
         n = until_row - self.first_row
         if not 0 <= n <= self.tile:
             raise ValueError(f"cannot take {n} rows from a strip of {self.tile}")
-        total, weight = self._sum[:n].copy(), self._weight[:n].copy()
+        # The rows taken are summed and divided where they lie: they are dropped from the strip right after.
+        total, weight = self._sum[:n], self._weight[:n]
         if carried is not None:
             carried_sum, carried_weight = carried
             k = carried_sum.shape[1]
             total[:, :k] += carried_sum
             weight[:, :k] += carried_weight
         keep = self.width if keep is None else keep
+        rows = np.empty((n, keep), np.float32) if out is None else out
         with np.errstate(invalid="ignore", divide="ignore"):
-            rows = total[:, :keep] / weight[:, :keep]
+            np.divide(total[:, :keep], weight[:, :keep], out=rows)
+        extra = (total[:, keep:].copy(), weight[:, keep:].copy())
         for buf in (self._sum, self._weight):
             buf[: self.tile - n] = buf[n:]
             buf[self.tile - n :] = 0
         self.first_row = until_row
-        return rows, (total[:, keep:], weight[:, keep:])
+        return rows, extra

@@ -234,11 +234,11 @@ class _RecordingRasters:
         self.rows: list[int] = []
         self.fail_at = fail_at
 
-    def write_rows(self, row: int, probability: np.ndarray, valid: np.ndarray, col: int = 0) -> None:
+    def write_rows(self, row: int, probability: np.ndarray, valid: np.ndarray | None = None, col: int = 0) -> None:
         time.sleep(0.01)
         if row == self.fail_at:
             raise OSError("disk full")
-        assert valid.dtype == bool and valid.shape == probability.shape
+        assert valid is None  # NaN marks no data
         self.rows.append((row, col))
 
 
