@@ -85,6 +85,8 @@ def horn_slope(
         if inner:
             needs_fill[[0, -1], :] = needs_fill[:, [0, -1]] = False
         slope[invalid[inside]] = np.nan
+    if inner and not has_invalid:
+        return slope  # every pixel was inside, with valid neighbours
     # flatnonzero + divmod is several times faster than a 2-D nonzero here.
     r, c = np.divmod(np.flatnonzero(needs_fill), cols)
     if len(r):
