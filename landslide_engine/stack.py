@@ -90,16 +90,14 @@ def _mark_invalid(bands: Sequence[np.ndarray], invalid: np.ndarray) -> None:
     np.logical_not(invalid, out=invalid)
 
 
-def _rounded_in_units(values: np.ndarray, band_divisor: float, out: np.ndarray) -> None:
+def _rounded_in_units(values: np.ndarray, band_divisor: float, out: np.ndarray, dtype: type | None = None) -> None:
     """``round(values) / band_divisor`` into ``out``: whole metres or degrees, as in the L4S training data.
 
-    The bits of ``out[...] = np.round(values) / band_divisor``: rounded in ``values``' own type and divided in the
-    wider of it and float32, then stored as float32, through one temporary instead of two.
+    Rounded in ``values``' own type, divided in ``dtype`` (default: the type numpy gives ``values`` divided by a
+    Python float) and stored as float32, through one temporary. The DEM is divided in float64 as it always was;
+    rounding its float32 values first gives the same whole numbers as rounding them widened.
     """
-    rounded = np.round(values)
-    np.divide(rounded, band_divisor, out=out if rounded.dtype == out.dtype else rounded)
-    if rounded.dtype != out.dtype:
-        out[...] = rounded
+    np.divide(np.round(values), band_divisor, out=out, dtype=dtype, casting="same_kind")
 
 
 class SceneStack:
@@ -263,7 +261,7 @@ class SceneStack:
     def _band_to_l4s(self, native: NativeWindow, band: str, out: np.ndarray) -> bool:
         """``band`` of ``native`` in L4S units into ``out`` (h, w); whether it may hold a value that is not finite."""
         if band == DEM_BAND:
-            _rounded_in_units(native.dem()[1:-1, 1:-1], divisor(band), out)
+            _rounded_in_units(native.dem()[1:-1, 1:-1], divisor(band), out, np.float64)
         elif band == SLOPE_BAND:
             slope = native.slope
             if slope is None:
@@ -292,8 +290,7 @@ class SceneStack:
         if self._dem is None or self._dem_path is None:
             raise RuntimeError("this stack was opened without a DEM (Sentinel-2 only)")
         with reading(self._dem_path, "DEM"):
-            # float64 for the slope; no copy where the warp already gives float64
-            return np.asarray(self._warp(self._dem.name, self._dem).read(1, halo), dtype=np.float64)
+            return self._warp(self._dem.name, self._dem).read(1, halo)  # the slope widens it to float64 itself
 
     def _read_s2_bands(
         self, bands: Sequence[str], window: Window, stored_nodata: dict[str, int | None] | None = None

@@ -21,11 +21,16 @@ def test_rounding_to_whole_units_gives_the_bits_of_round_then_divide():
         values = (rng.normal(size=(40, 70)) * 900 + 300).astype(dtype)
         values[::7, ::5] = np.nan
         values[1, :20] = np.arange(20) + 0.5  # halves: round half to even
+        values[2, :4] = [2**23 + 1, -(2**24), 9.5e6 + 0.5, np.inf]  # float32's whole numbers and beyond
         for band in (DEM_BAND, SLOPE_BAND, "B2"):
             expected = np.empty(values.shape, np.float32)
             expected[...] = np.round(values) / divisor(band)
             got = np.full(values.shape, -1.0, np.float32)
             _rounded_in_units(values, divisor(band), got)
+            assert np.array_equal(got, expected, equal_nan=True), (dtype, band)
+            # the DEM as read (float32), rounded and divided as the float64 copy the reader used to make
+            expected[...] = np.round(values.astype(np.float64)) / divisor(band)
+            _rounded_in_units(values, divisor(band), got, np.float64)
             assert np.array_equal(got, expected, equal_nan=True), (dtype, band)
 
 
