@@ -55,7 +55,9 @@ def horn_slope(
     expression in the same order, so the result is bit-identical to applying the
     fill rule to every pixel.
     """
-    z = np.asarray(dem, dtype=np.float64)
+    z = np.asarray(dem)
+    if z.dtype != np.float32:  # float32 (a warped DEM) is widened block by block in _horn_interior: same values
+        z = np.asarray(z, dtype=np.float64)
     invalid = ~np.isfinite(z)
     if nodata_mask is not None:
         invalid |= nodata_mask
@@ -90,7 +92,7 @@ def horn_slope(
     # flatnonzero + divmod is several times faster than a 2-D nonzero here.
     r, c = np.divmod(np.flatnonzero(needs_fill), cols)
     if len(r):
-        zp = np.pad(zc, 1, mode="constant", constant_values=np.nan)
+        zp = np.pad(zc.astype(np.float64, copy=False), 1, mode="constant", constant_values=np.nan)
         fill = _horn_at(zp, r, c, _step_at(sx, z.shape, (r, c)), _step_at(sy, z.shape, (r, c)))
         slope[(r - 1, c - 1) if inner else (r, c)] = fill
     return slope
@@ -102,7 +104,8 @@ def _step_at(step: np.ndarray, shape: tuple[int, ...], index: tuple) -> np.ndarr
 
 
 def _horn_interior(z: np.ndarray, sx: np.ndarray, sy: np.ndarray, precise: bool, out: np.ndarray) -> None:
-    """Horn slope (degrees) of the pixels ``z[1:-1, 1:-1]``, whose neighbours are all in ``z``, into ``out``.
+    """Horn slope (degrees) of the pixels ``z[1:-1, 1:-1]``, whose neighbours are all in ``z`` (float32 or
+    float64), into ``out``.
 
     With the window a b c / d e f / g h i, dz/dx is ``((c + 2f + i) - (a + 2d + g)) / sx``,
     and ``c + 2f + i`` of a pixel is ``a + 2d + g`` of the pixel two columns to the right:
@@ -113,13 +116,16 @@ def _horn_interior(z: np.ndarray, sx: np.ndarray, sy: np.ndarray, precise: bool,
     """
     rows, cols = z.shape[0] - 2, z.shape[1] - 2
     block = min(rows, _BLOCK_ROWS)
-    twice = np.empty((block + 2, cols + 2))
+    twice, wide = np.empty((block + 2, cols + 2)), np.empty((block + 2, cols + 2))
     col_sums = np.empty((block, cols + 2))
     row_sums = np.empty((block + 2, cols))
     dzdx, dzdy = np.empty((block, cols)), np.empty((block, cols))
     for first in range(0, rows, block):
         n = min(block, rows - first)
         zb = z[first : first + n + 2]
+        if zb.dtype != np.float64:  # widened here, while in the cache, not as a copy of the whole DEM
+            np.copyto(wide[: n + 2], zb)
+            zb = wide[: n + 2]
         z2 = np.multiply(zb, 2, out=twice[: n + 2])
         col = np.add(zb[:-2], z2[1:-1], out=col_sums[:n])  # a + 2d of every column
         np.add(col, zb[2:], out=col)  # + g
