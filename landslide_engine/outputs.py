@@ -58,20 +58,22 @@ def raster_profile(grid: Grid, dtype: str, nodata: float, count: int = 1) -> dic
 
 
 def _float_compression() -> list[str]:
-    """Creation options for the probability raster: ZSTD at level 1 with the floating-point predictor where
-    this GDAL has ZSTD (every QGIS 3 build and GDAL from 2.3 read it), else deflate at level 1.
+    """Creation options for the probability raster: ZSTD at level 1 where this GDAL has ZSTD (every QGIS 3 build
+    and GDAL from 2.3 read it), else deflate at level 1; no predictor.
 
-    The predictor makes probabilities compress better at the fastest level (with deflate: on model output about
-    15 % smaller and 35 % faster than plain deflate at level 6). ZSTD then writes the same size about twice as
-    fast as deflate (0.27-0.29 against 0.52-0.62 ms of CPU per 128 px patch), which is a fifth of the CPU a
-    patch costs outside the model (``bench/optimization_log.md``). The values are the same either way.
+    ZSTD writes about twice as fast as deflate. The floating-point predictor (``PREDICTOR=3``) is left out:
+    a trained model's probabilities are mostly exact zeros and, at int8, few distinct values, which ZSTD packs
+    better as they are; on the built-in model's output the predictor doubled the CPU of the write (0.22-0.31
+    against 0.11-0.17 ms per 128 px patch) and made the file as large or 2.5 times larger. It pays only on
+    smooth, noisy values such as a random-weight model's (21 against 26 MB, the same CPU). See
+    ``bench/optimization_log.md``. The values are the same either way.
     """
     from osgeo import gdal
 
     creation = gdal.GetDriverByName("GTiff").GetMetadataItem("DMD_CREATIONOPTIONLIST") or ""
     if "ZSTD" in creation:
-        return ["COMPRESS=ZSTD", "PREDICTOR=3", "ZSTD_LEVEL=1"]
-    return ["COMPRESS=DEFLATE", "PREDICTOR=3", "ZLEVEL=1"]
+        return ["COMPRESS=ZSTD", "ZSTD_LEVEL=1"]
+    return ["COMPRESS=DEFLATE", "ZLEVEL=1"]
 
 
 class _BlockRowWriter:

@@ -159,3 +159,22 @@ def test_rows_taken_into_a_given_array_equal_those_taken_into_a_new_one(overlap)
     np.testing.assert_allclose(a, (total / weight)[:, :200], rtol=1e-5)
     if overlap == 0:  # the patch with NaN starts at the scene's corner: NaN stays NaN
         assert np.isnan(a[5:9, 5:9]).all()
+
+
+def test_probability_is_zstd_or_deflate_without_a_predictor_and_the_mask_deflate(tmp_path):
+    from osgeo import gdal
+
+    grid = _grid(300, 300)
+    # a trained model's output: mostly exact zeros, few distinct values elsewhere
+    probability = np.zeros((300, 300), np.float32)
+    probability[100:180, 50:250] = np.random.default_rng(5).choice([0.01, 0.2, 0.55, 0.9], (80, 200))
+    rasters = ResultRasters(str(tmp_path / "p.tif"), str(tmp_path / "m.tif"), grid, 0.5)
+    rasters.write_rows(0, probability)
+    rasters.close()
+    has_zstd = "ZSTD" in gdal.GetDriverByName("GTiff").GetMetadataItem("DMD_CREATIONOPTIONLIST")
+    p, m = gdal.Open(str(tmp_path / "p.tif")), gdal.Open(str(tmp_path / "m.tif"))
+    assert p.GetMetadata("IMAGE_STRUCTURE")["COMPRESSION"] == ("ZSTD" if has_zstd else "DEFLATE")
+    assert "PREDICTOR" not in p.GetMetadata("IMAGE_STRUCTURE")  # it doubled the write's CPU on model output
+    assert m.GetMetadata("IMAGE_STRUCTURE")["COMPRESSION"] == "DEFLATE"  # the mask: any TIFF reader
+    assert p.GetRasterBand(1).ReadAsArray().tobytes() == probability.tobytes()
+    p = m = None
