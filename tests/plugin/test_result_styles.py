@@ -96,3 +96,21 @@ def test_result_layers_are_filed_once_in_role_order_wherever_qgis_put_them(qgis_
     assert [node.layer().name() for node in root.findLayers()] == ["polygons", "mask", "probability"]
     assert [node.layer().customProperty("landslide_mapper/role") for node in group.findLayers()] == list(ORDER)
     assert len(project.mapLayers()) == 3  # a moved layer stays in the project
+
+
+def test_qgis_reads_the_rasters_pixel_for_pixel_as_the_engine_wrote_them(qgis_app, cli_outputs):
+    """The probability (ZSTD, no predictor) and the mask (deflate) decode in this QGIS's GDAL to the written values."""
+    import numpy as np
+    import rasterio
+    from qgis.core import QgsRasterLayer
+
+    for name, dtype in (("probability.tif", np.float32), ("landslides.tif", np.uint8)):
+        layer = QgsRasterLayer(str(cli_outputs / name), name)
+        assert layer.isValid(), name
+        provider = layer.dataProvider()
+        block = provider.block(1, provider.extent(), provider.xSize(), provider.ySize())
+        got = np.frombuffer(bytes(block.data()), dtype=dtype).reshape(provider.ySize(), provider.xSize())
+        with rasterio.open(cli_outputs / name) as src:
+            written = src.read(1)
+        assert got.tobytes() == written.tobytes(), name
+        assert provider.sourceNoDataValue(1) == src.nodata
