@@ -2,7 +2,9 @@
 
 ``python bench/scene_worker.py JSON`` reads a job (see :func:`run_job`) and prints one JSON line with the
 wall time, the pipeline's seconds per stage, the peak resident memory, and, for the same runner in the same
-process right after the scene, model-only patches per second: the denominator of the end-to-end ratio.
+process right after the scene, model-only patches per second: half of the denominator of the end-to-end ratio
+(the bench measures the other half in a fresh process just before the scene: a job with ``model_only: true``
+only loads the runner and measures it).
 
 Two pipelines can run:
 
@@ -124,6 +126,9 @@ def run_job(job: dict) -> dict:
     l4s_root = Path(job["l4s_root"]) if job.get("l4s_root") else None
     graphs = int8_graphs(model_pt, job["kind"], l4s_root)
     runner = make_runner(variant, model_pt, job["batch_size"], job["threads"], graphs, job.get("workers"))
+    if job.get("model_only"):
+        patches = test_patches(runner, job["batch_size"], len(runner.metadata.bands))
+        return {"model_only_patches_per_s": patches_per_second(runner.predict, patches, job["model_only_seconds"])}
     run = run_naive if job["pipeline"] == "naive" else run_engine
     result = run(job, runner)
     result["peak_rss_mb"] = peak_memory_mb()

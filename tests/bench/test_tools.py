@@ -303,3 +303,32 @@ def test_batch_rows_are_read_from_batch_json_and_rendered():
         and f"{ray['steady_s_per_scene'] - 2.0:+.2f} s" in added[0]
         and "8.0 s for `ray start`" in added[0]
     )
+
+
+def test_engine_model_only_speed_brackets_the_scene_and_the_naive_row_is_not_measured_twice(monkeypatch, tmp_path):
+    import run
+
+    bench = run.Bench.__new__(run.Bench)
+    bench.threads, bench.work, bench.failures, bench.scene_rows = 2, tmp_path, [], []
+    bench.models = {"m": SimpleNamespace(torch_path=tmp_path / "m.pt")}
+    bench.args = SimpleNamespace(l4s_root=None, min_seconds=2.0)
+    monkeypatch.setattr(
+        run, "write_scene", lambda folder, size: SimpleNamespace(s2=folder / "s2.tif", dem=folder / "d.tif")
+    )
+    jobs = []
+
+    def worker(job, label):
+        jobs.append(job)
+        if job.get("model_only"):
+            return {"model_only_patches_per_s": 100.0}
+        return {"model_only_patches_per_s": 140.0, "patches": 16, "wall_s": 1.0, "peak_rss_mb": 1.0}
+
+    monkeypatch.setattr(bench, "_worker", worker)
+    bench._scene("engine", "m", 300, run.Variant("onnx"), 16, 0)
+    assert [bool(j.get("model_only")) for j in jobs] == [True, False]  # before the scene, in its own process
+    assert bench.scene_rows[0]["model_only_patches_per_s"] == 120.0
+    assert bench.scene_rows[0]["model_only_patches_per_s_before_after"] == [100.0, 140.0]
+    jobs.clear()
+    bench._scene("naive", "m", 300, run.Variant("torch"), 1, 0, (2, 1))
+    assert [bool(j.get("model_only")) for j in jobs] == [False]
+    assert bench.scene_rows[1]["model_only_patches_per_s"] == 140.0
