@@ -62,6 +62,20 @@ S2_DESCRIPTIONS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B09"
 TINY_MODEL_BANDS = ["B2", "B3", "B4", "B5", "B6", "B7", "B8", "B11", "B12", "B13", "B14"]
 
 
+def write_l1c_stack(path: Path, values, nodata: float | None = None) -> Path:
+    """``values`` (12 bands, B01-B12 without B8A) as an L1C stack on the test scenes' 10 m UTM 33N grid."""
+    from rasterio.transform import from_origin
+
+    return write_raster(path, values, "EPSG:32633", from_origin(500000, 5200000, 10, 10), S2_DESCRIPTIONS, nodata)
+
+
+def write_dem_around(path: Path, values, nodata: float | None = None) -> Path:
+    """``values`` as a 30 m DEM in UTM 33N starting 100 m outside :func:`write_l1c_stack`'s scenes, so it is warped."""
+    from rasterio.transform import from_origin
+
+    return write_raster(path, values, "EPSG:32633", from_origin(499900, 5200100, 30, 30), nodata=nodata)
+
+
 def synthetic_scene(folder: Path, width: int = 200, height: int = 160) -> tuple[Path, Path]:
     """A 12-band L1C-like scene (UTM 33N, 10 m) with bright bare-soil scars, and a DEM of a valley side.
 
@@ -77,13 +91,7 @@ def synthetic_scene(folder: Path, width: int = 200, height: int = 160) -> tuple[
         scars += ((yy - cy) ** 2 + (xx - cx) ** 2 < r**2).astype(float)
     base = rng.uniform(800, 1500, size=(12, 1, 1)) + rng.normal(0, 60, size=(12, height, width))
     s2 = (base + 1500 * scars[None]).clip(1, 10000).astype(np.uint16)
-    s2_path = write_raster(
-        folder / "S2A_MSIL1C_20200101_scene.tif",
-        s2,
-        "EPSG:32633",
-        from_origin(500000, 5200000, 10, 10),
-        S2_DESCRIPTIONS,
-    )
+    s2_path = write_l1c_stack(folder / "S2A_MSIL1C_20200101_scene.tif", s2)
     dem_rows, dem_cols = height // 3 + 4, width // 3 + 4
     dem = (400 + 12.0 * np.arange(dem_cols)[None, :] + 3 * np.arange(dem_rows)[:, None]).astype(np.float32)
     dem_path = write_raster(

@@ -150,7 +150,7 @@ def test_bands_read_as_stored_scale_to_the_float_reads_bits(tmp_path, dtype, nod
     edges (where it falls back to the float read)."""
     from landslide_engine.bands import L4S_BANDS
     from landslide_engine.pipeline import SceneInputs, open_scene
-    from tests.qgis_helpers import S2_DESCRIPTIONS
+    from tests.qgis_helpers import write_dem_around, write_l1c_stack
 
     rng = np.random.default_rng(5)
     high = 250 if dtype == "uint8" else 9000
@@ -158,19 +158,9 @@ def test_bands_read_as_stored_scale_to_the_float_reads_bits(tmp_path, dtype, nod
     hole = nodata if nodata is not None else 0
     values[:, 10:14, 20:30] = hole  # every band
     values[3, 40:45, 50:60] = hole  # one band only
-    s2 = write_raster(
-        tmp_path / "S2A_MSIL1C_20200101_t.tif",
-        values,
-        "EPSG:32633",
-        from_origin(500000, 5200000, 10, 10),
-        S2_DESCRIPTIONS,
-        nodata=nodata,
-    )
-    dem = write_raster(
-        tmp_path / "dem.tif",
-        np.full((1, 40, 40), 800.0, "float32") + np.arange(40, dtype="float32"),
-        "EPSG:32633",
-        from_origin(499900, 5200100, 30, 30),
+    s2 = write_l1c_stack(tmp_path / "S2A_MSIL1C_20200101_t.tif", values, nodata=nodata)
+    dem = write_dem_around(
+        tmp_path / "dem.tif", np.full((1, 40, 40), 800.0, "float32") + np.arange(40, dtype="float32")
     )
     scale = "x1000" if dtype == "uint8" else "l1c"
     inputs = SceneInputs([str(s2)], str(dem), reflectance_scale=scale, baseline_offset=offset)

@@ -4,15 +4,13 @@ values it reads into reused arrays are never overwritten while a window read bef
 from __future__ import annotations
 
 import numpy as np
-from rasterio.transform import from_origin
 from rasterio.windows import Window
 
 from landslide_engine.bands import DEM_BAND, L4S_BANDS, SLOPE_BAND, divisor
 from landslide_engine.pipeline import SceneInputs, open_scene
 from landslide_engine.scaling import ReflectanceScaling
 from landslide_engine.stack import _mark_invalid, _rounded_in_units
-from tests.qgis_helpers import S2_DESCRIPTIONS
-from tests.rasters import write_raster
+from tests.qgis_helpers import write_dem_around, write_l1c_stack
 
 
 def test_rounding_to_whole_units_gives_the_bits_of_round_then_divide():
@@ -66,19 +64,10 @@ def _scene_with_holes(tmp_path):
     values = rng.integers(900, 3000, (12, 60, 80)).astype("uint16")
     values[4, 5:9, 10:20] = 0
     values[:, 40:44, 60:70] = 0
-    s2 = write_raster(
-        tmp_path / "S2A_MSIL1C_20200101_h.tif",
-        values,
-        "EPSG:32633",
-        from_origin(500000, 5200000, 10, 10),
-        S2_DESCRIPTIONS,
-        nodata=0,
-    )
+    s2 = write_l1c_stack(tmp_path / "S2A_MSIL1C_20200101_h.tif", values, nodata=0)
     dem_values = np.full((1, 40, 40), 800.0, "float32") + np.arange(40, dtype="float32")
     dem_values[0, 30:33, 5:8] = -9999.0
-    dem = write_raster(
-        tmp_path / "dem.tif", dem_values, "EPSG:32633", from_origin(499900, 5200100, 30, 30), nodata=-9999.0
-    )
+    dem = write_dem_around(tmp_path / "dem.tif", dem_values, nodata=-9999.0)
     return s2, dem
 
 
@@ -102,20 +91,8 @@ def test_the_invalid_mask_from_the_bands_that_can_hold_nan_is_any_band_not_finit
 def test_stored_values_of_a_window_still_held_are_not_overwritten_by_the_next_read(tmp_path):
     rng = np.random.default_rng(6)
     values = rng.integers(900, 3000, (12, 60, 80)).astype("uint16")
-    s2 = write_raster(
-        tmp_path / "S2A_MSIL1C_20200101_t.tif",
-        values,
-        "EPSG:32633",
-        from_origin(500000, 5200000, 10, 10),
-        S2_DESCRIPTIONS,
-        nodata=0,
-    )
-    dem = write_raster(
-        tmp_path / "dem.tif",
-        np.full((1, 40, 40), 800.0, "float32"),
-        "EPSG:32633",
-        from_origin(499900, 5200100, 30, 30),
-    )
+    s2 = write_l1c_stack(tmp_path / "S2A_MSIL1C_20200101_t.tif", values, nodata=0)
+    dem = write_dem_around(tmp_path / "dem.tif", np.full((1, 40, 40), 800.0, "float32"))
     scene = open_scene(SceneInputs([str(s2)], str(dem), baseline_offset="0"), list(L4S_BANDS), {})
     with scene.stack as stack:
         first = stack.read_native(Window(0, 0, 40, 20), list(L4S_BANDS), stored=True)
