@@ -73,6 +73,8 @@ class ReflectanceScaling:
     band_offsets: Mapping[str, float] = field(default_factory=dict)
     scale_evidence: str = "reflectance_scale option"
     detection: dict[str, Any] = field(default_factory=dict)  # what the scene's values showed, for run.json
+    # keeps_finite's answers by (band, type): asked for every band of every window a scene reader scales
+    _finite: dict[tuple[str, np.dtype], bool] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def offset_of(self, band: str) -> float:
         """The DN offset removed from ``band``."""
@@ -111,10 +113,13 @@ class ReflectanceScaling:
         The conversion is monotonic, so the type's two extremes decide; any scale and offset a scene can have keep
         them finite, an absurd one could overflow. Lets a caller skip looking for NaN in bands read as integers.
         """
-        info = np.iinfo(dtype)
-        with np.errstate(over="ignore", invalid="ignore"):
-            ends = self.to_l4s(np.array([info.min, info.max], dtype=dtype), band, out=np.empty(2, dtype=np.float32))
-        return bool(np.isfinite(ends).all())
+        key = (band, np.dtype(dtype))
+        if key not in self._finite:
+            info = np.iinfo(key[1])
+            with np.errstate(over="ignore", invalid="ignore"):
+                ends = self.to_l4s(np.array([info.min, info.max], dtype=key[1]), band, out=np.empty(2, np.float32))
+            self._finite[key] = bool(np.isfinite(ends).all())
+        return self._finite[key]
 
 
 def resolve_scaling(

@@ -140,9 +140,6 @@ class SceneStack:
         self._warps: dict[tuple[str, float | None], GridWarp] = {}
         # the stored Sentinel-2 values of read_native(stored=True), reused once the window read before is dropped
         self._stored_buffers = BufferPool()
-        # whether the scaling keeps each band's stored integers finite, for the scaling it was asked of
-        self._finite_for: ReflectanceScaling | None = None
-        self._finite: dict[tuple[str, np.dtype], bool] = {}
         self._dem_path, self._slope_path = dem, slope
         self._dem = self._dataset(dem, "DEM") if dem else None  # None: Sentinel-2 only (reading its scale)
         self._slope = self._dataset(slope, "slope") if slope else None
@@ -247,17 +244,6 @@ class SceneStack:
                 invalid |= native.masked
         return out
 
-    def _keeps_finite(self, band: str, dtype: np.dtype) -> bool:
-        """:meth:`ReflectanceScaling.keeps_finite` of the current scaling, asked once per band and type."""
-        if self._finite_for is not self.scaling:  # the scaling is set (or replaced) after opening
-            self._finite_for, self._finite = self.scaling, {}
-        key = (band, np.dtype(dtype))
-        if key not in self._finite:
-            if self.scaling is None:
-                raise RuntimeError("SceneStack.scaling must be set before converting to L4S units")
-            self._finite[key] = self.scaling.keeps_finite(band, key[1])
-        return self._finite[key]
-
     def _band_to_l4s(self, native: NativeWindow, band: str, out: np.ndarray) -> bool:
         """``band`` of ``native`` in L4S units into ``out`` (h, w); whether it may hold a value that is not finite."""
         if band == DEM_BAND:
@@ -279,7 +265,7 @@ class SceneStack:
             self.scaling.to_l4s(native.s2[band], band, out=out)
             if band in native.stored_nodata:
                 holes = _nodata_to_nan(native.s2[band], native.stored_nodata[band], out)
-                return holes or not self._keeps_finite(band, native.s2[band].dtype)
+                return holes or not self.scaling.keeps_finite(band, native.s2[band].dtype)
         else:
             out[...] = self.fill_values[band]
             return not np.isfinite(self.fill_values[band])

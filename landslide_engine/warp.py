@@ -314,8 +314,21 @@ class GridWarp:
         interpolate_window(where, cells, out)
         gaps = np.isnan(out)
         if gaps.any():
-            np.copyto(out, self._read_warped(indexes, window), where=gaps)
+            self._fill_from_gdal(out, gaps, indexes, window)
         return out
+
+    def _fill_from_gdal(self, out: np.ndarray, gaps: np.ndarray, indexes: list[int], window: Window) -> None:
+        """GDAL's warp of ``indexes`` into ``out`` (n, h, w) where ``gaps``: read over the rows and columns that
+        hold a gap only (a void in the DEM, the source's edge), not the whole window, where the cached VRT covers
+        it (its values depend on its own blocks, not on the window read)."""
+        if not self._in_margin(window):
+            np.copyto(out, self._read_warped(indexes, window), where=gaps)
+            return
+        rows = np.flatnonzero(gaps.any(axis=(0, 2)))
+        cols = np.flatnonzero(gaps.any(axis=(0, 1)))
+        r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+        part = Window(int(window.col_off) + c0, int(window.row_off) + r0, c1 - c0, r1 - r0)
+        np.copyto(out[:, r0:r1, c0:c1], self._read_warped(indexes, part), where=gaps[:, r0:r1, c0:c1])
 
     def _mend_blocks(self, out: np.ndarray, rim: Rim, indexes: list[int], window: Window) -> None:
         """Where ``out`` has no full valid 2 x 2 neighbourhood: NaN without any data around, GDAL's weighing of
