@@ -50,6 +50,20 @@ def geo_root() -> Path:
     return GEO
 
 
+@pytest.fixture
+def aberystwyth(geo_root) -> tuple[Path, Path, tuple[float, float, float, float]]:
+    """The real x1000 Aberystwyth scene (no B1, B9, B10), the Int16 SRTM in EPSG:4326, and a 150 x 100 px
+    extent (left, bottom, right, top) inside the scene."""
+    import rasterio
+
+    from tests.scenes import ABER
+
+    s2 = geo_root / ABER / "sen2_20210527_aber_10band_mosaic_epsg27700.tif"
+    with rasterio.open(s2) as src:
+        left, top = src.transform.c, src.transform.f
+    return s2, geo_root / ABER / "AberSRTM_4326.tif", (left + 1000, top - 2000, left + 2500, top - 1000)
+
+
 @pytest.fixture(scope="module")
 def scenes(geo_root, tmp_path_factory) -> dict[str, Path]:
     """Overlapping crops ``west`` and ``east`` of the real Aberystwyth mosaic, a ``corrupt`` crop cut short and the

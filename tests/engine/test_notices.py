@@ -6,24 +6,14 @@ import json
 import logging
 
 import numpy as np
-import pytest
 import rasterio
 
 from landslide_engine.cli import main
 from landslide_engine.notices import delivered
 from landslide_engine.pipeline import PredictRequest, predict_scene, stack_to_file
-from tests.scenes import ABER, NO_ATMOSPHERIC, FakeRunner
+from tests.scenes import NO_ATMOSPHERIC, FakeRunner
 
 FILLED = "B10 is not in the input"
-
-
-@pytest.fixture
-def aberystwyth(geo_root):
-    """The real x1000 Aberystwyth scene (no B1, B9, B10), a 150 x 100 px extent, and the Int16 SRTM."""
-    s2 = geo_root / ABER / "sen2_20210527_aber_10band_mosaic_epsg27700.tif"
-    with rasterio.open(s2) as src:
-        left, top = src.transform.c, src.transform.f
-    return s2, geo_root / ABER / "AberSRTM_4326.tif", (left + 1000, top - 2000, left + 2500, top - 1000)
 
 
 def test_predict_scene_tells_warn_each_warning_once_and_reports_and_logs_them(aberystwyth, tmp_path, caplog):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import rasterio
 from rasterio.transform import from_origin
 
 from landslide_engine.cli import main
@@ -17,17 +16,9 @@ from landslide_engine.pipeline import PredictRequest, predict_scene, stack_to_fi
 from landslide_engine.plausibility import ELEVATION_RANGE_M, check_elevations, check_slopes
 from landslide_engine.slope import write_slope
 from tests.rasters import write_raster
-from tests.scenes import ABER, FakeRunner, heights, make_scene
+from tests.scenes import FakeRunner, heights, make_scene
 
 FILLS = {"B1": 1.0, "B9": 1.0, "B10": 1.0}
-
-
-@pytest.fixture
-def aberystwyth(geo_root):
-    s2 = geo_root / ABER / "sen2_20210527_aber_10band_mosaic_epsg27700.tif"
-    with rasterio.open(s2) as src:
-        left, top = src.transform.c, src.transform.f
-    return s2, geo_root / ABER / "AberSRTM_4326.tif", (left + 1000, top - 2000, left + 2500, top - 1000)
 
 
 def error_lines(err: str) -> list[str]:

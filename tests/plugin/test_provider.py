@@ -7,6 +7,8 @@ import rasterio
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
+from tests.rasters import write_raster
+
 
 def test_provider_lists_slope(provider):
     ids = {alg.id() for alg in provider.algorithms()}
@@ -18,11 +20,7 @@ def test_slope_via_processing_run(provider, tmp_path):
 
     dem = (np.arange(20)[:, None].repeat(25, 1) * 5.0).astype(np.float32)  # 5 m per 10 m row
     t = from_origin(10.0, 50.0, 1 / 3600, 1 / 3600)  # geographic grid
-    src = tmp_path / "dem.tif"
-    with rasterio.open(
-        src, "w", driver="GTiff", width=25, height=20, count=1, dtype="float32", crs=CRS.from_epsg(4326), transform=t
-    ) as dst:
-        dst.write(dem, 1)
+    src = write_raster(tmp_path / "dem.tif", dem, CRS.from_epsg(4326), t)
     out = tmp_path / "slope.tif"
     res = processing.run("landslide:slope", {"DEM": str(src), "OUTPUT": str(out)})
     assert res["OUTPUT"] == str(out)

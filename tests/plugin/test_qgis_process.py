@@ -20,6 +20,7 @@ from tests.qgis_helpers import (
     synthetic_scene,
     tiny_model_package,
 )
+from tests.rasters import write_raster
 from tests.scenes import offset_unknown_scene
 
 pytestmark = pytest.mark.skipif(not __import__("os").path.exists(QGIS_PROCESS), reason="qgis_process.bin not installed")
@@ -59,11 +60,7 @@ def test_slope_runs_through_qgis_process(installed_plugin, tmp_path):
     xx = np.arange(40)[None, :].repeat(30, 0).astype(np.float32)
     dem = xx * 10.0  # 10 m pixels rising 10 m per pixel: 45 degrees
     t = from_origin(300000, 5000000, 10, 10)
-    src = tmp_path / "dem.tif"
-    with rasterio.open(
-        src, "w", driver="GTiff", width=40, height=30, count=1, dtype="float32", crs=CRS.from_epsg(32633), transform=t
-    ) as dst:
-        dst.write(dem, 1)
+    src = write_raster(tmp_path / "dem.tif", dem, CRS.from_epsg(32633), t)
     out = tmp_path / "slope.tif"
     result = run_json(["run", "landslide:slope", "--", f"DEM={src}", f"OUTPUT={out}"], env)
     assert result["results"]["OUTPUT"] == str(out)
